@@ -1,0 +1,5 @@
+import sys
+
+from zkquorum.cli.main import main
+
+sys.exit(main())

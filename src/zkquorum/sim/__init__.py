@@ -1,0 +1,1 @@
+"""The deterministic simulator: virtual time, a seeded faulty network, invariant checks."""
