@@ -61,8 +61,9 @@ class QuorumServer:
 
     def to_zk_string(self) -> str:
         """``QuorumServer#toString``: address lists sorted by host, zipped, role, client."""
-        qs = sorted(self.quorum_addrs, key=lambda a: a.java_host())
-        es = sorted(self.election_addrs, key=lambda a: a.java_host())
+        # Java sorts each list by InetSocketAddress#getHostString (no brackets).
+        qs = sorted(self.quorum_addrs, key=lambda a: a.java_host().strip("[]"))
+        es = sorted(self.election_addrs, key=lambda a: a.java_host().strip("[]"))
         parts = [f"{q.java_host()}:{q.port}:{e.port}" for q, e in zip(qs, es, strict=True)]
         text = "|".join(parts) + ":" + self.role.value
         if self.client_addr is not None and not self.client_addr_from_static:

@@ -165,9 +165,7 @@ class HierarchicalVerifier:
             gid = self.group_of.get(sid)
             if gid is not None:
                 per_group[gid] = per_group.get(gid, 0) + self.weight(sid)
-        winning = sum(
-            1 for gid, total in per_group.items() if total > self.group_weight[gid] // 2
-        )
+        winning = sum(1 for gid, total in per_group.items() if total > self.group_weight[gid] // 2)
         return winning > self.num_groups // 2
 
     def to_zk_string(self) -> str:
