@@ -156,7 +156,11 @@ ERRORS = [
     (BASE + THREE, "1 ", "data/myid:1: myid '1 ' is not a number"),
     (BASE + THREE, "9", "zoo.cfg: myid is 9 but there is no server.9"),
     (BASE + "server.x=127.0.0.1:2888:3888\n", "1", "zoo.cfg:5: 'server.x': 'x' is not a number"),
-    (BASE + "server.1=127.0.0.1:2888:3888 \n", "1", "zoo.cfg:5: server.1: trailing white space"),
+    (
+        BASE + "server.1=127.0.0.1:2888:3888 \n",
+        "1",
+        "zoo.cfg:5: server.1: port '3888 ' of 127.0.0.1 is not a number (ZooKeeper keeps",
+    ),
     (
         BASE + "server.1=zoo1-net1:2888:3888,zoo1-net2:2888:3888\n",
         "1",

@@ -62,8 +62,10 @@ class QuorumServer:
     def to_zk_string(self) -> str:
         """``QuorumServer#toString``: address lists sorted by host, zipped, role, client."""
         # Java sorts each list by InetSocketAddress#getHostString (no brackets).
-        qs = sorted(self.quorum_addrs, key=lambda a: a.java_host().strip("[]"))
-        es = sorted(self.election_addrs, key=lambda a: a.java_host().strip("[]"))
+        # Java sorts each list by InetSocketAddress#getHostString (no brackets); the order of
+        # equal hosts comes from a HashSet, so we break ties by port to stay deterministic.
+        qs = sorted(self.quorum_addrs, key=lambda a: (a.java_host().strip("[]"), a.port))
+        es = sorted(self.election_addrs, key=lambda a: (a.java_host().strip("[]"), a.port))
         parts = [f"{q.java_host()}:{q.port}:{e.port}" for q, e in zip(qs, es, strict=True)]
         text = "|".join(parts) + ":" + self.role.value
         if self.client_addr is not None and not self.client_addr_from_static:

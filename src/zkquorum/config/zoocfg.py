@@ -188,12 +188,6 @@ def parse_server_line(
     def fail(msg: str) -> ConfigError:
         return ConfigError(f"server.{sid}: {msg}", path=path, line=line)
 
-    if value != value.rstrip():
-        # ZooKeeper: "Address unresolved: 127.0.0.1:3888 " (the trailing blank is the cause).
-        raise fail(
-            "trailing white space after the server entry; ZooKeeper 3.8 rejects it too: "
-            "remove the blanks at the end of the line"
-        )
     if "," in value.split(";", 1)[0]:
         raise fail(
             f"'{value}' lists addresses with ','; ZooKeeper reads that as one malformed "
@@ -240,8 +234,12 @@ def parse_server_line(
                     "give every address the same role, or give it once"
                 )
             role = this_role
-        quorum.append(HostPort(host, qport))
-        election.append(HostPort(host, eport))
+        for seen, hp in ((quorum, HostPort(host, qport)), (election, HostPort(host, eport))):
+            if hp in seen:
+                # ZooKeeper keeps addresses in sets: a repeat silently disappears, and the
+                # quorum and election lists can end up of different lengths.
+                raise fail(f"address {hp} appears twice in '{value}': list each address once")
+            seen.append(hp)
     return QuorumServer(
         sid,
         tuple(quorum),
@@ -283,10 +281,17 @@ def _port(text: str, host: str, fail: Callable[[str], ConfigError]) -> int:
     value = java_int(text)
     if value is None:
         # ZooKeeper: "Address unresolved: host:text".
-        raise fail(f"port '{text}' of {host or 'the address'} is not a number")
+        raise fail(f"port '{text}' of {host or 'the address'} is not a number{_blank_hint(text)}")
     if not 0 <= value <= 65535:
         raise fail(f"port {value} is out of range (0 to 65535)")
     return value
+
+
+def _blank_hint(text: str) -> str:
+    """ZooKeeper does not trim server lines: a blank at the end breaks the last port."""
+    if text != text.rstrip() and java_int(text.rstrip()) is not None:
+        return " (ZooKeeper keeps trailing white space on server lines: remove it)"
+    return ""
 
 
 def _role(text: str, fail: Callable[[str], ConfigError]) -> LearnerType:
@@ -306,7 +311,7 @@ def _parse_client_part(text: str, fail: Callable[[str], ConfigError]) -> HostPor
     value = java_int(parts[-1])
     if value is None:
         # ZooKeeper: "Address unresolved: null:<text>" (it prints an unset field).
-        raise fail(f"client port '{parts[-1]}' is not a number")
+        raise fail(f"client port '{parts[-1]}' is not a number{_blank_hint(parts[-1])}")
     if not 0 <= value <= 65535:
         raise fail(f"client port {value} is out of range (0 to 65535)")
     return HostPort(host, value)
