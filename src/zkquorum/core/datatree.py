@@ -1,0 +1,320 @@
+"""An in-memory ZooKeeper data tree that applies transactions as a 3.8 follower does.
+
+Facts: ``DataTree#processTxn``, ``#createNode``, ``#deleteNode``, ``#setData``, ``#setACL``,
+``#killSession`` of 3.8.0 and ``shared/spec/quorum-config-and-zab.md`` B2/B4.  The point is a
+truthful ``last_processed_zxid`` and a tree that can be sent (SNAP) or written as a snapshot;
+no watches, quotas or digests.
+
+Rules kept from 3.8.0:
+
+* a txn that fails (no node, node exists) changes nothing but still moves
+  ``last_processed_zxid`` (it is the maximum zxid ever applied, sub-txns of a multi aside);
+* create with ``parentCVersion == -1`` bumps the parent's cversion; the parent's cversion
+  and pzxid only move forward; delete moves only the parent's pzxid;
+* a create that hits an existing node (opcode ``create`` only) still moves the parent's
+  cversion/pzxid (replays of fuzzy snapshots);
+* setData/setACL store the version the txn carries (the leader already incremented it);
+* ephemeral owners: ``Long.MIN_VALUE`` = container, high byte ``0xff`` = TTL, any other
+  non-zero owner = the session; closing a session deletes the paths its txn lists;
+* a multi with an ``error`` sub-txn applies nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from zkquorum.wire.jute import ACL, Id, StatPersisted
+from zkquorum.wire.snapshot import Snapshot, TreeNode, build_snapshot, snapshot_tree
+from zkquorum.wire.txn import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateSessionTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiOp,
+    MultiTxn,
+    OpCode,
+    RawRecord,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnHeader,
+    TxnRecord,
+)
+from zkquorum.wire.zxid import LONG_MIN
+
+log = logging.getLogger(__name__)
+
+CONTAINER_EPHEMERAL_OWNER: Final = LONG_MIN
+"""``EphemeralType.CONTAINER_EPHEMERAL_OWNER``."""
+TTL_MASK: Final = -(1 << 56)
+"""``0xff00000000000000`` as a signed long: the TTL marker byte of an ephemeral owner."""
+
+ZOOKEEPER_PATH: Final = "/zookeeper"
+QUOTA_PATH: Final = "/zookeeper/quota"
+CONFIG_PATH: Final = "/zookeeper/config"
+READ_ACL_UNSAFE: Final = (ACL(1, Id("world", "anyone")),)
+
+# KeeperException.Code values a failed txn leaves in ``ApplyResult.err``.
+OK: Final = 0
+NO_NODE: Final = -101
+NODE_EXISTS: Final = -110
+RUNTIME_INCONSISTENCY: Final = -2
+
+
+def is_ttl_owner(owner: int) -> bool:
+    return owner != CONTAINER_EPHEMERAL_OWNER and (owner & TTL_MASK) == TTL_MASK
+
+
+def ttl_owner(ttl: int) -> int:
+    """``EphemeralType.TTL.toEphemeralOwner``."""
+    return TTL_MASK | (ttl & 0x00FFFFFFFFFFFFFF)
+
+
+@dataclass(slots=True)
+class Node:
+    data: bytes | None
+    acl: tuple[ACL, ...] | None
+    stat: StatPersisted
+    children: set[str] = field(default_factory=set)
+
+
+class _Fail(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _parent(path: str) -> tuple[str, str]:
+    slash = path.rfind("/")
+    if slash < 0:
+        raise _Fail(NO_NODE)
+    return (path[:slash] or "/"), path[slash + 1 :]
+
+
+class DataTree:
+    """Paths (root ``"/"``) to nodes, the open sessions, and the last processed zxid."""
+
+    def __init__(self, config_text: str | None = None) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.sessions: dict[int, int] = {}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.last_processed_zxid = 0
+        self.nodes["/"] = Node(b"", None, StatPersisted())
+        self._add_builtin(ZOOKEEPER_PATH)
+        self._add_builtin(QUOTA_PATH)
+        self.set_config(config_text or "")
+
+    def _add_builtin(self, path: str) -> None:
+        parent, name = _parent(path)
+        self.nodes[parent].children.add(name)
+        self.nodes[path] = Node(b"", None, StatPersisted())
+
+    def set_config(self, config_text: str) -> None:
+        """``ZKDatabase#initConfigInZKDatabase``: /zookeeper/config holds the config string.
+
+        3.8 stores it with ``setACL(..., -1)`` and ``setData(..., -1, qv.getVersion(), now)``:
+        version and aversion -1; we leave mtime 0 (no clock in the core).
+        """
+        if CONFIG_PATH not in self.nodes:
+            self.nodes[ZOOKEEPER_PATH].children.add("config")
+            self.nodes[CONFIG_PATH] = Node(b"", READ_ACL_UNSAFE, StatPersisted())
+        node = self.nodes[CONFIG_PATH]
+        node.data = config_text.encode("utf-8")
+        node.acl = READ_ACL_UNSAFE
+        node.stat = _with(node.stat, version=-1, aversion=-1)
+
+    # -- queries -----------------------------------------------------------------------
+
+    @property
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def children(self, path: str) -> list[str]:
+        node = self.nodes.get(path)
+        return sorted(node.children) if node else []
+
+    def walk(self) -> Iterator[str]:
+        return iter(sorted(self.nodes))
+
+    # -- applying txns -----------------------------------------------------------------
+
+    def apply(self, txn: Txn) -> int:
+        """Apply one txn (``ZKDatabase#processTxn``); return the error code, 0 = OK."""
+        h = txn.header
+        if h.type == OpCode.CREATE_SESSION:
+            timeout = txn.record.timeout if isinstance(txn.record, CreateSessionTxn) else 0
+            self.sessions[h.client_id] = timeout
+        elif h.type == OpCode.CLOSE_SESSION:
+            self.sessions.pop(h.client_id, None)
+        err = self._process(h, txn.record)
+        if h.zxid > self.last_processed_zxid:
+            self.last_processed_zxid = h.zxid
+        return err
+
+    def _process(self, h: TxnHeader, rec: TxnRecord | None) -> int:
+        try:
+            self._dispatch(h, rec)
+        except _Fail as f:
+            if h.type == OpCode.CREATE and f.code == NODE_EXISTS and isinstance(rec, CreateTxn):
+                try:
+                    self._bump_parent(_parent(rec.path)[0], rec.parent_cversion, h.zxid)
+                except _Fail as g:
+                    return g.code
+            return f.code
+        return OK
+
+    def _dispatch(self, h: TxnHeader, rec: TxnRecord | None) -> None:
+        op = h.type
+        match rec:
+            case CreateTxn(path, data, acl, ephemeral, pcv) if op in (
+                OpCode.CREATE,
+                OpCode.CREATE2,
+            ):
+                owner = h.client_id if ephemeral else 0
+                self._create(path, data, acl, owner, pcv, h.zxid, h.time)
+            case CreateTTLTxn(path, data, acl, pcv, ttl):
+                self._create(path, data, acl, ttl_owner(ttl), pcv, h.zxid, h.time)
+            case CreateContainerTxn(path, data, acl, pcv):
+                self._create(path, data, acl, CONTAINER_EPHEMERAL_OWNER, pcv, h.zxid, h.time)
+            case DeleteTxn(path):
+                self._delete(path, h.zxid)
+            case SetDataTxn(path, data, version):
+                node = self._node(path)
+                node.data = data
+                node.stat = _with(node.stat, mtime=h.time, mzxid=h.zxid, version=version)
+            case SetACLTxn(path, acl, version):
+                node = self._node(path)
+                node.acl = acl
+                node.stat = _with(node.stat, aversion=version)
+            case CloseSessionTxn(paths):
+                self._kill_session(h.client_id, h.zxid, paths)
+            case None if op == OpCode.CLOSE_SESSION:
+                self._kill_session(h.client_id, h.zxid, None)
+            case MultiTxn(ops):
+                self._multi(h, ops or ())
+            case ErrorTxn(err):
+                if err:
+                    raise _Fail(err)
+            case CheckVersionTxn() | CreateSessionTxn() | None:
+                pass
+            case RawRecord():
+                log.warning("txn 0x%x of type %d not understood; not applied", h.zxid, op)
+            case _:
+                log.warning("txn 0x%x: record %r does not fit type %d", h.zxid, rec, op)
+
+    def _multi(self, h: TxnHeader, ops: tuple[object, ...]) -> None:
+        subs = [op for op in ops if isinstance(op, MultiOp)]
+        if any(op.type == OpCode.ERROR for op in subs):
+            return  # 3.8 turns every sub-txn into an error: nothing changes
+        first_err = OK
+        for op in subs:
+            sub_header = TxnHeader(h.client_id, h.cxid, h.zxid, h.time, op.type)
+            err = self._process(sub_header, op.record)
+            if err and not first_err:
+                first_err = err
+        if first_err:
+            raise _Fail(first_err)
+
+    def _node(self, path: str) -> Node:
+        node = self.nodes.get(path)
+        if node is None:
+            raise _Fail(NO_NODE)
+        return node
+
+    def _bump_parent(self, parent_path: str, parent_cversion: int, zxid: int) -> None:
+        parent = self._node(parent_path)
+        if parent_cversion == -1:
+            parent_cversion = parent.stat.cversion + 1
+        if parent_cversion > parent.stat.cversion:
+            parent.stat = _with(parent.stat, cversion=parent_cversion, pzxid=zxid)
+
+    def _create(
+        self,
+        path: str,
+        data: bytes | None,
+        acl: tuple[ACL, ...] | None,
+        owner: int,
+        parent_cversion: int,
+        zxid: int,
+        time: int,
+    ) -> None:
+        parent_path, name = _parent(path)
+        parent = self._node(parent_path)
+        if name in parent.children or path in self.nodes:
+            raise _Fail(NODE_EXISTS)
+        self._bump_parent(parent_path, parent_cversion, zxid)
+        parent.children.add(name)
+        stat = StatPersisted(
+            czxid=zxid, mzxid=zxid, ctime=time, mtime=time, pzxid=zxid, ephemeral_owner=owner
+        )
+        self.nodes[path] = Node(data, acl, stat)
+        self._track_owner(path, owner)
+
+    def _track_owner(self, path: str, owner: int) -> None:
+        if owner != 0 and owner != CONTAINER_EPHEMERAL_OWNER and not is_ttl_owner(owner):
+            self.ephemerals.setdefault(owner, set()).add(path)
+
+    def _delete(self, path: str, zxid: int) -> None:
+        parent_path, name = _parent(path)
+        parent = self._node(parent_path)
+        node = self._node(path)
+        parent.children.discard(name)
+        if zxid > parent.stat.pzxid:
+            parent.stat = _with(parent.stat, pzxid=zxid)
+        del self.nodes[path]
+        owned = self.ephemerals.get(node.stat.ephemeral_owner)
+        if owned is not None:
+            owned.discard(path)
+            if not owned:
+                del self.ephemerals[node.stat.ephemeral_owner]
+
+    def _kill_session(self, session: int, zxid: int, paths: tuple[str, ...] | None) -> None:
+        owned = self.ephemerals.pop(session, set())
+        targets = list(paths) if paths is not None else sorted(owned)
+        for path in targets:
+            node = self.nodes.get(path)
+            if node is not None and node.stat.ephemeral_owner == session:
+                self._delete(path, zxid)
+            # 3.8 logs "Ignoring NoNodeException" and goes on
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def to_snapshot(self) -> Snapshot:
+        """The tree as a SNAP stream / snapshot file body (sessions, ACL cache, nodes)."""
+        tree = {p: TreeNode(n.data, n.acl, n.stat) for p, n in self.nodes.items()}
+        return build_snapshot(tree, dict(self.sessions))
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot, zxid: int) -> DataTree:
+        """A tree from a SNAP stream or snapshot file; its zxid comes from outside."""
+        tree = cls.__new__(cls)
+        tree.nodes = {}
+        tree.sessions = {s.session_id: s.timeout for s in snap.sessions}
+        tree.ephemerals = {}
+        tree.last_processed_zxid = zxid
+        flat: Mapping[str, TreeNode] = snapshot_tree(snap)
+        for path in sorted(flat, key=lambda p: (p.count("/"), p)):
+            tn = flat[path]
+            tree.nodes[path] = Node(tn.data, tn.acl, tn.stat)
+            if path != "/":
+                parent, name = _parent(path)
+                if parent in tree.nodes:
+                    tree.nodes[parent].children.add(name)
+            tree._track_owner(path, tn.stat.ephemeral_owner)
+        if "/" not in tree.nodes:
+            tree.nodes["/"] = Node(b"", None, StatPersisted())
+        return tree
+
+
+def _with(stat: StatPersisted, **changes: int) -> StatPersisted:
+    return replace(stat, **changes)

@@ -1,0 +1,93 @@
+"""DataTree: 3.8.0's processTxn rules on small hand-made txns."""
+
+from __future__ import annotations
+
+from zkquorum.core.datatree import (
+    CONTAINER_EPHEMERAL_OWNER,
+    NO_NODE,
+    NODE_EXISTS,
+    DataTree,
+    is_ttl_owner,
+)
+from zkquorum.wire.txn import (
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateSessionTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiOp,
+    MultiTxn,
+    OpCode,
+    SetDataTxn,
+    Txn,
+    TxnHeader,
+    TxnRecord,
+)
+
+S = 0x1000
+
+
+def _t(zxid: int, op: int, rec: TxnRecord | None, session: int = S) -> Txn:
+    return Txn(TxnHeader(session, zxid, zxid, 1000 + zxid, op), rec)
+
+
+def test_create_set_delete_and_stats() -> None:
+    t = DataTree()
+    assert t.apply(_t(1, OpCode.CREATE, CreateTxn("/a", b"x", None, False, -1))) == 0
+    assert t.apply(_t(2, OpCode.CREATE2, CreateTxn("/a/b", b"y", None, False, 1))) == 0
+    assert t.apply(_t(3, OpCode.SET_DATA, SetDataTxn("/a", b"z", 1))) == 0
+    a = t.get("/a")
+    assert a is not None and a.data == b"z"
+    assert (a.stat.czxid, a.stat.mzxid, a.stat.version, a.stat.cversion, a.stat.pzxid) == (
+        1,
+        3,
+        1,
+        1,
+        2,
+    )
+    assert t.apply(_t(4, OpCode.DELETE, DeleteTxn("/a/b"))) == 0
+    assert t.get("/a/b") is None and t.get("/a").stat.pzxid == 4  # type: ignore[union-attr]
+    assert t.apply(_t(5, OpCode.DELETE, DeleteTxn("/nope"))) == NO_NODE
+    assert t.apply(_t(6, OpCode.CREATE, CreateTxn("/a", b"", None, False, 5))) == NODE_EXISTS
+    # NODEEXISTS on create still moves the parent's cversion (fuzzy snapshot replays).
+    assert t.get("/").stat.cversion == 5  # type: ignore[union-attr]
+    assert t.last_processed_zxid == 6
+
+
+def test_sessions_ephemerals_container_ttl() -> None:
+    t = DataTree()
+    t.apply(_t(1, OpCode.CREATE_SESSION, CreateSessionTxn(30000)))
+    t.apply(_t(2, OpCode.CREATE, CreateTxn("/e", b"", None, True, -1)))
+    t.apply(_t(3, OpCode.CREATE_CONTAINER, CreateContainerTxn("/c", b"", None, -1)))
+    t.apply(_t(4, OpCode.CREATE_TTL, CreateTTLTxn("/t", b"", None, -1, 3600000)))
+    assert t.sessions == {S: 30000}
+    assert t.ephemerals == {S: {"/e"}}
+    assert t.get("/c").stat.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER  # type: ignore[union-attr]
+    assert is_ttl_owner(t.get("/t").stat.ephemeral_owner)  # type: ignore[union-attr]
+    t.apply(_t(5, OpCode.CLOSE_SESSION, CloseSessionTxn(("/e",))))
+    assert t.get("/e") is None and not t.sessions and not t.ephemerals
+    assert t.get("/c") is not None and t.get("/t") is not None
+    back = DataTree.from_snapshot(t.to_snapshot(), 5)
+    assert set(back.nodes) == set(t.nodes)
+
+
+def test_multi_with_an_error_applies_nothing() -> None:
+    t = DataTree()
+    ok = MultiTxn(
+        (
+            MultiOp(OpCode.CREATE, CreateTxn("/m1", b"", None, False, -1)),
+            MultiOp(OpCode.CREATE, CreateTxn("/m1/x", b"", None, False, -1)),
+        )
+    )
+    assert t.apply(_t(1, OpCode.MULTI, ok)) == 0
+    assert t.get("/m1/x") is not None
+    bad = MultiTxn(
+        (
+            MultiOp(OpCode.ERROR, ErrorTxn(-103)),
+            MultiOp(OpCode.CREATE, CreateTxn("/m2", b"", None, False, -1)),
+        )
+    )
+    t.apply(_t(2, OpCode.MULTI, bad))
+    assert t.get("/m2") is None and t.last_processed_zxid == 2

@@ -1,0 +1,59 @@
+"""ZooKeeper 3.8's own tools read the files zkquorum writes (``SnapshotFormatter``,
+``TxnLogToolkit``).  The other direction (we read a Java server's dataDir) is in
+``test_quorum_port_zk.py``, which has a running Java ensemble."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.interop.zk import NOP_JAR, require_zookeeper
+from tests.runtime.test_storage import vector_txns
+from zkquorum.runtime.storage import Storage
+
+pytestmark = pytest.mark.interop
+
+
+def _java(cls: str, *args: str) -> str:
+    install = require_zookeeper()
+    cp = [str(install.jar), *(str(NOP_JAR) for _ in [0] if NOP_JAR.is_file())]
+    proc = subprocess.run(
+        [install.java, "-cp", ":".join(cp), cls, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_zookeeper_tools_read_our_files(tmp_path: Path) -> None:
+    txns = vector_txns()
+    s = Storage(tmp_path, config_text="server.1=127.0.0.1:2888:3888:participant\nversion=0")
+    tree = s.load().tree
+    s.append(txns[:12])
+    for t in txns[:12]:
+        tree.apply(t)
+    snap = s.take_snapshot(tree.last_processed_zxid, tree.to_snapshot())
+    s.append(txns[12:])
+    s.close()
+    v2 = tmp_path / "version-2"
+
+    out = _java("org.apache.zookeeper.server.SnapshotFormatter", str(snap))
+    # 3.8 keeps the root under both "" and "/", so its count is one more than ours.
+    assert f"ZNode Details (count={tree.node_count + 1})" in out
+    assert f"Last zxid: 0x{tree.last_processed_zxid:x}" in out
+    for path in ("/vec/p1", "/vec/m1", "/zookeeper/config"):
+        assert f"\n{path}\n" in out
+    assert "Session Details (sid, timeout, ephemeralCount)" in out
+
+    out = _java("org.apache.zookeeper.server.persistence.TxnLogToolkit", str(v2 / "log.10000000d"))
+    assert "ZooKeeper Transactional Log File with dbid 0 txnlog format version 2" in out
+    lines = [line for line in out.splitlines() if " zxid 0x" in line]
+    assert [int(line.split(" zxid ")[1].split()[0], 16) for line in lines] == [
+        t.header.zxid for t in txns[12:]
+    ]
+    assert "closeSession" in out and "CRC" not in out
