@@ -1,0 +1,103 @@
+"""``zkquorum run CONFIG``: one quorum peer, as a process, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from zkquorum.cli.main import CliError
+from zkquorum.config.errors import ConfigError
+from zkquorum.runtime.connections import BindError
+from zkquorum.runtime.files import load_config
+from zkquorum.runtime.peer import PeerRuntime
+from zkquorum.runtime.storage import StorageError
+
+LOG_FORMAT = "%(asctime)s [myid:%(myid)s] - %(levelname)s [%(name)s] - %(message)s"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run one quorum peer from a zoo.cfg (myid from dataDir)")
+    p.add_argument("config", help="path of zoo.cfg")
+    p.add_argument(
+        "--no-shortcut",
+        action="store_true",
+        help="decide exactly as ZooKeeper 3.8 does (always wait finalizeWait)",
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
+    p.add_argument(
+        "--events",
+        metavar="FILE",
+        help="append one JSON line per election event (votes sent and received, decisions, "
+        "establishment) to FILE, for `zkquorum cluster` and other tools",
+    )
+    p.set_defaults(func=run)
+
+
+def setup_logging(myid: int | str, level: str) -> None:
+    class _MyId(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.myid = myid
+            return True
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_MyId())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    try:
+        root.setLevel(level.upper())
+    except ValueError:
+        raise CliError(f"unknown log level '{level}'") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if not config.is_distributed or config.my_id is None:
+        raise CliError(
+            f"{args.config}: not a quorum configuration (standalone): zkquorum runs quorum "
+            "peers only; list at least two participants or set standaloneEnabled=false"
+        )
+    setup_logging(config.my_id, args.log_level)
+    try:
+        return asyncio.run(_serve(config, shortcuts=not args.no_shortcut, events=args.events))
+    except (BindError, StorageError) as exc:
+        raise CliError(f"{args.config}: {exc}") from None
+
+
+async def _serve(config: Any, *, shortcuts: bool, events: str | None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.ExitStack() as stack:
+        trace = None
+        if events:
+            try:
+                out = stack.enter_context(open(events, "a", encoding="utf-8"))
+            except OSError as exc:
+                raise CliError(f"{events}: cannot open: {exc.strerror}") from None
+
+            def trace(record: dict[str, object]) -> None:
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                out.flush()
+
+        peer = PeerRuntime(
+            config, all_voted_shortcut=shortcuts, failover_shortcut=shortcuts, trace=trace
+        )
+        log = logging.getLogger("zkquorum.peer")
+        try:
+            await peer.start()
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await peer.close()
+    return 0
