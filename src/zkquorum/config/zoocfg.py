@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from zkquorum.config.errors import ConfigError
+from zkquorum.config.javatext import is_wildcard_host, java_int, java_split
 from zkquorum.config.model import HostPort, LearnerType, QuorumServer
 from zkquorum.config.properties import Entry, Properties, load_properties
 from zkquorum.config.verifier import HierarchicalVerifier, MajorityVerifier, QuorumVerifier
@@ -49,34 +50,6 @@ _WRONG_FORMAT = (
     "expected host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort], "
     "several addresses joined with '|'"
 )
-
-_JAVA_INT = re.compile(r"[+-]?[0-9]+\Z")
-
-
-def java_int(text: str, bits: int = 32) -> int | None:
-    """``Integer.parseInt`` / ``Long.parseLong``: ASCII digits, optional sign, in range."""
-    if not _JAVA_INT.match(text):
-        return None
-    value = int(text)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return value if lo <= value <= hi else None
-
-
-def java_split(text: str, sep: str) -> list[str]:
-    """``String#split`` on a literal separator: trailing empty strings are dropped."""
-    if sep not in text:
-        return [text]
-    parts = text.split(sep)
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_unspecified
-    except ValueError:
-        return False
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -760,7 +733,7 @@ def parse_zoo_cfg(
     client_addr = _client_address(client_port, client_port_address)
     if me is not None and client_addr is not None and me.client_addr is not None:
         static_host, static_port = client_addr
-        wildcard = _is_wildcard(static_host)
+        wildcard = is_wildcard_host(static_host)
         if (wildcard and static_port != me.client_addr.port) or (
             not wildcard
             and (

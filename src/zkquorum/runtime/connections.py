@@ -53,7 +53,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import ipaddress
 import logging
 import os
 import socket
@@ -61,6 +60,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from zkquorum.config.javatext import is_wildcard_host
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.happy_eyeballs import DEFAULT_DELAY, AllAttemptsFailed, happy_eyeballs
@@ -189,13 +189,6 @@ class ConnectionCounters:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_unspecified
-    except ValueError:
-        return False
-
-
 def listen_addresses(own: Sequence[HostPort], listen_on_all_ips: bool) -> tuple[HostPort, ...]:
     """What to bind: the own addresses, or a wildcard per distinct port.
 
@@ -219,7 +212,7 @@ def advertised_addresses(own: Sequence[HostPort], local_host: str | None) -> tup
     """
     out = []
     for a in own:
-        if _is_wildcard(a.host):
+        if is_wildcard_host(a.host):
             if local_host is None:
                 continue
             out.append(HostPort(local_host, a.port))

@@ -36,19 +36,18 @@ Decisions (documented here because the other helpers rely on them):
 from __future__ import annotations
 
 import enum
-import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Final
 
+from zkquorum.config.javatext import is_wildcard_host, java_int, java_split
 from zkquorum.wire.errors import ElectionProtocolError
 from zkquorum.wire.reader import (
     CLOSED,
-    NEED_DATA,
     ClosedType,
     NeedData,
     NeedDataType,
     Reader,
+    StreamDecoder,
     pack_int,
     pack_long,
 )
@@ -143,16 +142,6 @@ ElectionMessage = InitialMessage | Notification | DroppedNotification
 
 # -- addresses ------------------------------------------------------------------------
 
-_JAVA_INT = re.compile(r"[+-]?[0-9]+")
-
-
-def _java_split(text: str, sep: str) -> list[str]:
-    """``String#split`` with a literal separator: trailing empty strings are removed."""
-    parts = text.split(sep)
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts if parts else ([text] if text == "" else [])
-
 
 def _host_and_port(addr: str) -> list[str]:
     """``ConfigUtils#getHostAndPort`` of 3.8, quirks included."""
@@ -163,18 +152,9 @@ def _host_and_port(addr: str) -> list[str]:
         if i + 2 == len(addr):
             raise ValueError(f"{addr!r} doesn't have a port after colon")
         if i + 2 < len(addr):
-            return [addr[1:i], *_java_split(addr[i + 2 :], ":")]
+            return [addr[1:i], *java_split(addr[i + 2 :], ":")]
         return [addr.replace("[", "").replace("]", "")]
-    return _java_split(addr, ":")
-
-
-def _is_wildcard(host: str) -> bool:
-    # 3.8 asks InetAddress.getByName(host).isAnyLocalAddress(), a DNS lookup; a pure
-    # codec only recognises IP literals (which is what peers advertise).
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_unspecified
-    except ValueError:
-        return False
+    return java_split(addr, ":")
 
 
 def parse_election_address(addr: str) -> ElectionAddress:
@@ -189,12 +169,12 @@ def parse_election_address(addr: str) -> ElectionAddress:
     if len(parts) != 2:
         raise ValueError(f"badly formed address: {addr!r}")
     host, port_text = parts
-    if not _JAVA_INT.fullmatch(port_text) or not -(2**31) <= int(port_text) < 2**31:
+    port = java_int(port_text)
+    if port is None:
         raise ValueError(f"bad port number: {port_text!r}")
-    port = int(port_text)
     if not 0 <= port <= 65535:
         raise ValueError(f"port out of range: {port}")
-    return ElectionAddress(host, port, _is_wildcard(host))
+    return ElectionAddress(host, port, is_wildcard_host(host))
 
 
 # -- initial message -------------------------------------------------------------------
@@ -357,7 +337,7 @@ def decode_notification_frame(data: bytes) -> Notification | DroppedNotification
     return msg
 
 
-class ElectionConnectionDecoder:
+class ElectionConnectionDecoder(StreamDecoder[ElectionMessage]):
     """Incremental decoder of one direction of an election connection (h11 style).
 
     ``initial=True`` for the connecting side's bytes (an initial message, then frames);
@@ -367,45 +347,17 @@ class ElectionConnectionDecoder:
     length or handshake raises :class:`ElectionProtocolError`, then again on every call.
     """
 
+    error = ElectionProtocolError
+
     def __init__(self, *, initial: bool = True) -> None:
-        self._buf = bytearray()
-        self._consumed = 0
+        super().__init__()
         self._want_initial = initial
-        self._need = 0
-        self._eof = False
-        self._error: ElectionProtocolError | None = None
-
-    @property
-    def offset(self) -> int:
-        """Stream offset of the first byte not yet returned as part of a message."""
-        return self._consumed
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes received but not yet part of a returned message."""
-        return len(self._buf)
-
-    def receive_data(self, data: bytes) -> None:
-        if self._eof and data:
-            raise ValueError("receive_data after end of stream")
-        if not data:
-            self._eof = True
-        self._buf += data
-
-    def next_message(self) -> ElectionMessage | NeedDataType | ClosedType:
-        if self._error is not None:
-            raise self._error
-        try:
-            return self._next()
-        except ElectionProtocolError as exc:
-            self._error = exc
-            raise
 
     def _next(self) -> ElectionMessage | NeedDataType | ClosedType:
         buf = self._buf
         if len(buf) < self._need or not buf:
             return self._starved()
-        r = Reader(buf, ElectionProtocolError, base=self._consumed)
+        r = self._reader()
         try:
             msg: ElectionMessage
             if self._want_initial:
@@ -421,15 +373,5 @@ class ElectionConnectionDecoder:
             self._need = nd.needed
             return self._starved()
         self._need = 0
-        del buf[: r.pos]
-        self._consumed += r.pos
+        self._commit(r.pos)
         return msg
-
-    def _starved(self) -> NeedDataType | ClosedType:
-        if not self._eof:
-            return NEED_DATA
-        if self._buf:
-            raise ElectionProtocolError(
-                f"stream ended inside a message ({len(self._buf)} bytes left)", self._consumed
-            )
-        return CLOSED

@@ -32,12 +32,11 @@ from zkquorum.wire.jute import (
     read_vector,
 )
 from zkquorum.wire.reader import (
-    CLOSED,
-    NEED_DATA,
     ClosedType,
     NeedData,
     NeedDataType,
     Reader,
+    StreamDecoder,
     pack_int,
     pack_long,
 )
@@ -316,7 +315,7 @@ def decode_inform_and_activate(data: bytes | None) -> tuple[int, Txn]:
 # -- the stream --------------------------------------------------------------------------
 
 
-class QuorumStreamDecoder:
+class QuorumStreamDecoder(StreamDecoder[QuorumMessage]):
     """Incremental decoder of one direction of a quorum connection (h11 style).
 
     Packet boundaries are found by parsing (there is no length prefix).  With
@@ -327,50 +326,19 @@ class QuorumStreamDecoder:
     on every call.
     """
 
+    error = QuorumProtocolError
+
     def __init__(self, *, snapshots: bool = True) -> None:
-        self._buf = bytearray()
-        self._consumed = 0
-        self._need = 0
-        self._eof = False
+        super().__init__()
         self._snapshots = snapshots
         self._snap: SnapshotParser | None = None
         self._want_signature = False
-        self._error: QuorumProtocolError | None = None
-
-    @property
-    def offset(self) -> int:
-        return self._consumed
-
-    @property
-    def pending_bytes(self) -> int:
-        return len(self._buf)
-
-    def receive_data(self, data: bytes) -> None:
-        if self._eof and data:
-            raise ValueError("receive_data after end of stream")
-        if not data:
-            self._eof = True
-        self._buf += data
-
-    def next_message(self) -> QuorumMessage | NeedDataType | ClosedType:
-        if self._error is not None:
-            raise self._error
-        try:
-            return self._next()
-        except QuorumProtocolError as exc:
-            self._error = exc
-            raise
-
-    def _commit(self, n: int) -> None:
-        if n:
-            del self._buf[:n]
-            self._consumed += n
 
     def _next(self) -> QuorumMessage | NeedDataType | ClosedType:
         buf = self._buf
         if len(buf) < self._need or not buf:
             return self._starved()
-        r = Reader(buf, QuorumProtocolError, base=self._consumed)
+        r = self._reader()
         committed = 0
         try:
             if self._snap is not None:
@@ -402,14 +370,8 @@ class QuorumStreamDecoder:
         self._commit(r.pos)
         return msg
 
-    def _starved(self) -> NeedDataType | ClosedType:
-        if not self._eof:
-            return NEED_DATA
-        if self._buf or self._snap is not None or self._want_signature:
-            raise QuorumProtocolError(
-                f"stream ended inside a message ({len(self._buf)} bytes left)", self._consumed
-            )
-        return CLOSED
+    def _mid_message(self) -> bool:
+        return bool(self._buf) or self._snap is not None or self._want_signature
 
 
 __all__ = [

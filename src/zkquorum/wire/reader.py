@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Final, Literal, NoReturn
+from typing import Final, Generic, Literal, NoReturn, TypeVar
 
 from zkquorum.wire.errors import ProtocolError
 
@@ -118,3 +118,76 @@ def pack_long(value: int) -> bytes:
     if not LONG_MIN <= value <= LONG_MAX:
         raise ValueError(f"{value} does not fit a Java long")
     return _LONG.pack(value)
+
+
+M = TypeVar("M")
+
+
+class StreamDecoder(Generic[M]):
+    """The h11-style shell shared by both ports' incremental decoders.
+
+    Feed bytes with :meth:`receive_data` in any chunking (``b""`` means end of stream) and
+    call :meth:`next_message` until it returns ``NEED_DATA`` (or ``CLOSED``).  An error is
+    sticky: once raised, every later call raises it again.  Subclasses implement
+    :meth:`_next` (parse one message from ``self._buf``, calling :meth:`_commit` for the
+    bytes it used) and may extend :meth:`_mid_message`.
+    """
+
+    error: type[ProtocolError] = ProtocolError
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._consumed = 0
+        self._need = 0
+        self._eof = False
+        self._error: ProtocolError | None = None
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first byte not yet returned as part of a message."""
+        return self._consumed
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes received but not yet part of a returned message."""
+        return len(self._buf)
+
+    def receive_data(self, data: bytes) -> None:
+        if self._eof and data:
+            raise ValueError("receive_data after end of stream")
+        if not data:
+            self._eof = True
+        self._buf += data
+
+    def next_message(self) -> M | NeedDataType | ClosedType:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next()
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _next(self) -> M | NeedDataType | ClosedType:
+        raise NotImplementedError
+
+    def _reader(self) -> Reader:
+        return Reader(self._buf, self.error, base=self._consumed)
+
+    def _commit(self, n: int) -> None:
+        if n:
+            del self._buf[:n]
+            self._consumed += n
+
+    def _mid_message(self) -> bool:
+        """Whether the stream may not end here (bytes or a multi-part message pending)."""
+        return bool(self._buf)
+
+    def _starved(self) -> NeedDataType | ClosedType:
+        if not self._eof:
+            return NEED_DATA
+        if self._mid_message():
+            raise self.error(
+                f"stream ended inside a message ({len(self._buf)} bytes left)", self._consumed
+            )
+        return CLOSED
