@@ -111,3 +111,29 @@ def test_no_shortcut_waits_finalize_wait() -> None:
     )
     assert max(fast.times["initial"]) < 100 <= 200 <= min(slow.times["initial"])
     assert "finalize" not in fast.via and set(slow.via) <= {"finalize", "join-round", "join"}
+
+
+def test_failover_shortcut_decides_fast_in_large_ensembles() -> None:
+    """Issue 4: at N = 25 some followers are still connecting to the leader when it dies;
+    rule 2(d) counts them as missing, so the failover round does not wait finalizeWait."""
+    plan = Plan(voters=25, observers=0, faults=frozenset({"failover"}), quorum="majority")
+    fast = run_campaign(plan, 1, 8)
+    slow = run_campaign(dataclasses.replace(plan, shortcuts=False), 1, 8)
+    assert fast.violations == [] and slow.violations == []
+    assert len(fast.times["failover"]) == 8
+    assert max(fast.times["failover"]) < 50 <= 200 <= min(slow.times["failover"])
+    assert fast.via.get("failover", 0) > 8 * 12
+
+
+def test_failover_at_n3_is_not_stuck_behind_the_restart_of_the_old_leader() -> None:
+    """Issue 4: a follower still connecting to the dead leader gives up after 5 refused
+    tries (~400 ms, Learner.connectToLeader); then, with the shortcuts, the catch-up reply
+    answers its worse vote at once.  3.8 (no shortcuts) answers only at its next poll
+    timeout, which the follower's resends keep pushing back: up to the end of the fault
+    window, when the old leader restarts."""
+    plan = Plan(voters=3, observers=0, faults=frozenset({"failover"}), quorum="majority")
+    fast = run_campaign(plan, 1, 200)
+    slow = run_campaign(dataclasses.replace(plan, shortcuts=False), 1, 200)
+    assert fast.violations == [] and slow.violations == []
+    assert max(fast.times["failover"]) < 450
+    assert max(slow.times["failover"]) > 1000

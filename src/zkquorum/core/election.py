@@ -60,6 +60,11 @@ Configs inside notifications (decided here; 3.8 differs, see §5 step 2 and §8.
 
 Shortcuts (both may be switched off; the wire bytes are those of 3.8 either way)
     See :meth:`FastLeaderElection._shortcut` for the two rules and their soundness.
+    ``catch_up_reply`` (default: on exactly when ``failover_shortcut`` is) adds one
+    message 3.8 does not send: our proposal, to a voter of our round whose worse vote
+    shows it never processed ours (:meth:`FastLeaderElection._catch_up`).  With both
+    shortcuts off (and ``catch_up_reply`` not forced on) the core sends exactly what
+    3.8 sends, in the same order (``tests/core/test_replay_zk.py``).
 """
 
 from __future__ import annotations
@@ -238,6 +243,7 @@ class FastLeaderElection:
         finalize_wait: float = FINALIZE_WAIT_MS,
         all_voted_shortcut: bool = True,
         failover_shortcut: bool = True,
+        catch_up_reply: bool | None = None,
     ) -> None:
         self.sid = sid
         self.verifier = verifier
@@ -246,6 +252,8 @@ class FastLeaderElection:
         self.finalize_wait = finalize_wait
         self.all_voted_shortcut = all_voted_shortcut
         self.failover_shortcut = failover_shortcut
+        # None: on exactly when the failover shortcut is (see _catch_up).
+        self.catch_up_reply = failover_shortcut if catch_up_reply is None else catch_up_reply
 
         self._voters: frozenset[int] = frozenset(verifier.voting_members)
         self._others: tuple[int, ...] = tuple(sorted(self._voters - {sid}))
@@ -270,8 +278,11 @@ class FastLeaderElection:
         self._p_epoch = LONG_MIN
         self.recvset: dict[int, Vote] = {}
         self.outofelection: dict[int, Vote] = {}
-        # Latest LOOKING vote of this round from each voter, including those that 3.8
-        # throws away during finalizeWait; only the shortcuts read it.
+        # The latest word of each voter in this lookForLeader call, including what 3.8
+        # throws away during finalizeWait: its LOOKING vote of the current round, or its
+        # FOLLOWING/LEADING vote (of any round); no entry when it has said nothing since
+        # the round began or its latest LOOKING vote was of an older round.  Only the
+        # shortcuts and the catch-up reply read it.
         self._round_votes: dict[int, Vote] = {}
         self.lost: set[int] = set()
         self.not_timeout = min_notification_interval
@@ -408,11 +419,12 @@ class FastLeaderElection:
 
     def _look(self, now: float, sid: int, n: Notification) -> None:
         """One notification taken from the queue by ``lookForLeader``."""
+        previous = self._note(sid, n)
+        if self.catch_up_reply and n.state is LOOKING:
+            self._catch_up(sid, n, previous)
         if self._finalize_deadline is not None:
             # The finalizeWait loop: a better vote ends the wait and is processed; any
             # other notification is thrown away and the wait starts again.
-            if n.state is LOOKING and n.election_epoch == self.logical_clock:
-                self._round_votes[sid] = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch)
             if not self._beats(n.leader, n.zxid, n.peer_epoch):
                 self._finalize_deadline = now + self.finalize_wait
                 self._shortcut()
@@ -448,6 +460,49 @@ class FastLeaderElection:
         elif state is FOLLOWING or state is LEADING:
             self._received_following(sid, n)
         # OBSERVING: ignored.
+
+    def _note(self, sid: int, n: Notification) -> Vote | None:
+        """Record the latest word of voter ``sid`` for the shortcuts; return the one before."""
+        votes = self._round_votes
+        previous = votes.get(sid)
+        state = n.state
+        if state is LOOKING:
+            if n.election_epoch == self.logical_clock:
+                votes[sid] = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch)
+            elif n.election_epoch < self.logical_clock:
+                # Behind: it will enter our round (we replied) with a vote not seen yet.
+                votes.pop(sid, None)
+            # A later round: the main loop jumps to it and starts the tables afresh.
+        elif state is FOLLOWING or state is LEADING:
+            votes[sid] = Vote.of(n, keep_version=True)
+        return previous
+
+    def _catch_up(self, sid: int, n: Notification, previous: Vote | None) -> None:
+        """Answer a LOOKING vote of this round that our proposal beats (the sender's
+        ``totalOrderPredicate`` would adopt ours), from a voter that
+        evidently has not processed our proposal: its word before was FOLLOWING/LEADING
+        (3.8 drops LOOKING notifications that arrive while it is not LOOKING) or this very
+        vote (a resend on its poll timeout).  3.8 stays silent here and the voter learns
+        our vote only at our next poll timeout, which its own resends keep pushing back
+        (issue 4: about 1.4 s after a failover).  The reply is the notification
+        ``sendNotifications`` would send it; off with ``catch_up_reply=False``."""
+        if n.election_epoch != self.logical_clock or sid not in self._voters:
+            return
+        pl, pz, pe = self._p_leader, self._p_zxid, self._p_epoch
+        if not total_order(pl, pz, pe, n.leader, n.zxid, n.peer_epoch, self._weight(pl)):
+            # The sender would not adopt ours (equal, better, or ours has weight 0):
+            # answering could only start a ping-pong between two such peers.
+            return
+        if previous is None:
+            return
+        if previous.state is LOOKING and not (
+            previous.leader == n.leader
+            and previous.zxid == n.zxid
+            and previous.election_epoch == n.election_epoch
+            and previous.peer_epoch == n.peer_epoch
+        ):
+            return
+        self._reply(sid, LOOKING, self._p_leader, self._p_zxid, self.logical_clock, self._p_epoch)
 
     def _beats(self, leader: int, zxid: int, epoch: int) -> bool:
         return total_order(
@@ -501,31 +556,53 @@ class FastLeaderElection:
 
     def _shortcut(self) -> bool:
         """Decide before finalizeWait ends when no better vote can arrive.  Called while
-        finalizing (a quorum of this round's votes equals the proposal).
+        finalizing (a quorum of this round's votes equals the proposal).  A voter's
+        *latest word* is the last notification it sent us in this ``lookForLeader`` call
+        (see ``_note``); the rules look at every voter, not just a quorum.
 
-        1. All voted (``all_voted_shortcut``): the latest LOOKING vote of this round from
-           *every* voter equals the proposal.  A proposal only ever grows within a round,
-           from the peer's initial vote ``(sid, last zxid, current epoch)`` upward, and
-           those values do not change while a peer is LOOKING.  Every vote that can still
-           appear in this round is some voter's proposal, hence the maximum of initial
-           votes of voters whose proposals are all equal to ours: no vote can beat ours,
-           so 3.8's wait would end with the same decision whatever it received.  3.3's
-           "heard from everyone" rule (removed by ZOOKEEPER-975) counted any votes; this
-           one counts only votes equal to ours, of this round, from every voter.
-        2. Failover (``failover_shortcut``): as 1, but a voter whose election connection
-           is lost (``PeerLost`` and no sign of life since, typically the dead leader)
-           may be missing.  Soundness by refinement: a better vote could only come from
-           such a voter, over a connection that does not exist.  3.8 puts no bound on how
-           long reconnecting takes (cnxTimeout 5 s, backoff to 60 s), so every decision
-           taken here is one 3.8 takes in a run where that reconnection takes longer than
-           finalizeWait: the shortcut adds no outcome, it only picks the fast timing.
-           A partitioned peer whose connection merely stalls is not "lost", so partitions
+        1. All voted (``all_voted_shortcut``): every voter's latest word is either
+           (a) a LOOKING vote of this round equal to the proposal, or
+           (b) a FOLLOWING/LEADING vote of this round for the proposal's leader and zxid
+               (with a peer epoch at least ours): that voter decided our vote in this
+               round and has left it.
+           A proposal only ever grows within a round, from the peer's initial vote
+           ``(sid, last zxid, current epoch)`` upward, and those values do not change
+           while a peer is LOOKING.  Every vote that can still appear in this round is
+           some voter's proposal: for (a) voters the maximum of initial votes of voters
+           whose proposals equal ours, and (b) voters send no LOOKING vote of this round
+           any more (their next ``lookForLeader`` is a later round; their proposals in
+           this round never exceeded the decision they report, and every vote of a round
+           for leader L is L's initial vote, so leader and zxid identify it).  No vote
+           can beat ours, so 3.8's wait would end with the same decision whatever it
+           received.  3.3's "heard from everyone" rule (removed by ZOOKEEPER-975) counted
+           any votes; this one counts only votes equal to ours, from every voter.
+        2. Failover (``failover_shortcut``): as 1, but two kinds of voter may be missing:
+           (c) a voter whose election connection is lost (``PeerLost`` and no sign of
+               life since: typically the dead leader), and
+           (d) a voter whose latest word is FOLLOWING/LEADING for a leader of kind (c):
+               a follower that has not yet noticed its leader is gone.  In large
+               ensembles some followers are still connecting to the leader (or have not
+               yet timed out on it) when it dies, and without (d) the failover round
+               always waited finalizeWait (issue 4: 205 ms at N = 25 either way).
+           Soundness by refinement: a better vote could only come from a (c) voter, over
+           a connection that does not exist, or from a (d) voter once it notices that
+           its leader is gone and starts a round.  3.8 bounds neither by finalizeWait:
+           reconnecting takes up to cnxTimeout (5 s) with back-off to 60 s; a follower
+           leaves a dead leader after its connect retries (5 tries within initLimit
+           ticks) or a read timeout (syncLimit ticks).  So every decision taken here is
+           one 3.8 takes in a run where those take longer than finalizeWait (3.8 throws
+           the (d) voters' replies away while it waits, and they stop when we stop
+           sending): the shortcut adds no outcome, it only picks the fast timing.  A
+           partitioned peer whose connection merely stalls is not "lost", so partitions
            fall back to finalizeWait.  Safety of the ensemble never rested on
-           finalizeWait: it rests on Zab's epoch handshake.
+           finalizeWait: it rests on Zab's epoch handshake (the elected leader's zxid is
+           still at least that of every voter of the quorum that elected it).
 
         Caveat for 1: 3.8's out-of-election join sets the logical clock back
-        (``logicalclock = n.electionEpoch``), so a peer may re-enter a round number with
-        a newer initial vote; then rule 1 also holds only by the refinement argument of 2.
+        (``logicalclock = n.electionEpoch``), and a restarted peer starts again at round
+        1, so a peer may re-enter a round number with a newer initial vote; then rule 1
+        also holds only by the refinement argument of 2 (the restart broke the
+        connection; its first message, of an older round, erases its entry).
         """
         if not (self.all_voted_shortcut or self.failover_shortcut):
             return False
@@ -535,10 +612,22 @@ class FastLeaderElection:
         used_lost = False
         for s in self._voters:
             v = votes.get(s)
-            if v is not None and ref.matches(v):
-                continue
+            if v is not None:
+                if v.state is LOOKING:
+                    if ref.matches(v):
+                        continue  # (a)
+                elif (
+                    v.leader == ref.leader
+                    and v.zxid == ref.zxid
+                    and v.election_epoch == ref.election_epoch
+                    and v.peer_epoch >= ref.peer_epoch
+                ):
+                    continue  # (b)
+                elif v.leader in lost and v.leader != s:
+                    used_lost = True  # (d)
+                    continue
             if s in lost:
-                used_lost = True
+                used_lost = True  # (c)
                 continue
             return False
         if used_lost:

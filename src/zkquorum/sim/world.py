@@ -23,10 +23,14 @@ and every crashed peer is up again:
     election starts afresh at round 1) · ``failover`` the established leader crashes.
 
 Abstract Zab
-    A peer that decided FOLLOWING/OBSERVING connects to its leader (retrying until
-    ``init_limit_ms``); a leader with a quorum of voters connected becomes *established*:
-    new epoch = max(epochs of that quorum) + 1, a few transactions, learners synced (some
-    lag one transaction), ``EpochUpdated`` to each core.  A leader that is not established
+    A peer that decided FOLLOWING/OBSERVING connects to its leader as 3.8's
+    ``Learner.connectToLeader`` does: a refused attempt (leader down, or not leading yet)
+    is retried after 100 ms (``leaderConnectDelayDuringRetryMs``), and the fifth refusal
+    sends it back to LOOKING; an unreachable leader (partition) is retried until
+    ``init_limit_ms``, the connect timeout.  A leader with a quorum of voters connected
+    becomes *established*: new epoch = max(epochs of that quorum) + 1, a few
+    transactions, learners synced (some lag one transaction), ``EpochUpdated`` to each
+    core.  A leader that is not established
     within ``init_limit_ms`` goes back to LOOKING with its learners.  Learners of a leader
     that crashes go back to LOOKING after one link delay; across a partition after
     ``sync_limit_ms``; a leader that lost its quorum likewise.
@@ -651,7 +655,7 @@ class World:
 
     # -------------------------------------------------------------- abstract Zab
 
-    def _ev_attach(self, sid: int, gen: int, _p: object) -> None:
+    def _ev_attach(self, sid: int, gen: int, payload: object) -> None:
         p = self.peers[sid]
         if p.gen != gen or p.zab is LOOKING or not p.alive:
             return
@@ -671,8 +675,16 @@ class World:
             else:
                 self._try_establish(lp)
             return
-        if self.now < p.decided_at + self.spec.init_limit_ms:
-            self._push(self.now + 100, _ATTACH, sid, gen)
+        refused = payload if isinstance(payload, int) else 0  # refusals so far
+        if not self._reachable(sid, lp.sid):
+            pass  # the SYN gets no answer: only the connect timeout (initLimit) ends it
+        elif refused >= 4:
+            self._look(p)  # Learner.connectToLeader: "retries exceeded" after 5 tries
+            return
+        else:
+            refused += 1
+        if self.now + 100 < p.decided_at + self.spec.init_limit_ms:
+            self._push(self.now + 100, _ATTACH, sid, gen, refused)
         else:
             self._look(p)
 
