@@ -265,7 +265,9 @@ async def _raw(addr: HostPort, data: bytes) -> bytes:
 
 def test_garbage_closes_only_that_connection(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        async with managers([1, 2]) as (cm, _ev):
+        # sids 5 and 9 are members (never dialled: larger), so their frames get decoded
+        nowhere = [HostPort("127.0.0.1", 1)]
+        async with managers([1, 2], extra_members={5: nowhere, 9: nowhere}) as (cm, _ev):
             listen = cm[1].listen_addresses[0]
             cm[2].send(1, notif(2, epoch=1))
             assert (await within(cm[1].receive())).message == notif(2, epoch=1)
@@ -292,8 +294,9 @@ def test_garbage_closes_only_that_connection(caplog: pytest.LogCaptureFixture) -
                 lambda: cm[1].counters.bad_connections_refused == len(garbage),
                 what="every bad connection counted",
             )
-            # 2, the "GET / HT" sid and the two sid-9 handshakes
-            assert cm[1].counters.connections_made == 4
+            # 2 and the two sid-9 handshakes; the "GET / HT" sid is not a member: refused
+            assert cm[1].counters.connections_made == 3
+            assert cm[1].counters.unknown_sids_refused == 1
             # the listener still accepts: a new peer gets through
             _reader, writer = await tcp_dial(listen, 1)
             writer.write(
@@ -309,14 +312,14 @@ def test_garbage_closes_only_that_connection(caplog: pytest.LogCaptureFixture) -
     bad = [m for r in caplog.records if "Closing election connection" in (m := r.getMessage())]
     assert len(bad) == 6
     assert "127.0.0.1:" in bad[0] and "unrecognized protocol version -1" in bad[0]
-    assert "unreasonable frame length 1414541105" in bad[1]
+    assert "sid 5135603447292250196 is not in the configuration" in bad[1]
     assert "unreasonable address length 2049" in bad[2]
     assert "sid 9" in bad[4] and "unreasonable frame length 600000" in bad[4]
 
 
 def test_short_notification_is_queued_as_dropped_and_keeps_the_connection() -> None:
     async def main() -> None:
-        async with managers([1]) as (cm, _ev):
+        async with managers([1], extra_members={5: [HostPort("127.0.0.1", 1)]}) as (cm, _ev):
             _reader, writer = await tcp_dial(cm[1].listen_addresses[0], 1)
             writer.write(
                 encode_initial_message(InitialMessage(None, 5))
@@ -403,7 +406,7 @@ def test_v2_handshake_with_every_address_when_multi_address_is_enabled() -> None
 
 def test_connect_back_goes_to_the_advertised_address() -> None:
     async def main() -> None:
-        async with managers([5]) as (cm, _ev):
+        async with managers([5], extra_members={3: [HostPort("127.0.0.1", 1)]}) as (cm, _ev):
             got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
             async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -414,7 +417,8 @@ def test_connect_back_goes_to_the_advertised_address() -> None:
             server = await asyncio.start_server(handle, "127.0.0.2", 0)
             try:
                 port = server.sockets[0].getsockname()[1]
-                # sid 3 is unknown to 5 and smaller: 5 connects back where 3 says it listens
+                # sid 3 is smaller: 5 connects back where 3 says it listens, not to the
+                # configured address
                 assert (
                     await _raw(
                         cm[5].listen_addresses[0],
@@ -435,6 +439,46 @@ def test_connect_back_goes_to_the_advertised_address() -> None:
                 await server.wait_closed()
 
     run(main)
+
+
+def test_sid_not_in_the_configuration_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Who may vote (issue 9): 3.8 accepts any sid; we close, log and count a stranger,
+    smaller (no connect-back to where it says it listens) or larger (no registration)."""
+
+    async def main() -> None:
+        async with managers([5]) as (cm, _ev):
+            dialled: list[bytes] = []
+
+            async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                dialled.append(await reader.read(4096))
+                writer.close()
+
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            try:
+                port = server.sockets[0].getsockname()[1]
+                for sid in (3, 7):
+                    hs = InitialMessage(PROTOCOL_VERSION_V1, sid, (f"127.0.0.1:{port}",))
+                    data = encode_initial_message(hs) + encode_notification_frame(notif(sid))
+                    assert await _raw(cm[5].listen_addresses[0], data) == b""
+                await wait_until(
+                    lambda: cm[5].counters.unknown_sids_refused == 2, what="both refused"
+                )
+                assert cm[5].counters.bad_connections_refused == 2
+                assert cm[5].counters.connections_made == 0
+                assert cm[5].connected_peers() == frozenset()
+                assert cm[5].receive_nowait() is None  # no vote reached the election
+                assert set(cm[5]._peers) == {5}  # no table entry, no connect task
+                assert dialled == []
+            finally:
+                server.close()
+                await server.wait_closed()
+
+    with caplog.at_level(logging.WARNING, "zkquorum.runtime.connections"):
+        run(main)
+    refused = [m for r in caplog.records if "not in the configuration" in (m := r.getMessage())]
+    assert len(refused) == 2 and "(sid 3)" in refused[0] and "(sid 7)" in refused[1]
 
 
 def test_connection_claiming_our_own_sid_is_closed() -> None:

@@ -592,8 +592,10 @@ class Leader:
                 self.tick += 1
                 synced = self.synced_sids()
                 if not self.settings.verifier.contains_quorum(synced):
+                    # 3.8 lists the voters only (SyncedLearnerTracker#addAck skips observers).
+                    voters = [s for s in synced if s in self.settings.verifier.voting_members]
                     return actions + self._fail(
-                        f"Not sufficient followers synced, only synced with sids: [ {synced} ]"
+                        f"Not sufficient followers synced, only synced with sids: [ {voters} ]"
                     )
             self._tick_skip = not self._tick_skip
             ping = QuorumPacket(PacketType.PING, self.newleader_zxid)

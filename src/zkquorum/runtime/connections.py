@@ -39,6 +39,18 @@ Design (one asyncio task per job, every task owned by the manager):
   frame length <= 0 or > 512 KiB, a handshake not sent within ``socketTimeout``) closes
   that one connection, increments ``bad_connections_refused`` and logs one line with the
   peer's address, sid and the reason (ZOOKEEPER-3769, -2186).  Nothing else is affected.
+* **Dead networks** (issue 9): every election socket gets ``TCP_USER_TIMEOUT`` (and TCP
+  keepalive) of ``socketTimeout``: a connection whose data stays unacknowledged that long
+  (its network silently fails, the peer's host vanishes) ends with "timed out" instead of
+  hanging for TCP's ~15 minutes of retransmissions.  The peer is then lost, its address
+  demoted, and the next send dials again - over another address when there are several
+  (multi-address).  3.8 has no such bound: its election stalls on a dead network.
+* **Who may connect**: an initial message claiming a sid that is not a member of the
+  configuration (participant or observer) is refused: the connection is closed, logged
+  with the peer's address, and counted in ``unknown_sids_refused`` (and in
+  ``bad_connections_refused``).  3.8 accepts it (a joining server in a dynamic reconfig),
+  answers its votes, and connects back to whatever address it advertised; zkquorum has no
+  dynamic reconfig, so a stranger gets neither answers nor a connect-back.
 * **Events** for the driver: an optional ``on_event`` callback receives
   :class:`PeerConnected` (each newly registered connection, also a replacement) and
   :class:`PeerLost` (the sid has no connection any more).  It is called synchronously
@@ -64,6 +76,7 @@ from zkquorum.config.javatext import is_wildcard_host
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.happy_eyeballs import DEFAULT_DELAY, AllAttemptsFailed, happy_eyeballs
+from zkquorum.runtime.tls import QuorumTls, TlsServer, start_server
 from zkquorum.wire.election import (
     PROTOCOL_VERSION_V1,
     PROTOCOL_VERSION_V2,
@@ -177,7 +190,10 @@ class ConnectionCounters:
     recv_queue_overflows: int = 0
     """Received entries dropped because the queue held ``RECV_CAPACITY`` already."""
     bad_connections_refused: int = 0
-    """Connections closed for bad input: handshake, frame length, handshake timeout."""
+    """Connections closed for bad input: handshake, frame length, handshake timeout,
+    a sid not in the configuration."""
+    unknown_sids_refused: int = 0
+    """Connections whose initial message claimed a sid not in the configuration."""
     connections_made: int = 0
     """Connections registered (either direction)."""
     connections_dropped: int = 0
@@ -340,6 +356,9 @@ class ConnectionManager:
         recv_capacity: bound of the receive queue.
         dial: opens a TCP connection (injectable for tests).
         on_event: receives :data:`PeerEvent` values (see the module docstring).
+        tls: quorum TLS (:mod:`zkquorum.runtime.tls`): listeners, dialling, identity.
+        user_timeout: seconds unacknowledged data may stay in flight before TCP gives up
+            on a connection (``TCP_USER_TIMEOUT``); default ``handshake_timeout``; 0: off.
     """
 
     def __init__(
@@ -358,6 +377,8 @@ class ConnectionManager:
         recv_capacity: int = RECV_CAPACITY,
         dial: Dialer = tcp_dial,
         on_event: Callable[[PeerEvent], None] | None = None,
+        tls: QuorumTls | None = None,
+        user_timeout: float | None = None,
     ) -> None:
         if not my_addrs:
             raise ValueError("no own election address")
@@ -371,8 +392,10 @@ class ConnectionManager:
         self._listen_on_all_ips = listen_on_all_ips
         self._multi_address = multi_address
         self._he_delay = happy_eyeballs_delay
-        self._dial = dial
+        self._tls = tls  # quorum TLS: see zkquorum.runtime.tls
+        self._dial = tls.wrap_dialer(dial, direct=dial is tcp_dial) if tls else dial
         self._on_event = on_event
+        self._user_timeout = handshake_timeout if user_timeout is None else user_timeout
         self._peers: dict[int, _Peer] = {}
         self._members: frozenset[int] = frozenset()
         self.set_members(members)
@@ -380,7 +403,7 @@ class ConnectionManager:
         self._recv_capacity = recv_capacity
         self._recv_ready = asyncio.Event()
         self._counts: dict[str, int] = {f.name: 0 for f in dataclasses.fields(ConnectionCounters)}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[asyncio.Server | TlsServer] = []
         self._bound: list[HostPort] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -416,6 +439,7 @@ class ConnectionManager:
             happy_eyeballs_delay=happy_eyeballs_delay,
             dial=dial,
             on_event=on_event,
+            tls=QuorumTls.for_config(config),
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -435,7 +459,7 @@ class ConnectionManager:
         try:
             for addr in listen_addresses(self._my_addrs, self._listen_on_all_ips):
                 sock = await self._bind(addr)
-                server = await asyncio.start_server(self._on_accept, sock=sock)
+                server = await start_server(self._tls, self._on_accept, sock=sock)
                 self._servers.append(server)
                 host, port = sock.getsockname()[:2]
                 self._bound.append(HostPort(str(host), int(port)))
@@ -640,6 +664,7 @@ class ConnectionManager:
                 )
                 return
             self._writers.add(writer)
+            self._tune(writer)
             try:
                 local = writer.get_extra_info("sockname")
                 local_host = str(local[0]) if isinstance(local, tuple) else None
@@ -686,6 +711,7 @@ class ConnectionManager:
         # A plain callback, so that the handshake runs in a task we own (asyncio would
         # otherwise wrap a coroutine callback in a task of its own).
         self._writers.add(writer)
+        self._tune(writer)
         if self._spawn(self._handle_accept(reader, writer), "zkquorum-accept") is None:
             writer.close()
 
@@ -732,6 +758,20 @@ class ConnectionManager:
             log.warning("Connection request from %s with our own id %d: closing", remote, sid)
             self._close_writer(writer)
             return
+        if sid not in self._members:
+            # Who may vote (issue 9): 3.8 accepts any sid; we refuse a stranger outright,
+            # before it can make us connect back anywhere or answer its votes.
+            self._count("unknown_sids_refused")
+            self._bad(remote, sid, f"sid {sid} is not in the configuration")
+            self._close_writer(writer)
+            return
+        if self._tls is not None:
+            hosts = [a.host for a in self._peer(sid).addrs]
+            refusal = self._tls.peer_refusal(writer, sid, hosts, "election")
+            if refusal is not None:  # the certificate is not that sid's (see runtime/tls.py)
+                self._bad(remote, sid, refusal)
+                self._close_writer(writer)
+                return
         peer = self._peer(sid)
         learned = tuple(HostPort(e.host, e.port) for e in msg.connect_back())
         if learned:
@@ -798,6 +838,21 @@ class ConnectionManager:
                 # an unknown sid we never wrote to (garbage, a port scan): forget it, so
                 # that made-up sids cannot grow the table
                 del self._peers[conn.sid]
+
+    def _tune(self, writer: asyncio.StreamWriter) -> None:
+        """Bound how long a dead network can hold this connection (see the docstring)."""
+        sock = writer.get_extra_info("socket")
+        if sock is None or self._user_timeout <= 0 or sock.family == socket.AF_UNIX:
+            return
+        secs = max(1, int(self._user_timeout))
+        with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, secs)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, secs // 3))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(self._user_timeout * 1000))
+            )
 
     def _close_writer(self, writer: asyncio.StreamWriter) -> None:
         writer.close()

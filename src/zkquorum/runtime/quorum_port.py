@@ -41,6 +41,8 @@ from zkquorum.core.zab import (
     TruncateLog,
 )
 from zkquorum.runtime.storage import LoadedState, Storage, StorageError
+from zkquorum.runtime.tls import QuorumTls, start_server
+from zkquorum.runtime.tls import open_connection as tls_open_connection
 from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.quorum import (
     QuorumPacket,
@@ -177,6 +179,7 @@ class LearnerClient(_Driver):
         if leader_sid not in config.verifier.all_members:
             raise ValueError(f"leader sid {leader_sid} is not in the config")
         self.config = config
+        self._tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
         self.leader_sid = leader_sid
         self.retry_delay = retry_delay
         self.stagger = stagger
@@ -265,9 +268,7 @@ class LearnerClient(_Driver):
             while not winner.done() and loop.time() < deadline:
                 try:
                     remaining = max(deadline - loop.time(), 0.001)
-                    r, w = await asyncio.wait_for(
-                        asyncio.open_connection(addr.host, addr.port), remaining
-                    )
+                    r, w = await asyncio.wait_for(tls_open_connection(self._tls, addr), remaining)
                 except (TimeoutError, OSError) as exc:
                     log.debug("learner: connect to %s failed: %s", addr, exc)
                     await asyncio.sleep(self.retry_delay)
@@ -288,10 +289,16 @@ class LearnerClient(_Driver):
             )
             waits: set[asyncio.Future[object]] = {winner, done_all}  # type: ignore[arg-type]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            done_all.cancel()
+        except BaseException:
+            # Cancelled (the peer is closing): a connection that won meanwhile is closed.
+            if winner.done() and not winner.cancelled():
+                winner.result()[1].close()
+            raise
         finally:
             for t in tasks:
                 t.cancel()
+            # Await the attempts, so that none outlives the driver (close() awaits us).
+            await asyncio.gather(*tasks, return_exceptions=True)
         return winner.result() if winner.done() else None
 
     async def _session(self, reader: asyncio.StreamReader) -> None:
@@ -368,6 +375,7 @@ class LeaderServer(_Driver):
         sid, tick = _require(config)
         assert config.verifier is not None
         self.config = config
+        self._tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
         self.settings = LeaderSettings(
             sid=sid,
             tick_time_ms=tick,
@@ -415,7 +423,9 @@ class LeaderServer(_Driver):
         }
         try:
             for host, port in sorted(binds):
-                server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+                server = await start_server(
+                    self._tls, self._accept, host=host, port=port, port_name="quorum"
+                )
                 self._servers.append(server)
                 self.bound.extend(s.getsockname()[:2] for s in server.sockets)
         except OSError:
@@ -467,6 +477,16 @@ class LeaderServer(_Driver):
         self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve_learner(reader, writer)
+        except asyncio.CancelledError:
+            # close() cancels us.  End quietly: Python 3.11's StreamReaderProtocol calls
+            # exception() on a cancelled handler task and reports that as an error.
+            writer.close()
+
+    async def _serve_learner(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         loop = asyncio.get_running_loop()
         leader = self.leader
         if leader is None or self._done.is_set():
@@ -494,6 +514,8 @@ class LeaderServer(_Driver):
                     if msg is Sentinel.CLOSED:
                         return
                     if isinstance(msg, QuorumPacket):
+                        if self._tls is not None and self._tls.learner_refusal(writer, msg):
+                            return  # a certificate not valid for that sid (runtime/tls.py)
                         self._execute(leader.receive(conn, msg, loop.time()))
                 w = self._writers.get(conn)
                 if w is not None:

@@ -1,0 +1,922 @@
+"""Quorum TLS (``sslQuorum``): mutual TLS on the election and quorum ports.
+
+Facts: ``shared/spec/quorum-tls.md`` and ``shared/spec/users.md`` section 1.4.  The keys are
+ZooKeeper's (``X509Util``/``QuorumX509Util`` of 3.8, zoo.cfg prefix ``ssl.quorum.``):
+``keyStore.location/type/password/passwordPath``, ``trustStore.location/type``,
+``protocol`` (default ``TLSv1.2``), ``enabledProtocols`` (default: ``protocol``),
+``ciphersuites`` (Java/IANA names, default ZooKeeper's ECDHE AES-GCM/CBC list),
+``clientAuth`` (``NEED`` by default), ``hostnameVerification`` (default true) and
+``handshakeDetectionTimeoutMillis`` (default 5000).  Only PEM stores are supported (the
+``ssl`` module reads no JKS or PKCS#12); the key may be encrypted (then
+``keyStore.password``).
+
+Design:
+
+* **One** :class:`QuorumTls` **per peer** (:meth:`QuorumTls.for_config` shares it between the
+  connection manager and every quorum-port session), holding the server and client
+  ``SSLContext`` s and the counters (:func:`counters`, for ``mntr``).
+* **Identity is the** ``server.N`` **line, never reverse DNS** (ZOOKEEPER-4986, the
+  Kubernetes complaint in users.md 1.4).  Dialling, the client context checks the peer's
+  certificate against the host we dialled, which is the host of that sid's server line
+  (IP literals against IP SANs, names against DNS SANs).  Accepting, the chain is verified
+  in the handshake (client certificate required), and the certificate is tied to a sid once
+  the sid is known: on the election port after the initial message
+  (:meth:`QuorumTls.peer_refusal`, called by the connection manager), on the quorum port at
+  the learner's FOLLOWERINFO/OBSERVERINFO (:meth:`QuorumTls.learner_refusal`).  The
+  certificate must match a host of *that* sid's server line; an unknown sid is refused.
+  Java checks the remote IP instead and falls back to reverse DNS: a certificate naming
+  only ``localhost`` is accepted by Java for 127.0.0.1 and refused here.
+* **Handshakes never hold a listener**: every accepted socket gets its own task; the
+  first byte (port unification) and the whole handshake must arrive within
+  ``handshakeDetectionTimeoutMillis``.  A failed handshake closes the socket, is counted
+  (``handshake_failures``) and logged with the reason (rate-limited per address).
+* **portUnification** (ZOOKEEPER-3172): the listener peeks at the first byte; ``0x16`` (a
+  TLS handshake record) starts TLS, anything else is served in plaintext (counted in
+  ``plain_accepted``).  As in Java, a client silent for the detection timeout is taken as
+  plaintext.  Outgoing connections use TLS only with ``sslQuorum=true``, so the rolling
+  switch is: portUnification on everywhere, then sslQuorum on, then portUnification off.
+* **sslQuorumReloadCertFiles** (ZOOKEEPER-3174): before each handshake the key and trust
+  store files are stat'ed; when one changed the contexts are rebuilt (a failed rebuild,
+  e.g. a half-written file, keeps the old contexts and is retried next time).  Without it
+  the files are read once.
+* TLS close is asynchronous with a short ``ssl_shutdown_timeout`` (ZOOKEEPER-3574): a
+  silent peer cannot stall a close for asyncio's default 30 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from zkquorum.config.model import HostPort
+from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.wire.quorum import PacketType, QuorumPacket, decode_learner_info
+
+log = logging.getLogger(__name__)
+
+PREFIX: Final = "ssl.quorum."
+DEFAULT_PROTOCOL: Final = "TLSv1.2"
+DEFAULT_HANDSHAKE_TIMEOUT_MS: Final = 5000
+"""``X509Util.DEFAULT_HANDSHAKE_DETECTION_TIMEOUT_MILLIS``."""
+SHUTDOWN_TIMEOUT: Final = 2.0
+"""Seconds a TLS close waits for the peer's close_notify before aborting."""
+LOG_INTERVAL: Final = 10.0
+"""The same refusal (address, reason) is logged at WARNING at most this often."""
+TLS_HANDSHAKE_BYTE: Final = 0x16
+
+# ZooKeeper 3.8's default suites (Java 9+ order: GCM first), as IANA names.
+DEFAULT_CIPHER_SUITES: Final = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+)
+
+_TLS13_SUITES: Final = frozenset(
+    {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+)
+_KX: Final = {
+    "ECDHE_ECDSA": "ECDHE-ECDSA-",
+    "ECDHE_RSA": "ECDHE-RSA-",
+    "DHE_RSA": "DHE-RSA-",
+    "RSA": "",
+}
+_PROTOCOLS: Final = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Dial = Callable[[HostPort, float], Awaitable[Stream]]
+AcceptCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
+Port = Literal["election", "quorum"]
+
+
+class TlsConfigError(ValueError):
+    """The ``ssl.quorum.*`` settings cannot be used (bad value, unreadable store)."""
+
+
+class TlsRefused(ConnectionError):
+    """An outgoing TLS handshake failed; ``str()`` says with whom and why."""
+
+
+# -- settings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The quorum TLS settings of one peer, validated (no file is read here)."""
+
+    ssl_quorum: bool
+    port_unification: bool
+    key_store: str
+    key_store_password: str | None
+    trust_store: str | None
+    protocols: tuple[str, ...] = (DEFAULT_PROTOCOL,)
+    cipher_suites: tuple[str, ...] = DEFAULT_CIPHER_SUITES
+    client_auth: Literal["NEED", "WANT", "NONE"] = "NEED"
+    hostname_verification: bool = True
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000
+    reload: bool = False
+
+
+def _java_bool(value: str | None, default: bool) -> bool:
+    """``ZKConfig#getBoolean``: ``Boolean.parseBoolean(value.trim())``."""
+    return default if value is None else value.strip().lower() == "true"
+
+
+def _store_type(raw: Mapping[str, str], which: str, location: str) -> None:
+    kind = raw.get(f"{PREFIX}{which}.type", "").strip()
+    if not kind:  # Java guesses from the file name; only .pem is readable here
+        if location.lower().endswith((".jks", ".p12", ".pfx", ".bcfks")):
+            kind = location.rsplit(".", 1)[1]
+        else:
+            return
+    if kind.upper() != "PEM":
+        raise TlsConfigError(
+            f"{PREFIX}{which}.type={kind}: only PEM stores are supported "
+            "(convert with openssl; the key must be PKCS#8 for Java)"
+        )
+
+
+def _password(raw: Mapping[str, str], which: str) -> str | None:
+    path = raw.get(f"{PREFIX}{which}.passwordPath", "").strip()
+    if path:  # X509Util: the file wins over the property
+        try:
+            return Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise TlsConfigError(
+                f"{PREFIX}{which}.passwordPath: cannot read {path}: {exc.strerror}"
+            ) from None
+    value = raw.get(f"{PREFIX}{which}.password", "")
+    return value or None
+
+
+def settings_from_config(config: QuorumConfig) -> TlsSettings | None:
+    """The TLS settings of ``config``, or ``None`` when neither sslQuorum nor
+    portUnification is on.  Raises :class:`TlsConfigError`."""
+    if not config.ssl_quorum and not config.port_unification:
+        return None
+    raw = config.ssl_quorum_settings
+    for key in ("context.supplier.class", "crl", "ocsp"):
+        value = raw.get(PREFIX + key)
+        if value and (key == "context.supplier.class" or _java_bool(value, False)):
+            raise TlsConfigError(f"{PREFIX}{key}={value} is not supported by zkquorum")
+    key_store = raw.get(PREFIX + "keyStore.location", "").strip()
+    if not key_store:
+        raise TlsConfigError(f"sslQuorum/portUnification need {PREFIX}keyStore.location")
+    _store_type(raw, "keyStore", key_store)
+    trust_store = raw.get(PREFIX + "trustStore.location", "").strip() or None
+    if trust_store is not None:
+        _store_type(raw, "trustStore", trust_store)
+    protocol = raw.get(PREFIX + "protocol", "").strip() or DEFAULT_PROTOCOL
+    enabled = raw.get(PREFIX + "enabledProtocols")
+    protocols = tuple(p.strip() for p in enabled.split(",")) if enabled is not None else ()
+    protocols = tuple(p for p in protocols if p) or (protocol,)
+    for p in protocols:
+        if p not in _PROTOCOLS and p != "TLS":
+            raise TlsConfigError(f"unknown TLS protocol {p!r} (TLSv1.2, TLSv1.3...)")
+    suites_raw = raw.get(PREFIX + "ciphersuites")
+    suites = (
+        tuple(s.strip() for s in suites_raw.split(",") if s.strip())
+        if suites_raw is not None
+        else DEFAULT_CIPHER_SUITES
+    )
+    auth_raw = (raw.get(PREFIX + "clientAuth") or "NEED").strip().upper() or "NEED"
+    auth: Literal["NEED", "WANT", "NONE"]
+    if auth_raw == "NEED":
+        auth = "NEED"
+    elif auth_raw == "WANT":
+        auth = "WANT"
+    elif auth_raw == "NONE":
+        auth = "NONE"
+    else:
+        raise TlsConfigError(f"{PREFIX}clientAuth={auth_raw}: NEED, WANT or NONE")
+    timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
+    t_raw = raw.get(PREFIX + "handshakeDetectionTimeoutMillis")
+    if t_raw is not None:
+        try:
+            timeout_ms = int(t_raw.strip())
+        except ValueError:
+            log.error("%shandshakeDetectionTimeoutMillis=%s: not a number", PREFIX, t_raw)
+            timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
+        if timeout_ms < 1:  # 0 would let a silent client hold a handshake forever
+            timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
+    return TlsSettings(
+        ssl_quorum=config.ssl_quorum,
+        port_unification=config.port_unification,
+        key_store=key_store,
+        key_store_password=_password(raw, "keyStore"),
+        trust_store=trust_store,
+        protocols=protocols,
+        cipher_suites=suites,
+        client_auth=auth,
+        hostname_verification=_java_bool(raw.get(PREFIX + "hostnameVerification"), True),
+        handshake_timeout=timeout_ms / 1000,
+        reload=config.ssl_quorum_reload_cert_files,
+    )
+
+
+# -- contexts --------------------------------------------------------------------------
+
+
+def openssl_cipher_name(name: str) -> str | None:
+    """A Java/IANA TLS 1.2 suite name as OpenSSL spells it (``None`` for TLS 1.3 suites,
+    which OpenSSL does not let one restrict here).  OpenSSL names pass through."""
+    if name in _TLS13_SUITES:
+        return None
+    if not name.startswith("TLS_") or "_WITH_" not in name:
+        return name
+    kx, _, rest = name[4:].partition("_WITH_")
+    if kx not in _KX:
+        return name
+    parts = rest.split("_")
+    if len(parts) == 4 and parts[0] == "AES" and parts[2] == "GCM":  # AES_128_GCM_SHA256
+        body = f"AES{parts[1]}-GCM-{parts[3]}"
+    elif len(parts) == 4 and parts[0] == "AES" and parts[2] == "CBC":  # AES_128_CBC_SHA
+        body = f"AES{parts[1]}-{parts[3]}"
+    elif rest == "CHACHA20_POLY1305_SHA256":
+        body = "CHACHA20-POLY1305"
+    else:
+        return name
+    if kx == "RSA" and parts[2] == "GCM":
+        return body
+    return _KX[kx] + body
+
+
+def _versions(protocols: Iterable[str]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    versions: list[ssl.TLSVersion] = []
+    for p in protocols:
+        if p == "TLS":
+            versions += [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+        else:
+            versions.append(_PROTOCOLS[p])
+    return min(versions), max(versions)
+
+
+def build_contexts(settings: TlsSettings) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts: reads the stores.  Raises :class:`TlsConfigError`."""
+    low, high = _versions(settings.protocols)
+    openssl_suites = [n for n in map(openssl_cipher_name, settings.cipher_suites) if n]
+    password = settings.key_store_password or ""
+    contexts = []
+    for purpose in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT):
+        ctx = ssl.SSLContext(purpose)
+        try:
+            ctx.minimum_version = low
+            ctx.maximum_version = high
+        except (ValueError, ssl.SSLError) as exc:
+            raise TlsConfigError(f"TLS protocols {settings.protocols}: {exc}") from None
+        ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+        if low <= ssl.TLSVersion.TLSv1_2:
+            if not openssl_suites:
+                raise TlsConfigError(f"{PREFIX}ciphersuites: no TLS 1.2 suite left")
+            try:
+                ctx.set_ciphers(":".join(openssl_suites))
+            except ssl.SSLError:
+                raise TlsConfigError(
+                    f"{PREFIX}ciphersuites: none usable of {','.join(settings.cipher_suites)}"
+                ) from None
+        try:
+            # the key and the chain in one PEM file, as Java's PEM key store; a callable
+            # password, so that an encrypted key never prompts on a terminal
+            ctx.load_cert_chain(settings.key_store, password=lambda: password)
+        except FileNotFoundError:
+            raise TlsConfigError(f"key store {settings.key_store}: no such file") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise TlsConfigError(
+                f"key store {settings.key_store}: cannot load the key and certificate "
+                f"({_reason(exc)}; wrong or missing {PREFIX}keyStore.password?)"
+            ) from None
+        try:
+            if settings.trust_store is not None:
+                ctx.load_verify_locations(cafile=settings.trust_store)
+            else:  # Java: no trust store = the JDK's default trust
+                ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        except FileNotFoundError:
+            raise TlsConfigError(f"trust store {settings.trust_store}: no such file") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise TlsConfigError(f"trust store {settings.trust_store}: {_reason(exc)}") from None
+        if purpose == ssl.PROTOCOL_TLS_SERVER:
+            ctx.verify_mode = {
+                "NEED": ssl.CERT_REQUIRED,
+                "WANT": ssl.CERT_OPTIONAL,
+                "NONE": ssl.CERT_NONE,
+            }[settings.client_auth]
+        else:
+            ctx.check_hostname = settings.hostname_verification
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        contexts.append(ctx)
+    return contexts[0], contexts[1]
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a handshake (or a load) failed."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason:
+            return str(exc.reason).lower().replace("_", " ")
+        return exc.strerror or str(exc)
+    if isinstance(exc, TimeoutError | ConnectionAbortedError):
+        return "handshake timed out"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | EOFError) and not exc.args:
+        # asyncio aborts a failed handshake without flushing OpenSSL's alert: the peer
+        # refused our certificate (or is not speaking TLS)
+        return "connection reset during the TLS handshake (the peer refused it)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+# -- identity --------------------------------------------------------------------------
+
+
+def certificate_names(cert: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) a peer certificate (``getpeercert()``) is valid for.
+
+    Subject alternative names; the subject CN counts as a DNS name only when there is no
+    DNS SAN (RFC 6125, as Java's ``ZKHostnameVerifier``)."""
+    dns: list[str] = []
+    ips: list[str] = []
+    for kind, value in cert.get("subjectAltName", ()):
+        if kind == "DNS":
+            dns.append(str(value))
+        elif kind == "IP Address":
+            ips.append(str(value).strip())
+    if not dns:
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    dns.append(str(value))
+    return dns, ips
+
+
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern == host:
+        return True
+    if pattern.startswith("*.") and "." in host:  # a wildcard covers one left-most label
+        return host.split(".", 1)[1] == pattern[2:] and "*" not in pattern[2:]
+    return False
+
+
+def host_matches(cert: Mapping[str, Any], host: str) -> bool:
+    """Whether ``cert`` is valid for ``host`` (an IP literal or a DNS name); no DNS lookup."""
+    dns, ips = certificate_names(cert)
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return any(_dns_match(p, host) for p in dns)
+    for value in ips:
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(value) == ip:
+                return True
+    return False
+
+
+def describe_certificate(cert: Mapping[str, Any]) -> str:
+    dns, ips = certificate_names(cert)
+    names = [f"IP:{i}" for i in ips] + [f"DNS:{d}" for d in dns]
+    return ", ".join(names) or "no names"
+
+
+# -- counters --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TlsCounters:
+    """Totals since start (for ``mntr``), both ports, both directions."""
+
+    handshakes: int = 0
+    """TLS handshakes completed."""
+    handshake_failures: int = 0
+    """Handshakes that failed or timed out (bad certificate, not TLS, silence)."""
+    identity_refused: int = 0
+    """Verified certificates that are not valid for the host of the sid's server line."""
+    plain_accepted: int = 0
+    """Plaintext connections accepted (portUnification)."""
+    context_reloads: int = 0
+    """Contexts rebuilt because the key or trust store changed."""
+
+
+_REGISTRY: dict[tuple[object, ...], QuorumTls] = {}
+
+
+def counters(config: QuorumConfig) -> TlsCounters:
+    """The TLS counters of the peer of ``config`` (zeros when TLS is off)."""
+    tls = _REGISTRY.get(_registry_key(config))
+    return tls.counters if tls is not None else TlsCounters()
+
+
+def _registry_key(config: QuorumConfig) -> tuple[object, ...]:
+    return (
+        config.path,
+        config.my_id,
+        config.ssl_quorum,
+        config.port_unification,
+        config.ssl_quorum_reload_cert_files,
+        tuple(sorted(config.ssl_quorum_settings.items())),
+    )
+
+
+def _signature(path: str | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+# -- the per-peer object ---------------------------------------------------------------
+
+
+class QuorumTls:
+    """TLS for one peer: contexts (reloaded when asked), listeners, dialling, identity.
+
+    Args:
+        settings: see :func:`settings_from_config`.
+        members: sid -> hosts of that sid's server line (quorum and election addresses),
+            for the quorum port's identity check.
+    """
+
+    def __init__(
+        self, settings: TlsSettings, members: Mapping[int, Iterable[str]] | None = None
+    ) -> None:
+        self.settings = settings
+        self.members: dict[int, tuple[str, ...]] = {s: tuple(h) for s, h in (members or {}).items()}
+        self._counts: dict[str, int] = {f.name: 0 for f in dataclasses.fields(TlsCounters)}
+        self._sigs = self._signatures()
+        self._server_ctx, self._client_ctx = build_contexts(settings)
+        self._logged: dict[tuple[str, str, str], float] = {}
+
+    @classmethod
+    def for_config(cls, config: QuorumConfig) -> QuorumTls | None:
+        """The peer's shared instance (created on first use), or ``None`` without TLS."""
+        key = _registry_key(config)
+        tls = _REGISTRY.get(key)
+        if tls is not None:
+            return tls
+        settings = settings_from_config(config)
+        if settings is None:
+            return None
+        members: dict[int, tuple[str, ...]] = {}
+        for verifier in (config.verifier, config.last_seen_verifier):
+            if verifier is None:
+                continue
+            for sid, server in verifier.all_members.items():
+                hosts = [a.host for a in (*server.quorum_addrs, *server.election_addrs)]
+                members[sid] = tuple(dict.fromkeys([*members.get(sid, ()), *hosts]))
+        tls = _REGISTRY[key] = cls(settings, members)
+        return tls
+
+    # -- contexts ----------------------------------------------------------------------
+
+    def _signatures(self) -> tuple[object, ...]:
+        return (_signature(self.settings.key_store), _signature(self.settings.trust_store))
+
+    def _maybe_reload(self) -> None:
+        if not self.settings.reload:
+            return
+        sigs = self._signatures()
+        if sigs == self._sigs:
+            return
+        try:
+            self._server_ctx, self._client_ctx = build_contexts(self.settings)
+        except TlsConfigError as exc:
+            log.error("Quorum TLS: new certificate files not loaded, keeping the old: %s", exc)
+            return
+        self._sigs = sigs
+        self._count("context_reloads")
+        log.info("Quorum TLS: reloaded the key and trust stores")
+
+    def server_context(self) -> ssl.SSLContext:
+        self._maybe_reload()
+        return self._server_ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        self._maybe_reload()
+        return self._client_ctx
+
+    # -- observation -------------------------------------------------------------------
+
+    @property
+    def counters(self) -> TlsCounters:
+        return TlsCounters(**self._counts)
+
+    def _count(self, name: str) -> None:
+        self._counts[name] += 1
+
+    def _refused(self, what: str, remote: str, reason: str) -> None:
+        now = time.monotonic()
+        key = (what, remote.rsplit(":", 1)[0], reason)
+        level = logging.WARNING
+        if now - self._logged.get(key, -LOG_INTERVAL) < LOG_INTERVAL:
+            level = logging.DEBUG
+        else:
+            self._logged[key] = now
+            if len(self._logged) > 1000:
+                self._logged.clear()
+        log.log(level, "Quorum TLS: refused %s %s: %s", what, remote, reason)
+
+    # -- identity ----------------------------------------------------------------------
+
+    def peer_refusal(
+        self, writer: asyncio.StreamWriter, sid: int, hosts: Iterable[str], port: Port
+    ) -> str | None:
+        """Why the TLS peer on ``writer``, claiming ``sid`` whose server line lists
+        ``hosts``, must be refused (``None``: accept).  Plaintext connections (port
+        unification) and connections without a client certificate (clientAuth
+        WANT/NONE) are not checked.  Counts and logs a refusal."""
+        if not self.settings.hostname_verification:
+            return None
+        sslobj = writer.get_extra_info("ssl_object")
+        if sslobj is None:
+            return None
+        cert = sslobj.getpeercert()
+        if not cert:
+            return None
+        hosts = tuple(hosts)
+        if any(host_matches(cert, h) for h in hosts):
+            return None
+        if hosts:
+            reason = (
+                f"certificate ({describe_certificate(cert)}) is not valid for "
+                f"{'/'.join(dict.fromkeys(hosts))}, the host of server.{sid}"
+            )
+        else:
+            reason = f"sid {sid} has no server line to check its certificate against"
+        self._count("identity_refused")
+        self._refused(f"{port} connection from", _peer(writer), reason)
+        return reason
+
+    def learner_refusal(self, writer: asyncio.StreamWriter, packet: QuorumPacket) -> str | None:
+        """The quorum port's check, at the learner's FOLLOWERINFO/OBSERVERINFO."""
+        if packet.type not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
+            return None
+        if writer.get_extra_info("ssl_object") is None:
+            return None
+        try:
+            sid = decode_learner_info(packet.data).server_id
+        except Exception:  # the leader core refuses malformed packets itself
+            return None
+        return self.peer_refusal(writer, sid, self.members.get(sid, ()), "quorum")
+
+    # -- dialling ----------------------------------------------------------------------
+
+    def _hostname(self, host: str) -> str | None:
+        return host.split("%", 1)[0] if self.settings.hostname_verification else None
+
+    async def open_connection(self, addr: HostPort, timeout: float | None = None) -> Stream:
+        """A TCP connection to ``addr``, with TLS when ``sslQuorum`` is on.
+
+        Raises ``OSError``/``TimeoutError``; :class:`TlsRefused` when the handshake fails
+        (the certificate is checked against ``addr.host``)."""
+        if not self.settings.ssl_quorum:
+            async with asyncio.timeout(timeout):
+                return await asyncio.open_connection(addr.host, addr.port)
+        ctx = self.client_context()
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    addr.host,
+                    addr.port,
+                    ssl=ctx,
+                    server_hostname=self._hostname(addr.host),
+                    ssl_handshake_timeout=self.settings.handshake_timeout,
+                    ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
+                )
+        except (ssl.SSLError, ConnectionAbortedError, ConnectionResetError) as exc:
+            # aborted: asyncio's handshake timeout; reset: the peer refused us
+            raise self._outgoing_failed(addr, exc) from None
+        self._count("handshakes")
+        return reader, writer
+
+    def _outgoing_failed(self, addr: HostPort, exc: BaseException) -> TlsRefused:
+        self._count("handshake_failures")
+        reason = _reason(exc)
+        self._refused("TLS connection to", str(addr), reason)
+        return TlsRefused(f"TLS handshake with {addr} failed: {reason}")
+
+    def wrap_dialer(self, dial: Dial, *, direct: bool = False) -> Dial:
+        """A dialer for the election port: TLS over ``dial`` when ``sslQuorum`` is on.
+
+        ``direct``: ``dial`` is a plain ``open_connection``; then the TLS connection is
+        opened in one go (with a short TLS close timeout) instead of upgrading ``dial``'s.
+        """
+        if not self.settings.ssl_quorum:
+            return dial
+        if direct:
+            return self.open_connection
+
+        async def tls_dial(addr: HostPort, timeout: float) -> Stream:
+            reader, writer = await dial(addr, timeout)
+            try:
+                await writer.start_tls(
+                    self.client_context(),
+                    server_hostname=self._hostname(addr.host),
+                    ssl_handshake_timeout=self.settings.handshake_timeout,
+                )
+            except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+                writer.close()
+                raise self._outgoing_failed(addr, exc) from None
+            except BaseException:
+                writer.close()
+                raise
+            self._count("handshakes")
+            return reader, writer
+
+        return tls_dial
+
+    # -- listening ---------------------------------------------------------------------
+
+    async def start_server(
+        self,
+        callback: AcceptCallback,
+        *,
+        sock: socket.socket | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        port_name: Port = "election",
+    ) -> TlsServer:
+        """Listen on ``sock`` (bound and listening) or on ``host:port``; every accepted
+        connection is handed to ``callback(reader, writer)`` after its TLS handshake (or
+        as plaintext, with port unification)."""
+        if sock is None:
+            if host is None or port is None:
+                raise ValueError("start_server needs sock, or host and port")
+            sock = await _bind(host, port)
+        sock.setblocking(False)
+        server = TlsServer(self, sock, callback, port_name)
+        server.start()
+        return server
+
+    async def _handshake(
+        self, sock: socket.socket, port: Port
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """TLS (or plaintext) on an accepted socket; ``None`` when refused (closed)."""
+        loop = asyncio.get_running_loop()
+        remote = _fmt(sock)
+        timeout = self.settings.handshake_timeout
+        deadline = loop.time() + timeout
+        use_tls = True
+        if self.settings.port_unification:
+            first = await _peek(sock, timeout)
+            if first == b"":
+                sock.close()  # closed before saying anything
+                return None
+            use_tls = first is not None and first[0] == TLS_HANDSHAKE_BYTE
+        reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            if use_tls:
+                async with asyncio.timeout_at(deadline + 0.5):
+                    transport, _ = await loop.connect_accepted_socket(
+                        lambda: protocol,
+                        sock,
+                        ssl=self.server_context(),
+                        ssl_handshake_timeout=max(deadline - loop.time(), 0.001),
+                        ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
+                    )
+            else:
+                transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            self._count("handshake_failures")
+            self._refused(f"{port} connection from", remote, _reason(exc))
+            return None
+        except BaseException:
+            sock.close()
+            raise
+        self._count("handshakes" if use_tls else "plain_accepted")
+        if not use_tls:
+            log.info("Quorum TLS: accepted a plaintext %s connection from %s", port, remote)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+class TlsServer(asyncio.AbstractServer):
+    """A listener whose connections are handed over after their own TLS handshake.
+
+    Like ``asyncio.Server``: :meth:`close` stops accepting (handshakes in progress are
+    cancelled; connections already handed over are the callback's), ``sockets``."""
+
+    def __init__(
+        self, tls: QuorumTls, sock: socket.socket, callback: AcceptCallback, port: Port
+    ) -> None:
+        self._tls = tls
+        self._sock = sock
+        self._callback = callback
+        self._port: Port = port
+        self._accepting: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return () if self._sock.fileno() < 0 else (self._sock,)
+
+    def start(self) -> None:
+        self._accepting = asyncio.get_running_loop().create_task(
+            self._accept_loop(), name=f"zkquorum-tls-accept-{self._port}"
+        )
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except OSError as exc:  # EMFILE and the like: back off, keep listening
+                log.warning("Quorum TLS: accept on the %s port failed: %s", self._port, exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._serve(conn), name=f"zkquorum-tls-{self._port}")
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            stream = await self._tls._handshake(conn, self._port)
+        except BaseException:  # cancelled by close(): the socket is still ours
+            conn.close()
+            raise
+        if stream is None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._handshakes.discard(task)  # handed over: the callback owns it now
+        result = self._callback(*stream)
+        if inspect.isawaitable(result):
+            await result
+
+    def close(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in list(self._handshakes):
+            task.cancel()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+        tasks = [t for t in (self._accepting, *self._handshakes) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def is_serving(self) -> bool:
+        return self._accepting is not None and not self._closed.is_set()
+
+    async def start_serving(self) -> None:
+        return None
+
+    async def serve_forever(self) -> None:
+        await self._closed.wait()
+
+
+# -- plumbing --------------------------------------------------------------------------
+
+
+async def start_server(
+    tls: QuorumTls | None,
+    callback: AcceptCallback,
+    *,
+    sock: socket.socket | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    port_name: Port = "election",
+) -> asyncio.Server | TlsServer:
+    """``asyncio.start_server`` without TLS, :meth:`QuorumTls.start_server` with it."""
+    if tls is None:
+        if sock is not None:
+            return await asyncio.start_server(callback, sock=sock)  # type: ignore[arg-type]
+        return await asyncio.start_server(
+            callback,  # type: ignore[arg-type]
+            host,
+            port,
+            reuse_address=True,
+        )
+    return await tls.start_server(callback, sock=sock, host=host, port=port, port_name=port_name)
+
+
+async def open_connection(tls: QuorumTls | None, addr: HostPort) -> Stream:
+    """``asyncio.open_connection`` without TLS, :meth:`QuorumTls.open_connection` with it."""
+    if tls is None:
+        return await asyncio.open_connection(addr.host, addr.port)
+    return await tls.open_connection(addr)
+
+
+async def _bind(host: str, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, type_, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(sockaddr)
+        sock.listen(socket.SOMAXCONN)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _peek(sock: socket.socket, timeout: float) -> bytes | None:
+    """The first byte, left in the socket; ``b""`` at EOF, ``None`` after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    deadline = loop.time() + timeout
+    while True:
+        loop.add_reader(fd, wake)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await ready
+        except TimeoutError:
+            log.warning(
+                "Quorum TLS: no byte within %.0f ms from %s: assuming plaintext (as ZooKeeper)",
+                timeout * 1000,
+                _fmt(sock),
+            )
+            return None
+        finally:
+            loop.remove_reader(fd)
+        try:
+            return sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:  # a spurious wake-up
+            ready = loop.create_future()
+        except OSError:
+            return b""
+
+
+def _fmt(sock: socket.socket) -> str:
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "?"
+    return _fmt_addr(peer)
+
+
+def _fmt_addr(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return "?"
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    return _fmt_addr(writer.get_extra_info("peername"))
+
+
+__all__ = [
+    "DEFAULT_CIPHER_SUITES",
+    "QuorumTls",
+    "TlsConfigError",
+    "TlsCounters",
+    "TlsRefused",
+    "TlsServer",
+    "TlsSettings",
+    "build_contexts",
+    "certificate_names",
+    "counters",
+    "host_matches",
+    "open_connection",
+    "openssl_cipher_name",
+    "settings_from_config",
+    "start_server",
+]
