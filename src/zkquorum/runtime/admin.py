@@ -38,6 +38,7 @@ from typing import Final
 from zkquorum import __version__
 from zkquorum.config.model import HostPort, LearnerType
 from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.runtime import tls
 from zkquorum.runtime.connections import ConnectionCounters
 from zkquorum.wire.election import ServerState
 from zkquorum.wire.zxid import zxid_hex
@@ -219,6 +220,15 @@ def _mntr(status: PeerStatus, counts: ServerCounts) -> str:
         ("election_connect_failures", c.connect_failures),
         ("election_peers_connected", len(status.connected_peers)),
     ]
+    if cfg is not None and cfg.ssl_quorum:
+        t = tls.counters(cfg)
+        values += [
+            ("quorum_tls_handshakes", t.handshakes),
+            ("quorum_tls_handshake_failures", t.handshake_failures),
+            ("quorum_tls_identity_refused", t.identity_refused),
+            ("quorum_tls_plain_accepted", t.plain_accepted),
+            ("quorum_tls_context_reloads", t.context_reloads),
+        ]
     return "".join(f"zk_{k}\t{v}\n" for k, v in values)
 
 

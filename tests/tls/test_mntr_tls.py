@@ -1,0 +1,35 @@
+"""``mntr`` shows the quorum TLS counters when sslQuorum is on, and nothing of them when off."""
+
+from __future__ import annotations
+
+from zkquorum.config import parse_zoo_cfg
+from zkquorum.runtime.admin import PeerStatus, render
+from zkquorum.wire.election import ServerState
+
+BASE = (
+    "tickTime=200\ninitLimit=5\nsyncLimit=2\ndataDir=/nonexistent\nclientPort=2181\n"
+    "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n"
+)
+
+
+def mntr(extra: str) -> dict[str, str]:
+    cfg = parse_zoo_cfg(BASE + extra, myid_text="1")
+    status = PeerStatus(state=ServerState.FOLLOWING, my_id=1, leader=3, config=cfg)
+    text = render("mntr", status, frozenset({"mntr"}))
+    assert text is not None
+    return dict(line.split("\t", 1) for line in text.splitlines())
+
+
+def test_tls_counters_in_mntr_only_with_ssl_quorum() -> None:
+    on = mntr("sslQuorum=true\n")
+    for key in (
+        "zk_quorum_tls_handshakes",
+        "zk_quorum_tls_handshake_failures",
+        "zk_quorum_tls_identity_refused",
+        "zk_quorum_tls_plain_accepted",
+        "zk_quorum_tls_context_reloads",
+    ):
+        assert on[key] == "0"
+    off = mntr("")
+    assert not any(k.startswith("zk_quorum_tls_") for k in off)
+    assert off["zk_server_state"] == "follower"
