@@ -2,14 +2,17 @@
 
 A :class:`PyServer` has the same layout and interface as the interop harness's
 :class:`~tests.interop.zkserver.JavaServer` (ports, zoo.cfg, myid, ``srvr``, ``stop`` by
-pid, ``kill``), but runs ``python -m zkquorum run zoo.cfg``.  :func:`ensemble` lays out
-one membership in which any sid may be Java or zkquorum.
+pid, ``kill``), but runs ``python -m zkquorum run zoo.cfg --events logs/events.jsonl``
+(the events give wall-clock times of decisions, establishment and failures), and can be
+paused (SIGSTOP) and resumed (SIGCONT).  :func:`ensemble` lays out one membership in which
+any sid may be Java or zkquorum.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -17,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.interop.zk import ZooKeeperInstall
 from tests.interop.zkserver import JavaEnsemble, JavaServer, make_ensemble, wait_for
@@ -35,9 +39,11 @@ class PyServer(JavaServer):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = (self.log_dir / "zkquorum.log").open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-m", "zkquorum", "run", str(self.cfg_path)]
+        cmd += ["--events", str(self.events_path), *self.extra_args]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "zkquorum", "run", str(self.cfg_path), *self.extra_args],
+                cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -72,6 +78,36 @@ class PyServer(JavaServer):
 
     def election_times_ms(self) -> list[int]:
         return [int(x) for x in re.findall(r"LEADER ELECTION TOOK - (\d+) MS", self.log())]
+
+    @property
+    def events_path(self) -> Path:
+        return self.log_dir / "events.jsonl"
+
+    def events(self, *kinds: str, since: float = 0.0) -> list[dict[str, Any]]:
+        """The peer's ``--events`` records (of these kinds) with wall-clock ``t`` >= since."""
+        try:
+            lines = self.events_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            if (not kinds or rec["ev"] in kinds) and rec["t"] >= since:
+                out.append(rec)
+        return out
+
+    def epoch_files(self) -> tuple[int | None, int | None]:
+        """(acceptedEpoch, currentEpoch) as the files say now (None: missing)."""
+        out: list[int | None] = []
+        for name in ("acceptedEpoch", "currentEpoch"):
+            try:
+                out.append(int((self.data_dir / "version-2" / name).read_text()))
+            except (FileNotFoundError, ValueError):
+                out.append(None)
+        return out[0], out[1]
 
 
 @dataclasses.dataclass
@@ -127,6 +163,13 @@ class Ensemble:
             return leaders[0] if len(leaders) == 1 else None
 
         return wait_for(settled, timeout=timeout, what=f"one leader among {chosen}")
+
+    def srvr_epoch(self, sid: int) -> int | None:
+        """The epoch of the ``Zxid`` that ``srvr`` reports (zxid >> 32)."""
+        info = self.servers[sid].srvr()
+        if not info or "Zxid" not in info:
+            return None
+        return int(info["Zxid"], 16) >> 32
 
     def logs(self) -> str:
         return self.inner.logs()

@@ -17,6 +17,7 @@ from zkquorum.runtime.connections import BindError
 from zkquorum.runtime.files import load_config
 from zkquorum.runtime.peer import PeerRuntime
 from zkquorum.runtime.storage import StorageError
+from zkquorum.runtime.tls import TlsConfigError
 
 LOG_FORMAT = "%(asctime)s [myid:%(myid)s] - %(levelname)s [%(name)s] - %(message)s"
 
@@ -69,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(config.my_id, args.log_level)
     try:
         return asyncio.run(_serve(config, shortcuts=not args.no_shortcut, events=args.events))
-    except (BindError, StorageError) as exc:
+    except (BindError, TlsConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
+    except StorageError as exc:
+        # As QuorumPeerMain: "Unable to load database on disk", then "Unexpected exception,
+        # exiting abnormally" with exit status 1 (not 2, which is a config error).
+        print(f"zkquorum: {args.config}: Unable to load database on disk: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _serve(config: Any, *, shortcuts: bool, events: str | None) -> int:

@@ -8,10 +8,16 @@ After a decision the quorum-port phase runs (:mod:`zkquorum.runtime.quorum_port`
 leader accepts its learners and establishes the new epoch; a follower or observer
 connects to the leader and syncs.  When that phase ends (the leader gives up, the learner
 loses its leader), the peer goes back to LOOKING with a new round, as 3.8's
-``QuorumPeer#run`` does.
+``QuorumPeer#run`` does.  :meth:`PeerRuntime.step_down` ends a leader's phase on purpose
+(the application asked, or its leadership callback raised): the leader closes its quorum
+port, its learners see the connection close, and everyone elects again.  The same peer
+may win again when it is still the best candidate (highest epoch, zxid, sid): that is
+logged.
 
-Everything runs on one asyncio loop; the cores are stepped synchronously from callbacks
-(a step is pure and short).  :meth:`PeerRuntime.close` cancels every task it started.
+Everything runs on one asyncio loop, with no threads: the cores are stepped synchronously
+from callbacks (a step is pure and short) and the file I/O (epoch files, the txn log,
+snapshots: small writes and an fsync) runs inline, as 3.8's ``QuorumPeer`` thread does it.
+:meth:`PeerRuntime.close` cancels every task it started and closes every socket and file.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from zkquorum.core.election import (
 )
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import AdminServer, PeerStatus
-from zkquorum.runtime.quorum_port import LeaderServer, LearnerClient
-from zkquorum.runtime.storage import Storage
+from zkquorum.runtime.quorum_port import LeaderServer, LearnerClient, QuorumOutcome
+from zkquorum.runtime.storage import Storage, StorageError
 from zkquorum.wire.election import Notification, ServerState
 
 log = logging.getLogger("zkquorum.peer")
@@ -73,14 +79,22 @@ class Leadership:
 
     @property
     def is_leader(self) -> bool:
+        """This peer leads, and its quorum acknowledged the epoch (NEWLEADER acks)."""
         return self.role is ServerState.LEADING and self.established
+
+    @property
+    def fencing_token(self) -> int | None:
+        """The established epoch while this peer is the established leader, else None."""
+        return self.epoch if self.is_leader else None
 
 
 class PeerRuntime:
     """One quorum peer: election, quorum port, four-letter words.
 
     ``on_change`` is called (synchronously, on the loop) with every new
-    :class:`Leadership`; it must not block.
+    :class:`Leadership`; it must not block.  If it raises while the new value is LEADING,
+    the error is logged and the peer steps down (:meth:`step_down`); in any other role
+    the error is only logged.
     """
 
     def __init__(
@@ -130,6 +144,8 @@ class PeerRuntime:
         self._times: list[int] = []
         self.leadership = Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id)
         self.decided: Decided | None = None
+        self._step_down_reason: str | None = None
+        self._stepped_down: str | None = None  # why we last stepped down, until decided
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -138,7 +154,9 @@ class PeerRuntime:
         return (time.monotonic() - self._t0) * 1000.0
 
     async def start(self) -> None:
-        loaded = await asyncio.to_thread(self.storage.load)
+        """Load the database and epochs (``StorageError`` with ZooKeeper's text when they
+        are corrupt), bind the election and client ports, start LOOKING."""
+        loaded = self.storage.load()
         self.last_zxid = loaded.tree.last_processed_zxid
         self.current_epoch = loaded.current_epoch
         self.accepted_epoch = loaded.accepted_epoch
@@ -164,7 +182,9 @@ class PeerRuntime:
         await self.cm.close()
         if self.admin is not None:
             await self.admin.close()
-        await asyncio.to_thread(self.storage.close)
+        self.storage.close()
+        # Whoever watches learns that this peer no longer leads (or follows).
+        self._set_leadership(Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id))
 
     async def __aenter__(self) -> PeerRuntime:
         await self.start()
@@ -186,8 +206,35 @@ class PeerRuntime:
 
     # ---------------------------------------------------------------- election
 
+    def step_down(self, reason: str) -> bool:
+        """Stop leading: close the quorum port and go back to LOOKING.
+
+        The learners see their connection close and elect again; this peer takes part and
+        may win again if it is still the best candidate.  Returns False (and does nothing)
+        unless this peer is LEADING, established or not.
+        """
+        if self._closed or self.leadership.role is not ServerState.LEADING:
+            return False
+        log.warning("stepping down as leader (epoch %s): %s", self.leadership.epoch, reason)
+        self._emit("step-down", epoch=self.leadership.epoch, reason=reason)
+        self._step_down_reason = reason
+        self._stepped_down = reason
+        driver = self._driver
+        if driver is not None:
+            driver.outcomes.put_nowait(
+                QuorumOutcome("failed", driver.epoch, f"stepped down: {reason}")
+            )
+        elif not self._quorum_port:
+            asyncio.get_running_loop().call_soon(self._after_phase, f"stepped down: {reason}")
+        # else: the phase is starting; _run_phase sees the reason once its driver is up.
+        # From now on nobody may take this peer for the leader (the quorum port closes
+        # next, on the loop).
+        self._set_leadership(Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id))
+        return True
+
     def _look(self) -> None:
         """Enter LOOKING: a new round (``lookForLeader``)."""
+        self._step_down_reason = None
         self.looking_count += 1
         self._looking_since = time.monotonic()
         self.decided = None
@@ -273,6 +320,14 @@ class PeerRuntime:
             handle.cancel()
         self._timers.clear()
         log.info("%s - LEADER ELECTION TOOK - %d MS", d.state.name, took)
+        if self._stepped_down is not None and d.state is ServerState.LEADING:
+            log.warning(
+                "elected leader again after stepping down (%s): this peer is still the best "
+                "candidate (highest epoch, zxid, sid)",
+                self._stepped_down,
+            )
+            self._emit("re-elected", reason=self._stepped_down)
+        self._stepped_down = None
         log.info(
             "decided: leader=%d zxid=0x%x round=%d peer_epoch=%d via %s",
             d.vote.leader,
@@ -322,6 +377,10 @@ class PeerRuntime:
             driver.start()
         self._driver = driver
         reason = "closed"
+        if self._step_down_reason is not None:
+            driver.outcomes.put_nowait(
+                QuorumOutcome("failed", None, f"stepped down: {self._step_down_reason}")
+            )
         try:
             while True:
                 outcome = await driver.outcomes.get()
@@ -338,13 +397,19 @@ class PeerRuntime:
 
     async def _reload(self) -> None:
         """Our last zxid and epochs as the files say, for the next election's vote."""
-        loaded = await asyncio.to_thread(self.storage.load)
+        try:
+            loaded = self.storage.load()
+        except (OSError, StorageError) as exc:
+            log.error("cannot reload the database after the phase: %s", exc)
+            return
         self.last_zxid = loaded.tree.last_processed_zxid
         self.current_epoch = loaded.current_epoch
         self.accepted_epoch = loaded.accepted_epoch
 
     def _establish(self, epoch: int, driver: LeaderServer | LearnerClient) -> None:
         """The quorum-port handshake finished: ``epoch`` is ours (the fencing token)."""
+        if self._step_down_reason is not None:
+            return  # stepping down: the phase ends with the next outcome
         self.current_epoch = epoch
         self.last_zxid = self._driver_zxid(driver)
         role = self.leadership.role.name
@@ -362,8 +427,9 @@ class PeerRuntime:
 
     def _after_phase(self, reason: str) -> None:
         """The leader gave up or the learner lost its leader: back to LOOKING."""
-        log.info("%s ended: %s", self.leadership.role.name, reason)
-        self._emit("phase-over", state=self.leadership.role.name, reason=reason)
+        role = (self.decided.state if self.decided is not None else self.leadership.role).name
+        log.info("%s ended: %s", role, reason)
+        self._emit("phase-over", state=role, reason=reason)
         if not self._closed:
             self._look()
 
@@ -374,8 +440,10 @@ class PeerRuntime:
         if self._on_change is not None:
             try:
                 self._on_change(value)
-            except Exception:
-                log.exception("leadership change handler failed")
+            except Exception as exc:
+                log.exception("leadership change handler failed on %s", value)
+                if value.role is ServerState.LEADING:
+                    self.step_down(f"the leadership callback raised {type(exc).__name__}: {exc}")
 
     # ---------------------------------------------------------------- status
 
