@@ -130,8 +130,9 @@ def test_three_java_servers_elect_exactly_one_leader(
     modes = ens.modes()
     assert collections.Counter(modes.values()) == {"leader": 1, "follower": 2}, modes
     assert modes[leader] == "leader"
-    # Fast Leader Election with equal (empty) histories picks the highest sid.
-    assert leader == 3
+    # With equal (empty) histories FLE picks the highest sid among the servers up when the
+    # round ends; a JVM that starts late under load may miss it and follow instead.
+    assert leader in (2, 3)
     for sid, server in ens.servers.items():
         info = server.srvr()
         assert info is not None and info["Zookeeper version"].startswith("3.8."), (sid, info)
@@ -155,7 +156,7 @@ def test_multi_address_java_ensemble_elects_a_leader(
     leader = ens.wait_for_leader(timeout=30)
     modes = ens.modes()
     assert collections.Counter(modes.values()) == {"leader": 1, "follower": 2}, modes
-    assert leader == 3
+    assert leader in (2, 3)  # see above: a late JVM may miss the first round
     log = ens.servers[leader].log()
     assert "multiAddress.enabled set to true" in log
     # The leader knows its followers by their '|' lists.

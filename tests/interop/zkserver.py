@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import socket
 import subprocess
 import sys
@@ -35,15 +36,42 @@ T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_PORT_RNG = random.Random()
+
+
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """``count`` distinct ports that were free on ``host`` a moment ago."""
+    """``count`` distinct ports that were free on ``host`` a moment ago.
+
+    They are chosen below the kernel's ephemeral range, so that an outgoing connection of
+    some other process cannot take one between now and the moment a server binds it (a
+    JVM takes a second or more to get there).
+    """
+    low, _ = _ephemeral_range()
+    top = max(low - 1, 11000)
+    chosen: list[int] = []
     socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        while len(chosen) < count:
+            port = _PORT_RNG.randrange(10000, top)
+            if port in chosen:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
+            try:
+                s.bind((host, port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            chosen.append(port)
+        return chosen
     finally:
         for s in socks:
             s.close()

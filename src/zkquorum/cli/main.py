@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from zkquorum import __version__
 
 # Sub-command modules, in the order ``zkquorum --help`` lists them.
-_COMMANDS = ("run_cmd", "status_cmd", "config_cmd", "decode_cmd", "sim_cmd")
+_COMMANDS = ("cluster_cmd", "run_cmd", "status_cmd", "config_cmd", "decode_cmd", "sim_cmd")
 
 
 class CliError(Exception):
