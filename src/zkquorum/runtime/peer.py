@@ -393,6 +393,12 @@ class PeerRuntime:
             self._driver = None
             await driver.close()
         await self._reload()
+        if isinstance(driver, LearnerClient) and not self._closed:
+            # The leader is gone (EOF, read timeout, refused): for the failover shortcut it
+            # is as good as a lost election connection, even while that connection (to a
+            # hung process) stays open.  Sound for the same reason: its vote could always
+            # have arrived after finalizeWait (see FastLeaderElection._shortcut).
+            self._step(PeerLost(self.now(), d.vote.leader))
         self._after_phase(reason)
 
     async def _reload(self) -> None:
