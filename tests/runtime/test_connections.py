@@ -481,6 +481,27 @@ def test_sid_not_in_the_configuration_is_refused_and_logged(
     assert len(refused) == 2 and "(sid 3)" in refused[0] and "(sid 7)" in refused[1]
 
 
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux only")
+def test_election_sockets_give_up_on_a_dead_network_after_the_socket_timeout() -> None:
+    """TCP_USER_TIMEOUT and keepalive = socketTimeout on both ends (issue 9): a network
+    that fails silently ends the connection instead of holding it for ~15 minutes
+    (tests/chaos/test_netns.py shows the failover this enables)."""
+
+    async def main() -> None:
+        async with managers([1, 2], handshake_timeout=0.7) as (cm, _ev):
+            cm[1].send(2, notif(1))
+            await within(cm[2].receive())
+            for me, other in ((1, 2), (2, 1)):
+                conn = cm[me]._peers[other].conn
+                assert conn is not None
+                sock = conn.writer.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 700
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
+
+    run(main)
+
+
 def test_connection_claiming_our_own_sid_is_closed() -> None:
     async def main() -> None:
         async with managers([5]) as (cm, _ev):
