@@ -265,13 +265,18 @@ class LearnerClient(_Driver):
 
         async def attempt(addr: HostPort, delay: float) -> None:
             await asyncio.sleep(delay)
+            # The new leader binds its quorum port a moment after the election: retry soon
+            # at first (a refused connect on a live host costs microseconds), then back off
+            # to ``retry_delay`` (3.8 always sleeps 100 ms here).
+            pause = min(0.001, self.retry_delay)
             while not winner.done() and loop.time() < deadline:
                 try:
                     remaining = max(deadline - loop.time(), 0.001)
                     r, w = await asyncio.wait_for(tls_open_connection(self._tls, addr), remaining)
                 except (TimeoutError, OSError) as exc:
                     log.debug("learner: connect to %s failed: %s", addr, exc)
-                    await asyncio.sleep(self.retry_delay)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self.retry_delay)
                     continue
                 sock = w.get_extra_info("socket")
                 if sock is not None:
