@@ -53,12 +53,16 @@ import ipaddress
 import logging
 import os
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - `zkquorum run` blocks it when sslQuorum is off
+    ssl = None  # type: ignore[assignment]
 
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
@@ -101,11 +105,11 @@ _KX: Final = {
     "DHE_RSA": "DHE-RSA-",
     "RSA": "",
 }
-_PROTOCOLS: Final = {
-    "TLSv1": ssl.TLSVersion.TLSv1,
-    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+_PROTOCOL_NAMES: Final = {
+    "TLSv1": "TLSv1",
+    "TLSv1.1": "TLSv1_1",
+    "TLSv1.2": "TLSv1_2",
+    "TLSv1.3": "TLSv1_3",
 }
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -196,7 +200,7 @@ def settings_from_config(config: QuorumConfig) -> TlsSettings | None:
     protocols = tuple(p.strip() for p in enabled.split(",")) if enabled is not None else ()
     protocols = tuple(p for p in protocols if p) or (protocol,)
     for p in protocols:
-        if p not in _PROTOCOLS and p != "TLS":
+        if p not in _PROTOCOL_NAMES and p != "TLS":
             raise TlsConfigError(f"unknown TLS protocol {p!r} (TLSv1.2, TLSv1.3...)")
     suites_raw = raw.get(PREFIX + "ciphersuites")
     suites = (
@@ -272,7 +276,7 @@ def _versions(protocols: Iterable[str]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]
         if p == "TLS":
             versions += [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
         else:
-            versions.append(_PROTOCOLS[p])
+            versions.append(ssl.TLSVersion[_PROTOCOL_NAMES[p]])
     return min(versions), max(versions)
 
 
