@@ -58,6 +58,9 @@ def test_mixed_ensemble_establishes_both_ways(
     ours = ensembles(py_sids=[3], java_sids=[1, 2], install=zookeeper, settings=FAST)
     assert ours.wait_for_leader(timeout=40) == 3
     assert ours.modes() == {1: "follower", 2: "follower", 3: "leader"}
+    # srvr's Node count as 3.8 counts it (the root twice): the same on every server.
+    counts = {sid: (s.srvr() or {}).get("Node count") for sid, s in ours.servers.items()}
+    assert set(counts.values()) == {"5"}, counts
     theirs = ensembles(py_sids=[1], java_sids=[2, 3], install=zookeeper, settings=FAST)
     leader = theirs.wait_for_leader(timeout=40)
     assert leader in (2, 3)

@@ -115,6 +115,8 @@ class PeerStatus:
     connected_peers: frozenset[int] = frozenset()
     config: QuorumConfig | None = None
     uptime_ms: int = 0
+    node_count: int = 0
+    """As 3.8 counts them: the root is in its map twice (``""`` and ``"/"``)."""
 
 
 StatusProvider = Callable[[], PeerStatus]
@@ -159,7 +161,7 @@ def _srvr(status: PeerStatus, counts: ServerCounts, *, stat: bool) -> str:
         "Outstanding: 0",
         f"Zxid: 0x{zxid_hex(status.zxid)}",
         f"Mode: {mode}",
-        "Node count: 0",
+        f"Node count: {status.node_count}",
     ]
     if status.state is ServerState.LEADING:
         lines.append("Proposal sizes last/min/max: -1/-1/-1")
@@ -191,7 +193,7 @@ def _mntr(status: PeerStatus, counts: ServerCounts) -> str:
         ("avg_latency", 0.0),
         ("min_latency", 0),
         ("max_latency", 0),
-        ("znode_count", 0),
+        ("znode_count", status.node_count),
         ("watch_count", 0),
         ("ephemerals_count", 0),
         ("approximate_data_size", 0),

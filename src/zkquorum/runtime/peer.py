@@ -424,6 +424,16 @@ class PeerRuntime:
         self._step(EpochUpdated(self.now(), epoch))
         self._set_leadership(replace(self.leadership, epoch=epoch, established=True))
 
+    def _node_count(self) -> int:
+        """``srvr``'s Node count, as 3.8 counts (the root is in its map as "" and "/")."""
+        driver = self._driver
+        tree = None
+        if isinstance(driver, LearnerClient) and driver.learner is not None:
+            tree = driver.learner.tree
+        elif isinstance(driver, LeaderServer) and driver.leader is not None:
+            tree = driver.leader.tree
+        return tree.node_count + 1 if tree is not None else 0
+
     def _driver_zxid(self, driver: LeaderServer | LearnerClient | None) -> int:
         if isinstance(driver, LearnerClient) and driver.last_zxid is not None:
             return driver.last_zxid
@@ -480,4 +490,5 @@ class PeerRuntime:
             connected_peers=self.cm.connected_peers(),
             config=self.config,
             uptime_ms=int((time.monotonic() - self._t0) * 1000),
+            node_count=self._node_count(),
         )
