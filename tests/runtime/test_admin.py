@@ -326,3 +326,9 @@ def test_query_srvr_on_garbage_answer() -> None:
 
     reply = run(main_)
     assert (reply.mode, reply.error) == ("error", "hello")
+
+
+def test_node_count_in_srvr_and_mntr() -> None:
+    # 3.8 keeps the root twice in its map: a fresh tree shows "Node count: 5" (live).
+    assert "Node count: 5\n" in (render("srvr", status(node_count=5), ALL) or "")
+    assert "zk_znode_count\t5\n" in (render("mntr", status(node_count=5), ALL) or "")

@@ -434,6 +434,17 @@ class PeerRuntime:
             tree = driver.leader.tree
         return tree.node_count + 1 if tree is not None else 0
 
+    def _served_zxid(self) -> int:
+        """``srvr``'s Zxid: the last *processed* zxid (3.8's ``getDataTreeLastProcessedZxid``).
+
+        A follower logs and ACKs a PROPOSAL before its COMMIT is applied; the election vote
+        uses the last *logged* zxid (``_driver_zxid``), ``srvr`` the applied one.
+        """
+        driver = self._driver
+        if isinstance(driver, LearnerClient) and driver.learner is not None:
+            return driver.learner.tree.last_processed_zxid
+        return self._driver_zxid(driver)
+
     def _driver_zxid(self, driver: LeaderServer | LearnerClient | None) -> int:
         if isinstance(driver, LearnerClient) and driver.last_zxid is not None:
             return driver.last_zxid
@@ -476,7 +487,7 @@ class PeerRuntime:
             state=state,
             my_id=self.my_id,
             leader=self.leadership.leader,
-            zxid=self._driver_zxid(self._driver),
+            zxid=self._served_zxid(),
             peer_epoch=self.current_epoch,
             election_epoch=self.election.logical_clock,
             elections=self.elections,
