@@ -1,0 +1,327 @@
+"""zkquorum peers as processes whose peer-to-peer traffic goes through :class:`ChaosProxy`.
+
+Each peer gets its own zoo.cfg: its own server line has its real ports, every other
+server's line names the proxy listener for that (me -> them) direction.  Peers run
+``tests/chaos/peerproc.py`` (``zkquorum run`` plus a SIGUSR1 task-count dump) with
+``--events``; the client port (four-letter words) is reached directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from tests.chaos.proxy import ChaosProxy
+from tests.interop.zkserver import free_ports, wait_for
+from tests.peer.cluster import PyServer
+
+PEERPROC = Path(__file__).with_name("peerproc.py")
+
+SETTINGS = {
+    "tickTime": "200",
+    "initLimit": "10",
+    "syncLimit": "5",
+    "cnxTimeout": "1000",
+    "4lw.commands.whitelist": "*",
+}
+
+
+@dataclasses.dataclass
+class ChaosServer(PyServer):
+    """One peer process; ``events.jsonl`` and ``tasks.json`` live in its root."""
+
+    restarts: int = 0
+    paused: bool = False
+    prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", NAME)
+
+    @property
+    def events_path(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def tasks_path(self) -> Path:
+        return self.root / "tasks.json"
+
+    def start(self, install: object = None) -> None:
+        assert self.proc is None or self.proc.poll() is not None, f"peer {self.sid} running"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.log_dir / "zkquorum.log").open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", ZKQ_CHAOS_TASKS_FILE=str(self.tasks_path))
+        cmd = [*self.prefix, sys.executable, str(PEERPROC), "run", str(self.cfg_path)]
+        cmd += ["--events", str(self.events_path), *self.extra_args]
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        finally:
+            out.close()
+        self.paused = False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            if self.paused:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.start()
+        self.restarts += 1
+
+    def pause(self) -> None:
+        super().pause()
+        self.paused = True
+
+    def resume(self) -> None:
+        super().resume()
+        self.paused = False
+
+    def stop(self) -> int | None:
+        """SIGTERM (after SIGCONT if paused), then SIGKILL; the exit status."""
+        if self.proc is not None and self.paused and self.proc.poll() is None:
+            self.resume()
+        return super().stop()
+
+    def fd_count(self) -> int | None:
+        if not self.running():
+            return None
+        assert self.proc is not None
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return None
+
+    def task_count(self, timeout: float = 5.0) -> dict[str, object]:
+        """Ask the peer (SIGUSR1) for its asyncio tasks; wait for the fresh dump."""
+        assert self.proc is not None and self.running()
+        asked = time.time()
+        os.kill(self.proc.pid, signal.SIGUSR1)
+
+        def fresh() -> dict[str, object] | None:
+            try:
+                data: dict[str, object] = json.loads(self.tasks_path.read_text())
+            except (OSError, ValueError):
+                return None
+            t = data.get("t")
+            return data if isinstance(t, float) and t >= asked else None
+
+        return wait_for(fresh, timeout=timeout, what=f"task dump of peer {self.sid}")
+
+
+def fixed_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` free ports below the ephemeral range.
+
+    The peers' own ports must stay free while a peer is down (killed, restarting): a port
+    from the ephemeral range could meanwhile become the source port of one of the many
+    outgoing connections (the proxy's, the peers'), and the restart would fail to bind.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_ports(count, host)
+    start = max(1024, low - 12000)
+    rng = random.Random()
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = rng.randrange(start, low)
+        if port in chosen:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
+
+
+class EventTail:
+    """The newest ``established`` record of one peer's events file, read incrementally."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+        self.last: dict[str, object] | None = None
+        self.state = ""
+
+    def poll(self) -> dict[str, object] | None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return self.last
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if b'"ev":"send"' in line or b'"ev":"recv"' in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            self.state = str(rec.get("ev"))
+            if rec.get("ev") == "established":
+                self.last = rec
+        return self.last
+
+    def serving(self) -> dict[str, object] | None:
+        """The newest ``established`` record if nothing (looking, decided...) came after."""
+        last = self.poll()
+        return last if self.state == "established" else None
+
+
+class ChaosCluster:
+    """Participants and observers whose peer links all go through one proxy."""
+
+    def __init__(
+        self,
+        base: Path,
+        participants: Sequence[int],
+        observers: Sequence[int] = (),
+        *,
+        settings: Mapping[str, str] | None = None,
+        direct: bool = False,
+        absent: Sequence[int] = (),
+    ) -> None:
+        """``direct``: no proxy, every zoo.cfg names the real ports.  ``absent``: sids
+        that are in the configuration but never run (their ports stay unbound)."""
+        self.participants = list(participants)
+        self.direct = direct
+        self.absent = list(absent)
+        self.observers = list(observers)
+        self.sids = [*self.participants, *self.observers]
+        self.proxy = ChaosProxy()
+        self.settings = dict(SETTINGS, **(settings or {}))
+        ports = fixed_ports(3 * len(self.sids))
+        self.servers: dict[int, ChaosServer] = {}
+        for i, sid in enumerate(self.sids):
+            self.servers[sid] = ChaosServer(
+                sid=sid,
+                root=base / f"peer{sid}",
+                quorum_port=ports[3 * i],
+                election_port=ports[3 * i + 1],
+                client_port=ports[3 * i + 2],
+                role="observer" if sid in self.observers else "participant",
+            )
+        for src in [] if direct else self.sids:
+            for dst in self.sids:
+                if src != dst:
+                    d = self.servers[dst]
+                    self.proxy.listen(src, dst, "quorum", d.quorum_port)
+                    self.proxy.listen(src, dst, "election", d.election_port)
+        self.tails = {
+            sid: EventTail(s.events_path) for sid, s in self.servers.items() if sid not in absent
+        }
+        for s in self.servers.values():
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            s.cfg_path.parent.mkdir(parents=True, exist_ok=True)
+            (s.data_dir / "myid").write_text(f"{s.sid}\n")
+            s.cfg_path.write_text(self.config_text(s.sid))
+
+    def config_text(self, me: int) -> str:
+        s = self.servers[me]
+        lines = [f"{k}={v}" for k, v in self.settings.items()]
+        lines += [
+            f"dataDir={s.data_dir}",
+            f"clientPort={s.client_port}",
+            f"clientPortAddress={s.host}",
+        ]
+        for sid, other in self.servers.items():
+            if sid == me or self.direct:
+                q, e = other.quorum_port, other.election_port
+            else:
+                q = self.proxy.ports[(me, sid, "quorum")]
+                e = self.proxy.ports[(me, sid, "election")]
+            lines.append(f"server.{sid}={other.host}:{q}:{e}:{other.role}")
+        return "\n".join(lines) + "\n"
+
+    # -- processes -------------------------------------------------------------------------
+
+    def start(self, sids: Iterable[int] | None = None) -> None:
+        for sid in self.sids if sids is None else sids:
+            if sid not in self.absent:
+                self.servers[sid].start()
+
+    def stop(self) -> None:
+        for s in self.servers.values():
+            s.stop()
+        self.proxy.close()
+
+    def running(self) -> list[int]:
+        return [sid for sid, s in self.servers.items() if s.running() and not s.paused]
+
+    def crashed(self) -> dict[int, int]:
+        """Peers that exited by themselves (not killed or stopped by the test)."""
+        return {
+            sid: s.proc.returncode
+            for sid, s in self.servers.items()
+            if s.proc is not None and s.proc.poll() is not None and s.proc.returncode is not None
+        }
+
+    def settled(self) -> tuple[int, int] | None:
+        """(leader, epoch) when every peer serves, in agreement; else None.
+
+        Every peer runs, exactly one says ``leader`` (``srvr``), participants say
+        ``follower``, observers ``observer``, and the newest ``established`` record of every
+        peer names that leader and one epoch.
+        """
+        leader, epochs = None, set()
+        for tail in self.tails.values():
+            rec = tail.poll()
+            if rec is None:
+                return None
+            epochs.add((rec.get("leader"), rec.get("epoch")))
+        if len(epochs) != 1:
+            return None
+        for sid, s in self.servers.items():
+            if sid in self.absent:
+                continue
+            if not s.running() or s.paused:
+                return None
+            info = s.srvr()
+            if not info or "Mode" not in info:
+                return None
+            mode = info["Mode"]
+            want = "observer" if sid in self.observers else ("leader", "follower")
+            if mode not in want:
+                return None
+            if mode == "leader":
+                if leader is not None:
+                    return None
+                leader = sid
+        named, epoch = epochs.pop()
+        if leader is None or named != leader or not isinstance(epoch, int):
+            return None
+        return leader, epoch
+
+    def wait_settled(self, timeout: float) -> tuple[int, int]:
+        def check() -> tuple[int, int] | None:
+            dead = self.crashed()
+            if dead:
+                raise AssertionError(f"peer(s) exited by themselves: {dead}")
+            return self.settled()
+
+        return wait_for(check, timeout=timeout, what="one established leader, all peers serving")
+
+    def logs(self) -> str:
+        return "".join(
+            f"\n===== peer {sid} ({s.root}) =====\n{s.log()[-20000:]}"
+            for sid, s in self.servers.items()
+        )
