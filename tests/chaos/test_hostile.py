@@ -298,6 +298,12 @@ def test_hostile_input_on_both_ports(cluster: ChaosCluster) -> None:
         info = _qp(PacketType.FOLLOWERINFO, encode_learner_info(LearnerInfo(2)))
         assert await _expect_closed(qport, [bytes([b]) for b in info[:10]], pause=0.02) == b""
         tried.append("quorum: slow sender stopping half-way through FOLLOWERINFO")
+        # the leader counted what it refused: out-of-protocol learners and bad packets
+        lm = await asyncio.to_thread(_mntr, c.servers[leader])
+        refused = int(lm["zk_quorum_learners_dropped"]) + int(lm["zk_quorum_bad_packets"])
+        complete = len(qattacks) - 2  # the two truncated ones just end (EOF), uncounted
+        assert refused >= complete - 3, (refused, complete, lm)  # random bytes may EOF too
+        assert int(lm["zk_quorum_bad_packets"]) >= 2, lm  # the 2 GB and -2 lengths
 
         # every bad election connection so far was counted, exactly
         for sid, s in peers.items():

@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(config, shortcuts=not args.no_shortcut, events=args.events))
     except (BindError, TlsConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
+    except OSError as exc:
+        # e.g. the client port is taken: one line, as every other start-up failure
+        raise CliError(f"{args.config}: cannot start: {exc}") from None
     except StorageError as exc:
         # As QuorumPeerMain: "Unable to load database on disk", then "Unexpected exception,
         # exiting abnormally" with exit status 1 (not 2, which is a config error).

@@ -117,6 +117,12 @@ class PeerStatus:
     uptime_ms: int = 0
     node_count: int = 0
     """As 3.8 counts them: the root is in its map twice (``""`` and ``"/"``)."""
+    quorum_learners_dropped: int = 0
+    """Learner connections this peer closed while leading (refused, silent, bad)."""
+    quorum_bad_packets: int = 0
+    """Of those, the ones closed on bytes that are no quorum packet."""
+    tasks: int = 0
+    """asyncio tasks alive in the peer's loop (a leak shows here)."""
 
 
 StatusProvider = Callable[[], PeerStatus]
@@ -221,6 +227,10 @@ def _mntr(status: PeerStatus, counts: ServerCounts) -> str:
         ("election_connections_dropped", c.connections_dropped),
         ("election_connect_failures", c.connect_failures),
         ("election_peers_connected", len(status.connected_peers)),
+        ("election_unknown_sids_refused", c.unknown_sids_refused),
+        ("quorum_learners_dropped", status.quorum_learners_dropped),
+        ("quorum_bad_packets", status.quorum_bad_packets),
+        ("zkquorum_tasks", status.tasks),
     ]
     if cfg is not None and cfg.ssl_quorum:
         t = tls.counters(cfg)

@@ -88,6 +88,13 @@ class Leadership:
         return self.epoch if self.is_leader else None
 
 
+def _task_count() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # no running loop: asked from outside the peer's loop
+        return 0
+
+
 class PeerRuntime:
     """One quorum peer: election, quorum port, four-letter words.
 
@@ -133,6 +140,8 @@ class PeerRuntime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._phase: asyncio.Task[None] | None = None
         self._driver: LeaderServer | LearnerClient | None = None
+        self._dropped = 0  # learner connections closed while leading, finished phases
+        self._bad_packets = 0
         self._closed = False
         self._t0 = time.monotonic()
         self._looking_since = self._t0
@@ -392,6 +401,9 @@ class PeerRuntime:
         finally:
             self._driver = None
             await driver.close()
+            if isinstance(driver, LeaderServer):
+                self._dropped += driver.learners_dropped
+                self._bad_packets += driver.bad_packets
         await self._reload()
         if isinstance(driver, LearnerClient) and not self._closed:
             # The leader is gone (EOF, read timeout, refused): for the failover shortcut it
@@ -475,6 +487,9 @@ class PeerRuntime:
     # ---------------------------------------------------------------- status
 
     def status(self) -> PeerStatus:
+        live_dropped = live_bad = 0
+        if isinstance(self._driver, LeaderServer):
+            live_dropped, live_bad = self._driver.learners_dropped, self._driver.bad_packets
         times = self._times
         state = self.leadership.role
         zab = _ZAB_STATES[state]
@@ -502,4 +517,7 @@ class PeerRuntime:
             config=self.config,
             uptime_ms=int((time.monotonic() - self._t0) * 1000),
             node_count=self._node_count(),
+            quorum_learners_dropped=self._dropped + live_dropped,
+            quorum_bad_packets=self._bad_packets + live_bad,
+            tasks=_task_count(),
         )

@@ -396,6 +396,10 @@ class LeaderServer(_Driver):
         self._conn_ids = itertools.count(1)
         self._wakeup = asyncio.Event()
         self.bound: list[tuple[str, int]] = []
+        self.learners_dropped = 0
+        """Learner connections the leader closed (refused, silent, out of protocol)."""
+        self.bad_packets = 0
+        """Learner connections closed on bytes that are no quorum packet."""
 
     async def __aenter__(self) -> LeaderServer:
         await self.start()
@@ -526,6 +530,8 @@ class LeaderServer(_Driver):
                 if w is not None:
                     await w.drain()
         except (OSError, QuorumProtocolError) as exc:
+            if isinstance(exc, QuorumProtocolError):
+                self.bad_packets += 1
             log.info("leader: learner connection %d ended: %s", conn, exc)
         finally:
             self._execute(leader.disconnected(conn, loop.time()))
@@ -546,7 +552,9 @@ class LeaderServer(_Driver):
                     w = self._writers.get(conn)
                     if w is not None:
                         w.write(encode_snap_sync(zxid, snap))
-                case Close(conn, _reason):
+                case Close(conn, reason):
+                    if reason != "leader shutdown":
+                        self.learners_dropped += 1
                     w = self._writers.pop(conn, None)
                     if w is not None:
                         w.close()
