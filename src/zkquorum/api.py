@@ -186,6 +186,7 @@ class QuorumPeer:
         self._changed: asyncio.Future[None] | None = None
         self._started = False
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         self._runtime = PeerRuntime(
             config,
             all_voted_shortcut=shortcuts,
@@ -220,18 +221,23 @@ class QuorumPeer:
         :attr:`LISTENER_GRACE_S` seconds for it; older ones still running are cancelled);
         subscriptions then end.  Idempotent.
         """
-        if self._closed:
+        if self._closing is not None:  # a second caller waits for the first close
+            await asyncio.shield(self._closing)
             return
-        await self._cancel(list(self._tasks))  # listeners still busy with older values
-        await self._runtime.close()  # -> listeners get the last (LOOKING) value
-        self._closed = True
-        last = list(self._tasks)
-        if last:  # let them see it, within a bound
-            await asyncio.wait(last, timeout=self.LISTENER_GRACE_S)
-            await self._cancel(last)
-        for sub in list(self._subs):
-            sub._end()
-        self._wake()
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self._cancel(list(self._tasks))  # listeners still busy with older values
+            await self._runtime.close()  # -> listeners get the last (LOOKING) value
+            self._closed = True
+            last = list(self._tasks)
+            if last:  # let them see it, within a bound
+                await asyncio.wait(last, timeout=self.LISTENER_GRACE_S)
+                await self._cancel(last)
+            for sub in list(self._subs):
+                sub._end()
+            self._wake()
+        finally:
+            self._closing.set_result(None)
 
     @staticmethod
     async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -61,7 +61,6 @@ class QuorumServer:
 
     def to_zk_string(self) -> str:
         """``QuorumServer#toString``: address lists sorted by host, zipped, role, client."""
-        # Java sorts each list by InetSocketAddress#getHostString (no brackets).
         # Java sorts each list by InetSocketAddress#getHostString (no brackets); the order of
         # equal hosts comes from a HashSet, so we break ties by port to stay deterministic.
         qs = sorted(self.quorum_addrs, key=lambda a: (a.java_host().strip("[]"), a.port))

@@ -70,6 +70,7 @@ Shortcuts (both may be switched off; the wire bytes are those of 3.8 either way)
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -86,6 +87,9 @@ OBSERVING = ServerState.OBSERVING
 FINALIZE_WAIT_MS = 200
 MIN_NOTIFICATION_INTERVAL_MS = 200
 MAX_NOTIFICATION_INTERVAL_MS = 60000
+
+
+_HEX = re.compile(r"[+-]?[0-9a-fA-F]+")
 
 
 class Timer(enum.Enum):
@@ -213,10 +217,8 @@ def parse_config_text(text: str) -> tuple[int | None, frozenset[str]]:
             continue
         key, value = key.strip(), value.strip()
         if key == "version":
-            try:
-                version = int(value, 16)
-            except ValueError:
-                version = None
+            # Long.parseLong(v, 16): no 0x, no underscores, no blanks (Python's int() allows them)
+            version = int(value, 16) if _HEX.fullmatch(value) else None
         elif key.startswith("server."):
             entry = value.split(";", 1)[0]
             role = entry.rsplit(":", 1)[-1]
@@ -264,7 +266,8 @@ class FastLeaderElection:
         self._config_version = verifier.version
         self._membership = parse_config_text(self._config_text)[1]
         self._config_cache: dict[str, tuple[int | None, frozenset[str]]] = {}
-        self._mismatch_reported: set[tuple[int, str]] = set()
+        # The last mismatching config text reported per sid (bounded: one per sid).
+        self._mismatch_reported: dict[int, str] = {}
         self._contains_quorum: Callable[[Iterable[int]], bool] = verifier.contains_quorum
         self._weight: Callable[[int], int] = verifier.weight
 
@@ -707,8 +710,7 @@ class FastLeaderElection:
             reason = "same version, different membership"
         else:
             return
-        key = (sid, text)
-        if key in self._mismatch_reported:
+        if self._mismatch_reported.get(sid) == text:
             return
-        self._mismatch_reported.add(key)
+        self._mismatch_reported[sid] = text
         self._out.append(ConfigMismatch(sid, version, reason))

@@ -903,6 +903,9 @@ class ConnectionManager:
             self._bad(conn.remote, conn.sid, exc.reason)
         except OSError as exc:
             reason = _describe(exc)
+        except Exception as exc:  # a bug must cost one connection, never a zombie one
+            log.exception("election connection to %s failed", conn.sid)
+            reason = f"internal error: {exc!r}"
         self._drop(conn, reason)
 
     # -- receiving ---------------------------------------------------------------------

@@ -150,7 +150,9 @@ class PeerRuntime:
         self.accepted_epoch = 0
         self.elections = 0
         self.looking_count = 0
-        self._times: list[int] = []
+        # Election times (ms): last, min, max, total; ``elections`` counts them.
+        self._time_last: int | None = None
+        self._time_min = self._time_max = self._time_total = 0
         self.leadership = Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id)
         self.decided: Decided | None = None
         self._step_down_reason: str | None = None
@@ -323,7 +325,10 @@ class PeerRuntime:
     def _decided(self, d: Decided) -> None:
         took = int((time.monotonic() - self._looking_since) * 1000)
         self.elections += 1
-        self._times.append(took)
+        self._time_min = took if self._time_last is None else min(self._time_min, took)
+        self._time_max = max(self._time_max, took)
+        self._time_total += took
+        self._time_last = took
         self.decided = d
         for handle in self._timers.values():
             handle.cancel()
@@ -371,10 +376,10 @@ class PeerRuntime:
             driver = LeaderServer(self.config, self.storage)
             try:
                 await driver.start()
-            except OSError as exc:
-                log.error("cannot listen on the quorum port: %s", exc)
+            except (OSError, StorageError) as exc:
+                log.error("cannot start leading: %s", exc)
                 await driver.close()
-                self._after_phase(f"quorum port bind failed: {exc}")
+                self._after_phase(f"cannot start leading: {exc}")
                 return
         else:
             driver = LearnerClient(
@@ -397,6 +402,11 @@ class PeerRuntime:
                     self._establish(outcome.epoch, driver)
                 else:
                     reason = outcome.reason or "failed"
+                    # From this moment nobody may take this peer for the leader (or for a
+                    # synced follower), even while the driver closes.
+                    self._set_leadership(
+                        Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id)
+                    )
                     break
         finally:
             self._driver = None
@@ -490,7 +500,6 @@ class PeerRuntime:
         live_dropped = live_bad = 0
         if isinstance(self._driver, LeaderServer):
             live_dropped, live_bad = self._driver.learners_dropped, self._driver.bad_packets
-        times = self._times
         state = self.leadership.role
         zab = _ZAB_STATES[state]
         if self.leadership.established:
@@ -506,10 +515,10 @@ class PeerRuntime:
             peer_epoch=self.current_epoch,
             election_epoch=self.election.logical_clock,
             elections=self.elections,
-            election_time_last_ms=times[-1] if times else None,
-            election_time_min_ms=min(times) if times else 0,
-            election_time_max_ms=max(times) if times else 0,
-            election_time_total_ms=sum(times),
+            election_time_last_ms=self._time_last,
+            election_time_min_ms=self._time_min,
+            election_time_max_ms=self._time_max,
+            election_time_total_ms=self._time_total,
             looking_count=self.looking_count,
             zab_state=zab,
             connections=self.cm.counters,

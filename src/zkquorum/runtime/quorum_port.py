@@ -8,8 +8,10 @@ short, before the next packet is written), and report outcomes on :attr:`outcome
 * ``QuorumOutcome("failed", epoch, reason)`` once, at the end: leader gone, handshake failed,
   quorum lost, closed.  The peer then goes back to LOOKING.
 
-Each driver owns its tasks, sockets and files; ``await close()`` (or leaving
-``async with``) ends them all.  No threads.
+Each driver owns its tasks and sockets; ``await close()`` (or leaving ``async with``) ends
+them all and closes the txn log's append handle of the :class:`Storage` it was given (the
+peer's; it reopens on the next append).  A driver task that dies of a bug, and a disk error
+while persisting, end the phase with a "failed" outcome: never a hang.  No threads.
 """
 
 from __future__ import annotations
@@ -91,8 +93,28 @@ class _Driver:
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A driver task that dies of a bug must end the phase, never leave it hanging."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("quorum-port task %s failed", task.get_name(), exc_info=exc)
+            self._report(QuorumOutcome("failed", self.epoch, f"internal error: {exc!r}"))
+
+    def _persist_or_fail(self, action: Action) -> bool | None:
+        """:meth:`_persist`, but a disk error ends the phase (3.8 exits the process there):
+        ``None`` means stop executing this action list."""
+        try:
+            return self._persist(action)
+        except (OSError, StorageError) as exc:
+            log.error("cannot persist %s: %s", type(action).__name__, exc)
+            self._report(QuorumOutcome("failed", self.epoch, f"cannot persist: {exc}"))
+            return None
 
     def _report(self, outcome: QuorumOutcome) -> None:
         if self._done.is_set():
@@ -341,7 +363,11 @@ class LearnerClient(_Driver):
         assert learner is not None
         wrote = False
         for action in actions:
-            if self._persist(action):
+            done = self._persist_or_fail(action)
+            if done is None:
+                self._close_writer()
+                return
+            if done:
                 continue
             match action:
                 case Send(packet):
@@ -450,10 +476,7 @@ class LeaderServer(_Driver):
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        await self._stop_servers()
-        for w in list(self._writers.values()):
-            w.close()
-        self._writers.clear()
+        await self._shutdown_soon()
         await self._cancel_tasks()
         self.storage.close()
 
@@ -541,7 +564,11 @@ class LeaderServer(_Driver):
 
     def _execute(self, actions: list[Action]) -> None:
         for action in actions:
-            if self._persist(action):
+            done = self._persist_or_fail(action)
+            if done is None:
+                self._wakeup.set()  # the ticker sees the failure and shuts the port
+                return
+            if done:
                 continue
             match action:
                 case Send(packet, conn):

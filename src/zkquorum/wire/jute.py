@@ -79,10 +79,15 @@ def read_string(r: Reader, what: str) -> str:
     return s
 
 
-def read_vector(r: Reader, element: Callable[[Reader], T]) -> tuple[T, ...] | None:
+def read_vector(
+    r: Reader, element: Callable[[Reader], T], *, max_items: int | None = None
+) -> tuple[T, ...] | None:
+    at = r.pos
     n = _length(r, "vector")
     if n == -1:
         return None
+    if max_items is not None and n > max_items:
+        r.fail(f"vector of {n} elements (at most {max_items} expected)", at)
     return tuple(element(r) for _ in range(n))
 
 

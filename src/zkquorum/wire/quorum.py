@@ -108,11 +108,18 @@ def encode_packet(p: QuorumPacket) -> bytes:
     )
 
 
+MAX_AUTHINFO: Final = 64
+"""Most ``Id`` records accepted in a QuorumPacket's authinfo."""
+
+
 def _read_packet(r: Reader) -> QuorumPacket:
     ptype = r.int32()
     zxid = r.int64()
     data = read_buffer(r)
-    authinfo = read_vector(r, read_id)
+    # 3.8 peers send authinfo null or empty.  A bound keeps a hostile peer from declaring
+    # millions of ids and drip-feeding them: an incomplete packet is re-parsed from its
+    # start on every read, which would cost quadratic time.
+    authinfo = read_vector(r, read_id, max_items=MAX_AUTHINFO)
     if ptype in _KNOWN_TYPES:
         ptype = PacketType(ptype)
     return QuorumPacket(ptype, zxid, data, authinfo)

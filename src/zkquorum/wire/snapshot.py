@@ -225,6 +225,8 @@ class SnapshotParser:
         acl_id = r.int64()
         stat = read_stat_persisted(r)
         slash = path.rfind("/")
+        if path and slash < 0:
+            r.fail(f"node path {path!r} is not absolute", at)
         if slash >= 0 and path[:slash] not in self._paths:
             r.fail(f"node {path!r} comes before its parent", at)
         self._paths.add(path)
