@@ -40,6 +40,7 @@ from zkquorum.config.model import HostPort, LearnerType
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime import tls
 from zkquorum.runtime.connections import ConnectionCounters
+from zkquorum.runtime.netfmt import format_peer
 from zkquorum.wire.election import ServerState
 from zkquorum.wire.zxid import zxid_hex
 
@@ -345,12 +346,6 @@ def render(
 # -- the server --------------------------------------------------------------------------
 
 
-def _fmt(peer: object) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return "?"
-
-
 class AdminServer:
     """Answers four-letter words on the client port.
 
@@ -439,7 +434,7 @@ class AdminServer:
             writer.close()
             return
         self._clients[writer] = [0]
-        self._addresses[writer] = _fmt(writer.get_extra_info("peername"))
+        self._addresses[writer] = format_peer(writer.get_extra_info("peername"))
         task = asyncio.ensure_future(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

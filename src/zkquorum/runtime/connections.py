@@ -66,7 +66,6 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ from zkquorum.config.javatext import is_wildcard_host
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.happy_eyeballs import DEFAULT_DELAY, AllAttemptsFailed, happy_eyeballs
+from zkquorum.runtime.netfmt import describe_error, format_peer
 from zkquorum.runtime.tls import QuorumTls, TlsServer, start_server
 from zkquorum.wire.election import (
     PROTOCOL_VERSION_V1,
@@ -237,23 +237,10 @@ def advertised_addresses(own: Sequence[HostPort], local_host: str | None) -> tup
     return tuple(dict.fromkeys(out)) or tuple(own)
 
 
-def _fmt_peername(peer: object) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return "?"
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ElectionProtocolError):
         return exc.reason
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)  # asyncio's strerror: "Connect call failed (...)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+    return describe_error(exc)
 
 
 class _Conn:
@@ -288,7 +275,7 @@ class _Conn:
         self.outgoing = outgoing
         self.via = via
         self.remote = (
-            str(via) if via is not None else _fmt_peername(writer.get_extra_info("peername"))
+            str(via) if via is not None else format_peer(writer.get_extra_info("peername"))
         )
         self.tasks: list[asyncio.Task[None]] = []
         self.closed = False
@@ -718,7 +705,7 @@ class ConnectionManager:
     async def _handle_accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        remote = _fmt_peername(writer.get_extra_info("peername"))
+        remote = format_peer(writer.get_extra_info("peername"))
         decoder = ElectionConnectionDecoder(initial=True)
         msg: InitialMessage | None = None
         try:
@@ -954,8 +941,8 @@ class ConnectionManager:
             return None
         w = peer.conn.writer
         return (
-            _fmt_peername(w.get_extra_info("sockname")),
-            _fmt_peername(w.get_extra_info("peername")),
+            format_peer(w.get_extra_info("sockname")),
+            format_peer(w.get_extra_info("peername")),
         )
 
     def _count(self, name: str, n: int = 1) -> None:

@@ -22,9 +22,10 @@ with fake attempts and a virtual clock (``tests/runtime/vclock.py``).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from zkquorum.runtime.netfmt import describe_error
 
 A = TypeVar("A")
 C = TypeVar("C")
@@ -38,18 +39,8 @@ class AllAttemptsFailed(OSError, Generic[A]):
 
     def __init__(self, errors: Sequence[tuple[A, BaseException]]) -> None:
         self.errors: tuple[tuple[A, BaseException], ...] = tuple(errors)
-        text = "; ".join(f"{addr}: {_describe(exc)}" for addr, exc in self.errors)
+        text = "; ".join(f"{addr}: {describe_error(exc)}" for addr, exc in self.errors)
         super().__init__(text or "no address to connect to")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)  # asyncio's strerror: "Connect call failed (...)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 async def happy_eyeballs(

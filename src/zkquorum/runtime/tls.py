@@ -66,6 +66,7 @@ except ImportError:  # pragma: no cover - `zkquorum run` blocks it when sslQuoru
 
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.runtime.netfmt import format_peer
 from zkquorum.wire.quorum import PacketType, QuorumPacket, decode_learner_info
 
 log = logging.getLogger(__name__)
@@ -893,18 +894,11 @@ def _fmt(sock: socket.socket) -> str:
         peer = sock.getpeername()
     except OSError:
         return "?"
-    return _fmt_addr(peer)
-
-
-def _fmt_addr(peer: object) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return "?"
+    return format_peer(peer)
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
-    return _fmt_addr(writer.get_extra_info("peername"))
+    return format_peer(writer.get_extra_info("peername"))
 
 
 __all__ = [
