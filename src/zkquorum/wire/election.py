@@ -48,6 +48,7 @@ from zkquorum.wire.reader import (
     NeedDataType,
     Reader,
     StreamDecoder,
+    decode_exactly,
     pack_int,
     pack_long,
 )
@@ -225,16 +226,7 @@ def _read_initial(r: Reader) -> InitialMessage:
 
 def decode_initial_message(data: bytes) -> InitialMessage:
     """One-shot: ``data`` must be exactly one initial message."""
-    r = Reader(data, ElectionProtocolError)
-    try:
-        msg = _read_initial(r)
-    except NeedData as nd:
-        raise ElectionProtocolError(
-            f"truncated initial message: {nd.needed - len(data)} more bytes needed", len(data)
-        ) from None
-    if r.remaining:
-        r.fail(f"{r.remaining} bytes after the initial message")
-    return msg
+    return decode_exactly(data, _read_initial, ElectionProtocolError, "initial message")
 
 
 # -- notifications -------------------------------------------------------------------

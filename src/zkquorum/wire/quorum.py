@@ -37,6 +37,7 @@ from zkquorum.wire.reader import (
     NeedDataType,
     Reader,
     StreamDecoder,
+    decode_exactly,
     pack_int,
     pack_long,
 )
@@ -130,16 +131,7 @@ _KNOWN_TYPES: Final = frozenset(t.value for t in PacketType)
 
 def decode_packet(data: bytes) -> QuorumPacket:
     """One-shot: ``data`` must be exactly one QuorumPacket."""
-    r = Reader(data, QuorumProtocolError)
-    try:
-        p = _read_packet(r)
-    except NeedData as nd:
-        raise QuorumProtocolError(
-            f"truncated packet: {nd.needed - len(data)} more bytes needed", len(data)
-        ) from None
-    if r.remaining:
-        r.fail(f"{r.remaining} bytes after the packet")
-    return p
+    return decode_exactly(data, _read_packet, QuorumProtocolError, "packet")
 
 
 def encode_snap_sync(zxid: int, snapshot: Snapshot) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from typing import Final, Generic, Literal, NoReturn, TypeVar
 
 from zkquorum.wire.errors import ProtocolError
@@ -121,6 +122,22 @@ def pack_long(value: int) -> bytes:
 
 
 M = TypeVar("M")
+
+
+def decode_exactly(
+    data: bytes, read: Callable[[Reader], M], error: type[ProtocolError], what: str
+) -> M:
+    """One-shot decoding: ``data`` must hold exactly one ``what``, read by ``read``."""
+    r = Reader(data, error)
+    try:
+        msg = read(r)
+    except NeedData as nd:
+        raise error(
+            f"truncated {what}: {nd.needed - len(data)} more bytes needed", len(data)
+        ) from None
+    if r.remaining:
+        r.fail(f"{r.remaining} bytes after the {what}")
+    return msg
 
 
 class StreamDecoder(Generic[M]):
