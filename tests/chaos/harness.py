@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,24 +50,15 @@ class ChaosServer(PyServer):
     def tasks_path(self) -> Path:
         return self.root / "tasks.json"
 
-    def start(self, install: object = None) -> None:
-        assert self.proc is None or self.proc.poll() is not None, f"peer {self.sid} running"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / "zkquorum.log").open("ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1", ZKQ_CHAOS_TASKS_FILE=str(self.tasks_path))
+    def command(self) -> list[str]:
         cmd = [*self.prefix, sys.executable, str(PEERPROC), "run", str(self.cfg_path)]
-        cmd += ["--events", str(self.events_path), *self.extra_args]
-        try:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=env,
-            )
-        finally:
-            out.close()
+        return [*cmd, "--events", str(self.events_path), *self.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        return dict(super().environment(), ZKQ_CHAOS_TASKS_FILE=str(self.tasks_path))
+
+    def start(self, install: object = None) -> None:
+        super().start()
         self.paused = False
 
     def kill(self) -> None:

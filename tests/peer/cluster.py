@@ -34,21 +34,26 @@ class PyServer(JavaServer):
 
     extra_args: tuple[str, ...] = ()
 
+    def command(self) -> list[str]:
+        """The command line of the peer process (subclasses wrap or replace it)."""
+        cmd = [sys.executable, "-m", "zkquorum", "run", str(self.cfg_path)]
+        return [*cmd, "--events", str(self.events_path), *self.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ, PYTHONUNBUFFERED="1")
+
     def start(self, install: ZooKeeperInstall | None = None) -> None:
         assert self.proc is None or self.proc.poll() is not None, f"peer {self.sid} running"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = (self.log_dir / "zkquorum.log").open("ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "zkquorum", "run", str(self.cfg_path)]
-        cmd += ["--events", str(self.events_path), *self.extra_args]
         try:
             self.proc = subprocess.Popen(
-                cmd,
+                self.command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env=env,
+                env=self.environment(),
             )
         finally:
             out.close()
