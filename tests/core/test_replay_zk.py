@@ -1,6 +1,6 @@
 """Our Fast Leader Election against real ZooKeeper 3.8, replayed from a capture (issue 4).
 
-``../shared/vectors/zk-n3-tick200.pcap`` (decoded in ``zk-n3-tick200.txt``, described in
+``tests/testdata/vectors/zk-n3-tick200.pcap`` (decoded in ``zk-n3-tick200.txt``, described in
 ``spec/zk-reference.md`` section 5) is a cold start of three Debian 3.8.0 servers
 (tickTime 200) on loopback, the ``kill -9`` of leader 3 about 1 s later, and the
 re-election of 2.  For each Java peer we take, from the capture alone:
@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+from tests.vectors import VECTORS
 from zkquorum.config.zoocfg import parse_config_string
 from zkquorum.core.election import (
     Decided,
@@ -55,8 +55,7 @@ from zkquorum.wire.capture import CaptureReport, decode_capture
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.pcap import TcpConnection, parse_pcap, reassemble, tcp_segments
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-PCAP = SHARED / "vectors" / "zk-n3-tick200.pcap"
+PCAP = VECTORS / "zk-n3-tick200.pcap"
 EPS = 0.01  # ms: "just before"
 LOOKING = ServerState.LOOKING
 
@@ -114,8 +113,6 @@ def _ms(conn: TcpConnection, t0: float) -> tuple[float, float]:
 
 @functools.cache
 def capture() -> Capture:
-    if not PCAP.exists():
-        pytest.skip(f"capture not found at {PCAP}")
     data = PCAP.read_bytes()
     report: CaptureReport = decode_capture(data)
     conns = reassemble(tcp_segments(parse_pcap(data)))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.vectors import VECTORS
 from zkquorum.core.datatree import DataTree
 from zkquorum.runtime.storage import (
     Storage,
@@ -19,14 +20,12 @@ from zkquorum.runtime.storage import (
 from zkquorum.wire.quorum import PacketType, QuorumPacket, QuorumStreamDecoder
 from zkquorum.wire.txn import Txn, decode_txn
 
-VECTORS = Path("/work/shared/vectors/snap-sync.vectors.json")
+SNAP_SYNC = VECTORS / "snap-sync.vectors.json"
 
 
 def vector_txns() -> list[Txn]:
     """The 32 txns a 3.8.0 leader proposed in the snap-sync capture."""
-    if not VECTORS.is_file():
-        pytest.skip("vectors not available")
-    d = json.loads(VECTORS.read_text())
+    d = json.loads(SNAP_SYNC.read_text())
     conn = next(
         c["conn"] for c in d["connections"] if c["port_kind"] == "quorum" and c["learner_sid"] == 2
     )

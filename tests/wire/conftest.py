@@ -1,23 +1,18 @@
-"""Shared fixtures: the golden captures in ../shared/vectors (beside the project root)."""
+"""Shared fixtures: the golden captures in tests/testdata/vectors."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.vectors import VECTORS
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-VECTORS = SHARED / "vectors"
 VECTOR_SETS = ("snap-sync", "diff-sync", "multiaddr-v2")
 CAPTURES = (*VECTOR_SETS, "zk-n3-tick200")
 
 
 def load_vectors(name: str) -> dict[str, Any]:
     path = VECTORS / f"{name}.vectors.json"
-    if not path.exists():
-        pytest.skip(f"golden vectors not found at {path}")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
@@ -26,9 +21,8 @@ def all_messages() -> list[tuple[str, dict[str, Any]]]:
     out = []
     for name in VECTOR_SETS:
         path = VECTORS / f"{name}.vectors.json"
-        if path.exists():
-            for m in json.loads(path.read_text(encoding="utf-8"))["messages"]:
-                out.append((name, m))
+        for m in json.loads(path.read_text(encoding="utf-8"))["messages"]:
+            out.append((name, m))
     return out
 
 

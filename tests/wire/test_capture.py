@@ -69,8 +69,6 @@ _TIMELINE = re.compile(r"^\s+([\d.]+) ms\s+conn#(\d+)\s+(election|quorum)\s+(.*?
 
 def test_decode_text_lists_the_annotated_timeline(capsys: pytest.CaptureFixture[str]) -> None:
     txt = VECTORS / "zk-n3-tick200.txt"
-    if not txt.exists():
-        pytest.skip("zk-n3-tick200 not available")
     section = txt.read_text(encoding="utf-8").split("## Timeline", 1)[1].split("\n## ", 1)[0]
     names = {"HANDSHAKE": "INITIAL", "NOTIFY": "NOTIFICATION"}
     expected = Counter()

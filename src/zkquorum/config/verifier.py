@@ -1,6 +1,6 @@
 """Quorum verifiers: ``QuorumMaj`` and ``QuorumHierarchical`` as ZooKeeper 3.8 defines them.
 
-Both are immutable and answer the same questions (``shared/spec/quorum-config-and-zab.md``
+Both are immutable and answer the same questions (``docs/spec/quorum-config-and-zab.md``
 A3): the weight of a sid, whether a set of sids contains a quorum, the voting and observing
 members, the version, and the canonical config string (``QuorumVerifier#toString``).
 

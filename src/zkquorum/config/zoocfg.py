@@ -1,7 +1,7 @@
 """zoo.cfg as ZooKeeper 3.8 reads it (``QuorumPeerConfig#parse``), into one frozen object.
 
 Pure: the caller reads the files (see :func:`zkquorum.runtime.files.load_config`) and hands
-us their text.  Facts: ``shared/spec/quorum-config-and-zab.md`` A1 to A3.
+us their text.  Facts: ``docs/spec/quorum-config-and-zab.md`` A1 to A3.
 
 Every rejection is a :class:`ConfigError` whose text is one line, ``file:line: what is
 wrong; how to fix it``.  Where ZooKeeper's own message misleads, ours says what is really

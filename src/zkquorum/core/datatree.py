@@ -1,7 +1,7 @@
 """An in-memory ZooKeeper data tree that applies transactions as a 3.8 follower does.
 
 Facts: ``DataTree#processTxn``, ``#createNode``, ``#deleteNode``, ``#setData``, ``#setACL``,
-``#killSession`` of 3.8.0 and ``shared/spec/quorum-config-and-zab.md`` B2/B4.  The point is a
+``#killSession`` of 3.8.0 and ``docs/spec/quorum-config-and-zab.md`` B2/B4.  The point is a
 truthful ``last_processed_zxid`` and a tree that can be sent (SNAP) or written as a snapshot;
 no watches, quotas or digests.
 

@@ -1,6 +1,6 @@
 """Fast Leader Election (ZooKeeper 3.8 ``FastLeaderElection``) as a pure state machine.
 
-Facts: ``shared/spec/election-protocol.md`` sections 5 (what ``WorkerReceiver`` does with a
+Facts: ``docs/spec/election-protocol.md`` sections 5 (what ``WorkerReceiver`` does with a
 notification) and 6 (``lookForLeader``).  The style is etcd raft's ``Step``: the runtime
 feeds :class:`Event` values into :meth:`FastLeaderElection.step` and carries out the
 :class:`Action` values it returns.  There are no sockets, no clock and no randomness here;

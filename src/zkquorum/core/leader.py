@@ -1,7 +1,7 @@
 """The leader side of the quorum port, as a pure state machine (``Leader#lead`` and one
 ``LearnerHandler`` per connection, folded into one object).
 
-Facts: ``shared/spec/quorum-config-and-zab.md`` B2 (handshake), B3 (heartbeats, failure
+Facts: ``docs/spec/quorum-config-and-zab.md`` B2 (handshake), B3 (heartbeats, failure
 detection); 3.8.0 ``Leader#lead``, ``#getEpochToPropose``, ``#waitForEpochAck``,
 ``#waitForNewLeaderAck``, ``LearnerHandler#run``, ``#syncFollower``,
 ``#queueCommittedProposals``.

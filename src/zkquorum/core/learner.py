@@ -1,6 +1,6 @@
 """The learner side of the quorum port (follower or observer), as a pure state machine.
 
-Facts: ``shared/spec/quorum-config-and-zab.md`` B2 (handshake), B3 (heartbeats), B4 (the
+Facts: ``docs/spec/quorum-config-and-zab.md`` B2 (handshake), B3 (heartbeats), B4 (the
 other packets, 3.8.0 sync semantics); ``Learner#registerWithLeader``, ``#syncWithLeader``,
 ``Follower#processPacket``, ``Observer#processPacket`` of 3.8.0.
 
@@ -18,7 +18,7 @@ Wire rules that 3.8 enforces: ACKEPOCH carries 4 bytes (our currentEpoch, or -1 
 epoch was already accepted); the NEWLEADER ACK is the first packet after ACKEPOCH, so PINGs
 before UPTODATE are ignored; PING replies carry an empty (not null) session table.  ACKs of
 txns received during the sync go out after the final UPTODATE ACK, as the 3.8.0 captures
-show (``shared/vectors/diff-sync``).
+show (``tests/testdata/vectors/diff-sync``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Votes, their total order and their equality, as ZooKeeper 3.8 defines them.
 
-Facts: ``shared/spec/election-protocol.md`` 6.2 (``totalOrderPredicate``) and 6.6
+Facts: ``docs/spec/election-protocol.md`` 6.2 (``totalOrderPredicate``) and 6.6
 (``Vote.equals``).  Pure values; no state.
 """
 

@@ -1,6 +1,6 @@
 """The client port: ZooKeeper's four-letter words, and a client to ask them.
 
-Facts: ``shared/spec/quorum-config-and-zab.md`` B5, checked against Debian's 3.8.0:
+Facts: ``docs/spec/quorum-config-and-zab.md`` B5, checked against Debian's 3.8.0:
 
 * A word is the first four bytes a client sends on the client port; the server writes
   the answer and closes.  Anything else (client sessions are not part of zkquorum yet)

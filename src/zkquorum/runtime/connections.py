@@ -1,6 +1,6 @@
 """The election-port connection manager: ZooKeeper's ``QuorumCnxManager`` on asyncio.
 
-Facts: ``shared/spec/election-protocol.md`` sections 1 to 3, 7 and 8.  The byte layouts
+Facts: ``docs/spec/election-protocol.md`` sections 1 to 3, 7 and 8.  The byte layouts
 live in :mod:`zkquorum.wire.election`; this module owns sockets, tasks and timers.
 
 Design (one asyncio task per job, every task owned by the manager):

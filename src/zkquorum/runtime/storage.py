@@ -1,6 +1,6 @@
 """A peer's files in ``dataDir/version-2`` (and ``dataLogDir/version-2``), ZooKeeper's formats.
 
-Facts: ``shared/spec/quorum-config-and-zab.md`` A4; ZooKeeper 3.8.0 ``QuorumPeer#loadDataBase``,
+Facts: ``docs/spec/quorum-config-and-zab.md`` A4; ZooKeeper 3.8.0 ``QuorumPeer#loadDataBase``,
 ``#readLongFromFile``, ``#writeLongToFile``, ``FileTxnSnapLog#restore``, ``FileTxnLog``,
 ``FileSnap``, ``SnapStream``, ``persistence/Util``.
 

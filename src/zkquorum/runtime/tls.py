@@ -1,6 +1,6 @@
 """Quorum TLS (``sslQuorum``): mutual TLS on the election and quorum ports.
 
-Facts: ``shared/spec/quorum-tls.md`` and ``shared/spec/users.md`` section 1.4.  The keys are
+Facts: ``docs/spec/quorum-tls.md`` and ``docs/spec/users.md`` section 1.4.  The keys are
 ZooKeeper's (``X509Util``/``QuorumX509Util`` of 3.8, zoo.cfg prefix ``ssl.quorum.``):
 ``keyStore.location/type/password/passwordPath``, ``trustStore.location/type``,
 ``protocol`` (default ``TLSv1.2``), ``enabledProtocols`` (default: ``protocol``),

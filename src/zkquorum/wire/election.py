@@ -1,6 +1,6 @@
 """The election port (3888): initial message, frames and notifications.
 
-Facts: ``shared/spec/election-protocol.md`` sections 1 to 4.  Pure: no sockets, no clocks.
+Facts: ``docs/spec/election-protocol.md`` sections 1 to 4.  Pure: no sockets, no clocks.
 
 Byte layouts (all big-endian, Java ``DataOutputStream``):
 

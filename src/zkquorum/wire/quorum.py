@@ -1,6 +1,6 @@
 """The quorum port (2888): ``QuorumPacket`` records back to back, no outer length prefix.
 
-Facts: ``shared/spec/quorum-config-and-zab.md`` part B.  ``QuorumPacket { int type;
+Facts: ``docs/spec/quorum-config-and-zab.md`` part B.  ``QuorumPacket { int type;
 long zxid; buffer data; vector<Id> authinfo }``; the payload of ``data`` depends on the
 type (helpers below).  After a SNAP packet the leader writes the snapshot stream and the
 signature (:mod:`zkquorum.wire.snapshot`), which :class:`QuorumStreamDecoder` returns as
