@@ -17,6 +17,7 @@ from zkquorum.runtime.storage import (
     read_long,
     write_long_atomically,
 )
+from zkquorum.runtime.txnlog import iter_log_entries
 from zkquorum.wire.quorum import PacketType, QuorumPacket, QuorumStreamDecoder
 from zkquorum.wire.txn import Txn, decode_txn
 
@@ -126,7 +127,10 @@ def test_torn_tail_is_ignored_but_crc_mismatch_is_fatal(tmp_path: Path) -> None:
     s.close()
     log = tmp_path / "version-2" / "log.100000001"
     whole = log.read_bytes()
-    log.write_bytes(whole[:-7])  # a crash in the middle of the last entry
+    assert len(whole) == 64 * 1024 * 1024  # pre-allocated, zero-filled
+    end = [e.end for e in iter_log_entries(log)][-1]
+    assert not any(whole[end:])
+    log.write_bytes(whole[: end - 7])  # a crash in the middle of the last entry
     assert Storage(tmp_path).load_tree().tree.last_processed_zxid == 0x100000002
     bad = bytearray(whole)
     bad[40] ^= 0xFF  # inside the first entry's txn bytes

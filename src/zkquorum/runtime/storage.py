@@ -1,49 +1,106 @@
 """A peer's files in ``dataDir/version-2`` (and ``dataLogDir/version-2``), ZooKeeper's formats.
 
 Facts: ``docs/spec/quorum-config-and-zab.md`` A4; ZooKeeper 3.8.0 ``QuorumPeer#loadDataBase``,
-``#readLongFromFile``, ``#writeLongToFile``, ``FileTxnSnapLog#restore``, ``FileTxnLog``,
-``FileSnap``, ``SnapStream``, ``persistence/Util``.
+``#readLongFromFile``, ``#writeLongToFile``, ``FileTxnSnapLog#restore``, ``ZKDatabase``,
+``PurgeTxnLog``, ``DatadirCleanupManager``.  The txn log and its group commit are in
+:mod:`zkquorum.runtime.txnlog`, snapshot files in :mod:`zkquorum.runtime.snapshots`.
 
 * ``acceptedEpoch``, ``currentEpoch``: the decimal number, no newline; written as
   ``<name>.tmp`` + fsync + rename.  Read: the first line as a Java long, else
   ``Found <line> in <file>``.
-* ``log.<hex zxid of its first txn>``: ``FileHeader {int magic "ZKLG"; int version 2;
-  long dbid 0}``, then per txn ``long adler32(bytes); buffer bytes; byte 'B'``, where bytes
-  is the serialized txn (header, record, digest: exactly a PROPOSAL's data).  A zero
-  length or the end of the file ends the log (Java pre-allocates with zeros).
-* ``snapshot.<hex zxid>``: ``FileHeader {"ZKSN", 2, 0}``, the snapshot stream (sessions,
-  ACL cache, nodes, ``"/"``), a seal ``long adler32-so-far; ustring "/"``, then
-  ``ZxidDigest {long zxid; int version; long digest}`` and a second seal.  We write an empty
-  digest (zxid 0), which 3.8 reads as "The digest value is empty in snapshot".  We write
-  snapshots to a temporary name, fsync, then rename (3.8 writes in place and relies on
-  the trailing seal to spot a torn file; we check the seal too).
 
-Start-up (``load``): the newest valid snapshot, then every logged txn after it; an empty
-directory gets ``snapshot.0``; logs without any snapshot are fatal, as in 3.8
+Start-up (``load``): the newest valid snapshot, then the logged txns after it, of which
+only the newest ``commitLogCount`` (500) stay in memory (``ZKDatabase#committedLog``); an
+empty directory gets ``snapshot.0``; logs without any snapshot are fatal, as in 3.8
 (``No snapshot found, but there are log entries. Something is broken!``).  Then the epoch
-rules of ``QuorumPeer#loadDataBase`` with ZooKeeper's error texts.
+rules of ``QuorumPeer#loadDataBase`` with ZooKeeper's error texts.  A learner's sync
+beyond the in-memory window reads the log files again (``read_txns``,
+``ZKDatabase#getProposalsFromTxnLog``).
+
+Settings come from zoo.cfg as 3.8 takes them: ``autopurge.*`` are its own keys; the others
+are keys 3.8 does not know, which ``QuorumPeerConfig#parse`` turns into ``zookeeper.<key>``
+system properties (``preAllocSize`` in KiB, ``snapCount``, ``forceSync``, ...).
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import collections
+import functools
 import logging
 import os
 import re
-import struct
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Any, Final, overload
 
+from zkquorum.config.javatext import java_int
+from zkquorum.config.properties import load_properties
+from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core.datatree import DataTree
-from zkquorum.wire.errors import QuorumProtocolError
-from zkquorum.wire.jute import encode_ustring, read_ustring
-from zkquorum.wire.reader import NeedData, Reader, pack_int, pack_long
-from zkquorum.wire.snapshot import Snapshot, SnapshotParser, encode_snapshot
-from zkquorum.wire.txn import Txn, decode_txn, encode_txn
+from zkquorum.runtime.snapshots import (
+    SNAP_MAGIC,
+    SNAP_PREFIX,
+    SnapshotWritten,
+    capture_tree,
+    decode_snapshot_file,
+    encode_snapshot_file,
+    is_valid_snapshot,
+    snapshot_name,
+    write_snapshot,
+)
+from zkquorum.runtime.txnlog import (
+    DEFAULT_FSYNC_WARNING_MS,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_PRE_ALLOC_SIZE,
+    DEFAULT_SNAP_COUNT,
+    DEFAULT_SNAP_SIZE_LIMIT,
+    EOR,
+    FILE_HEADER,
+    FORMAT_VERSION,
+    LOG_PREFIX,
+    TXNLOG_MAGIC,
+    LogFileWriter,
+    LogStats,
+    StorageError,
+    TxnLog,
+    adler32,
+    encode_log_entry,
+    fsync_dir,
+    iter_log_entries,
+    log_file_header,
+    logs_from,
+    read_log_file,
+    zxid_files,
+)
+from zkquorum.wire.snapshot import Snapshot
+from zkquorum.wire.txn import Txn, encode_txn
 from zkquorum.wire.zxid import zxid_epoch, zxid_hex
+
+__all__ = [
+    "ACCEPTED_EPOCH",
+    "CURRENT_EPOCH",
+    "EOR",
+    "FORMAT_VERSION",
+    "SNAP_MAGIC",
+    "TXNLOG_MAGIC",
+    "LoadedState",
+    "LogStats",
+    "Storage",
+    "StorageError",
+    "StorageSettings",
+    "TxnLog",
+    "adler32",
+    "autopurge",
+    "decode_snapshot_file",
+    "encode_log_entry",
+    "encode_snapshot_file",
+    "log_file_header",
+    "read_log_file",
+    "read_long",
+    "write_long_atomically",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +108,111 @@ VERSION_DIR: Final = "version-2"
 ACCEPTED_EPOCH: Final = "acceptedEpoch"
 CURRENT_EPOCH: Final = "currentEpoch"
 TMP_EXTENSION: Final = ".tmp"
-TXNLOG_MAGIC: Final = 0x5A4B4C47  # "ZKLG"
-SNAP_MAGIC: Final = 0x5A4B534E  # "ZKSN"
-FORMAT_VERSION: Final = 2
-DIGEST_VERSION: Final = 2
-EOR: Final = 0x42  # 'B'
-SEAL: Final = encode_ustring("/")
+DEFAULT_COMMIT_LOG_COUNT: Final = 500
+DEFAULT_SNAPSHOT_SIZE_FACTOR: Final = 0.33
+MIN_SNAP_RETAIN_COUNT: Final = 3
+COUNT_ERR_MSG: Final = "count should be greater than or equal to 3"
 
-_HEADER = struct.Struct(">iiq")
-_LONG = struct.Struct(">q")
 _JAVA_LONG = re.compile(r"[+-]?[0-9]+\Z")
-_NAME = re.compile(r"(log|snapshot)\.([0-9a-fA-F]+)\Z")
+_HEADER_SIZE: Final = FILE_HEADER.size
 
 
-class StorageError(Exception):
-    """A start-up or I/O problem, with ZooKeeper's text where it has one."""
+# -- settings -----------------------------------------------------------------------------
 
 
-@dataclass
-class LoadedState:
-    tree: DataTree
-    history: list[Txn]
-    """The txns replayed after the snapshot (3.8's in-memory ``committedLog``)."""
-    snapshot_zxid: int
-    accepted_epoch: int = 0
-    current_epoch: int = 0
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """The storage knobs of 3.8, with its defaults and its corrections of bad values."""
+
+    pre_alloc_size: int = DEFAULT_PRE_ALLOC_SIZE
+    """Bytes (zoo.cfg ``preAllocSize`` is in KiB, ``FilePadding``)."""
+    force_sync: bool = True
+    max_batch: int = DEFAULT_MAX_BATCH
+    snap_count: int = DEFAULT_SNAP_COUNT
+    snap_size_limit: int = DEFAULT_SNAP_SIZE_LIMIT
+    """Bytes (``snapSizeLimitInKb``); 0 or less turns the size rule off."""
+    fsync_warning_threshold_ms: float = DEFAULT_FSYNC_WARNING_MS
+    commit_log_count: int = DEFAULT_COMMIT_LOG_COUNT
+    snapshot_size_factor: float = DEFAULT_SNAPSHOT_SIZE_FACTOR
+    """Negative: never sync a learner from the log files (``ZKDatabase``)."""
+    snap_retain_count: int = MIN_SNAP_RETAIN_COUNT
+    purge_interval_hours: int = 0
+
+    @classmethod
+    def from_properties(cls, values: Mapping[str, str]) -> StorageSettings:
+        """From trimmed zoo.cfg values, as 3.8 reads each one (bad numbers fall back to
+        the default, as ``Integer.getInteger``/``Long.getLong`` do)."""
+        d = cls()
+
+        def num(key: str, default: int, bits: int = 32) -> int:
+            raw = values.get(key)
+            if raw is None:
+                return default
+            value = java_int(raw.strip(), bits)
+            return default if value is None else value
+
+        pre_alloc = d.pre_alloc_size
+        if "preAllocSize" in values:
+            kib = java_int(values["preAllocSize"].strip(), 64)
+            if kib is None:
+                log.warning("%s is not a valid value for preAllocSize", values["preAllocSize"])
+            else:
+                pre_alloc = kib * 1024
+        snap_count = num("snapCount", DEFAULT_SNAP_COUNT)
+        if snap_count < 2:
+            log.warning("SnapCount should be 2 or more. Now, snapCount is reset to 2")
+            snap_count = 2
+        snap_kib = num("snapSizeLimitInKb", DEFAULT_SNAP_SIZE_LIMIT // 1024, 64)
+        commit_log_count = num("commitLogCount", DEFAULT_COMMIT_LOG_COUNT)
+        if commit_log_count < DEFAULT_COMMIT_LOG_COUNT:
+            log.warning(
+                "The configured commitLogCount %d is less than the recommended %d, going to "
+                "use the recommended one",
+                commit_log_count,
+                DEFAULT_COMMIT_LOG_COUNT,
+            )
+            commit_log_count = DEFAULT_COMMIT_LOG_COUNT
+        factor = DEFAULT_SNAPSHOT_SIZE_FACTOR
+        if "snapshotSizeFactor" in values:
+            try:
+                factor = float(values["snapshotSizeFactor"].strip())
+            except ValueError:
+                factor = DEFAULT_SNAPSHOT_SIZE_FACTOR
+            if factor > 1:
+                factor = DEFAULT_SNAPSHOT_SIZE_FACTOR
+        retain = num("autopurge.snapRetainCount", MIN_SNAP_RETAIN_COUNT)
+        if retain < MIN_SNAP_RETAIN_COUNT:
+            log.warning(
+                "Invalid autopurge.snapRetainCount: %d. Defaulting to %d",
+                retain,
+                MIN_SNAP_RETAIN_COUNT,
+            )
+            retain = MIN_SNAP_RETAIN_COUNT
+        return cls(
+            pre_alloc_size=pre_alloc,
+            force_sync=values.get("forceSync", "yes").strip() != "no",
+            max_batch=num("maxBatchSize", DEFAULT_MAX_BATCH),
+            snap_count=snap_count,
+            snap_size_limit=snap_kib * 1024,
+            fsync_warning_threshold_ms=float(
+                num("fsync.warningthresholdms", int(DEFAULT_FSYNC_WARNING_MS), 64)
+            ),
+            commit_log_count=commit_log_count,
+            snapshot_size_factor=factor,
+            snap_retain_count=retain,
+            purge_interval_hours=num("autopurge.purgeInterval", 0),
+        )
+
+    @classmethod
+    def from_config(cls, config: QuorumConfig) -> StorageSettings:
+        """Read ``config.path`` again for the values (``QuorumConfig`` keeps the names of
+        the keys it does not use, not their values)."""
+        try:
+            text = Path(config.path).read_bytes().decode("iso-8859-1")
+        except OSError:
+            return cls()
+        props = load_properties(text, config.path)
+        return cls.from_properties({e.key.strip(): e.value.strip() for e in props})
 
 
 # -- epoch files --------------------------------------------------------------------------
@@ -91,7 +228,7 @@ def write_long_atomically(path: Path, value: int) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_long(path: Path) -> int:
@@ -106,116 +243,32 @@ def read_long(path: Path) -> int:
     raise StorageError(f"Found {'null' if line is None else line} in {path}")
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-# -- file formats -------------------------------------------------------------------------
-
-
-def adler32(data: bytes, value: int = 1) -> int:
-    return zlib.adler32(data, value) & 0xFFFFFFFF
-
-
-def encode_log_entry(txn_bytes: bytes) -> bytes:
-    return pack_long(adler32(txn_bytes)) + pack_int(len(txn_bytes)) + txn_bytes + bytes([EOR])
-
-
-def log_file_header() -> bytes:
-    return _HEADER.pack(TXNLOG_MAGIC, FORMAT_VERSION, 0)
-
-
-def read_log_file(path: Path) -> Iterator[tuple[int, Txn]]:
-    """(offset after the entry, txn) for every complete entry; raises on a CRC mismatch."""
-    data = path.read_bytes()
-    if len(data) < _HEADER.size:
-        return
-    magic, _version, _dbid = _HEADER.unpack_from(data)
-    if magic != TXNLOG_MAGIC:
-        raise StorageError(
-            f"Transaction log: {path} has invalid magic number {magic} != {TXNLOG_MAGIC}"
-        )
-    pos = _HEADER.size
-    while pos + 12 <= len(data):
-        (crc,) = _LONG.unpack_from(data, pos)
-        (length,) = struct.unpack_from(">i", data, pos + 8)
-        if length <= 0:
-            return  # pre-allocated zeros: the end
-        end = pos + 12 + length
-        if end + 1 > len(data) or data[end] != EOR:
-            log.warning("%s: the last transaction was partial", path)
-            return
-        body = data[pos + 12 : end]
-        if adler32(body) != crc & 0xFFFFFFFF:
-            raise StorageError(f"CRC check failed in {path} at offset {pos}")
-        try:
-            txn = decode_txn(body)
-        except QuorumProtocolError as exc:
-            raise StorageError(f"bad txn in {path} at offset {pos}: {exc}") from None
-        pos = end + 1
-        yield pos, txn
-
-
-def encode_snapshot_file(snap: Snapshot) -> bytes:
-    body = _HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, 0) + encode_snapshot(snap)
-    crc = adler32(body)
-    body += pack_long(crc) + SEAL
-    body += pack_long(0) + pack_int(DIGEST_VERSION) + pack_long(0)  # empty ZxidDigest
-    crc = adler32(body)
-    return body + pack_long(crc) + SEAL
-
-
-def decode_snapshot_file(data: bytes, name: str = "snapshot") -> Snapshot:
-    """Read a snapshot file of 3.8 (digest enabled or not) or of ours."""
-    if len(data) < 10 or data[-5:] != SEAL:
-        raise StorageError(f"Invalid snapshot {name}")
-    r = Reader(data, QuorumProtocolError)
-    try:
-        magic, _version, _dbid = r.int32(), r.int32(), r.int64()
-        if magic != SNAP_MAGIC:
-            raise StorageError(f"mismatching magic headers {magic} !=  {SNAP_MAGIC}")
-        parser = SnapshotParser()
-        while True:
-            snap = parser.parse_item(r)
-            if snap is not None:
-                break
-        crc = adler32(data[: r.pos])
-        if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
-            raise StorageError(f"CRC corruption in {name}")
-        if r.remaining:  # the ZxidDigest and its seal
-            r.int64()
-            if r.int32() < 2:
-                read_ustring(r)
-            else:
-                r.int64()
-            crc = adler32(data[: r.pos])
-            if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
-                raise StorageError(f"CRC corruption in {name}")
-    except (NeedData, QuorumProtocolError) as exc:
-        raise StorageError(f"problem reading snap file {name}: {exc}") from None
-    return snap
-
-
-def _zxid_files(directory: Path, prefix: str) -> list[tuple[int, Path]]:
-    found = []
-    if directory.is_dir():
-        for p in directory.iterdir():
-            m = _NAME.match(p.name)
-            if m and m.group(1) == prefix:
-                found.append((int(m.group(2), 16), p))
-    return sorted(found)
-
-
 # -- the store ----------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class LoadedState:
+    tree: DataTree
+    committed: list[Txn]
+    """The newest txns replayed after the snapshot, at most ``commit_log_count`` (3.8's
+    in-memory ``committedLog``); older ones are read from the files (``read_txns``)."""
+    snapshot_zxid: int
+    accepted_epoch: int = 0
+    current_epoch: int = 0
+
+    @property
+    def history(self) -> list[Txn]:
+        """The former name of :attr:`committed` (now the bounded window, not every txn)."""
+        return self.committed
+
+
 class Storage:
-    """One peer's persistent state.  Not thread-safe; blocking file I/O (small writes)."""
+    """One peer's persistent state.
+
+    The synchronous methods block (small writes: epochs, truncation, the legacy
+    ``append``); the txn log's group commit runs in its own thread (:meth:`txn_log`), a
+    snapshot of a live tree in a worker thread (``await take_snapshot(tree)``).
+    """
 
     def __init__(
         self,
@@ -223,11 +276,16 @@ class Storage:
         data_log_dir: str | os.PathLike[str] | None = None,
         *,
         config_text: str = "",
+        settings: StorageSettings | None = None,
     ) -> None:
         self.snap_dir = Path(data_dir) / VERSION_DIR
         self.log_dir = Path(data_log_dir or data_dir) / VERSION_DIR
         self.config_text = config_text
-        self._log: BinaryIO | None = None
+        self.settings = settings or StorageSettings()
+        self._writer: LogFileWriter | None = None
+        self._txn_log: TxnLog | None = None
+        self._snapshot_busy = False
+        self.last_snapshot: SnapshotWritten | None = None
         self.last_logged_zxid = -1
 
     # epochs
@@ -294,9 +352,11 @@ class Storage:
         self.close()
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.snap_dir.glob(f"tmp.{SNAP_PREFIX}.*"):
+            stale.unlink(missing_ok=True)  # a snapshot write cut short; never renamed
         tree: DataTree | None = None
         snap_zxid = -1
-        for zxid, path in reversed(_zxid_files(self.snap_dir, "snapshot")):
+        for zxid, path in reversed(zxid_files(self.snap_dir, SNAP_PREFIX)):
             try:
                 snap = decode_snapshot_file(path.read_bytes(), path.name)
             except (StorageError, OSError) as exc:
@@ -305,83 +365,272 @@ class Storage:
             tree = DataTree.from_snapshot(snap, zxid)
             snap_zxid = zxid
             break
-        logs = _zxid_files(self.log_dir, "log")
         if tree is None:
-            if any(True for p in logs for _ in read_log_file(p[1])):
+            logs = zxid_files(self.log_dir, LOG_PREFIX)
+            if any(True for _, p in logs for _ in iter_log_entries(p)):
                 raise StorageError(
                     "No snapshot found, but there are log entries. Something is broken!"
                 )
             tree = DataTree(self.config_text)
             snap_zxid = 0
-            self.take_snapshot(0, tree.to_snapshot())
-        history: list[Txn] = []
-        for start, path in logs:
-            if history and start <= history[-1].header.zxid:
+            self.write_snapshot(0, tree.to_snapshot())
+        committed: collections.deque[Txn] = collections.deque(maxlen=self.settings.commit_log_count)
+        last_start = -1
+        for start, path in logs_from(self.log_dir, snap_zxid):
+            if start <= last_start:
                 log.warning("%s overlaps the log before it", path)
-            for _, txn in read_log_file(path):
-                if txn.header.zxid > tree.last_processed_zxid:
+            for entry in iter_log_entries(path):
+                last_start = max(last_start, entry.zxid)
+                if entry.zxid > tree.last_processed_zxid:
+                    txn = entry.txn(path)
                     tree.apply(txn)
-                    history.append(txn)
+                    committed.append(txn)
         tree.set_config(self.config_text)
         self.last_logged_zxid = tree.last_processed_zxid
-        return LoadedState(tree, history, snap_zxid)
+        return LoadedState(tree, list(committed), snap_zxid)
+
+    def read_txns(self, after_zxid: int, up_to_zxid: int, max_bytes: int) -> list[Txn] | None:
+        """The logged txns with ``after < zxid <= up_to``, read from the log files
+        (``ZKDatabase#getProposalsFromTxnLog``).
+
+        ``None`` when the files don't cover the range (no log starts at or before
+        ``after``, as "Unable to find proposals from txnlog", or the logs end before
+        ``up_to``), or when the txns' bytes exceed ``max_bytes`` (negative: no limit).  3.8
+        compares the limit with the log files' sizes, pre-allocation included; we count
+        the entries themselves.
+        """
+        files = logs_from(self.log_dir, after_zxid)
+        if not files or files[0][0] > after_zxid:
+            return None
+        out: list[Txn] = []
+        size = 0
+        last = after_zxid
+        for _, path in files:
+            for entry in iter_log_entries(path):
+                if entry.zxid <= after_zxid:
+                    continue
+                if entry.zxid > up_to_zxid:
+                    break
+                size += entry.size
+                if 0 <= max_bytes < size:
+                    log.info("Txnlog size: %d exceeds sizeLimit: %d", size, max_bytes)
+                    return None
+                out.append(entry.txn(path))
+                last = entry.zxid
+            if last >= up_to_zxid:
+                break
+        return out if last >= up_to_zxid else None
+
+    def txn_log_size_limit(self) -> int:
+        """``ZKDatabase#calculateTxnLogSizeLimit``: the newest snapshot's size x
+        ``snapshotSizeFactor``; -1 when syncing from the log files is off."""
+        factor = self.settings.snapshot_size_factor
+        if factor < 0:
+            return -1
+        return int(self.snapshot_size() * factor)
+
+    def snapshot_size(self) -> int:
+        """Bytes of the newest valid snapshot (0 when there is none)."""
+        for _, path in reversed(zxid_files(self.snap_dir, SNAP_PREFIX)):
+            if is_valid_snapshot(path):
+                try:
+                    return path.stat().st_size
+                except OSError:
+                    continue
+        return 0
+
+    # writing
+
+    def txn_log(
+        self,
+        *,
+        on_synced: Callable[[int], None],
+        on_error: Callable[[BaseException], None],
+        on_snapshot_due: Callable[[int], None] | None = None,
+        seed: int | None = None,
+        fsync: Callable[[int], None] | None = None,
+    ) -> TxnLog:
+        """The group-committed log of this data log dir, with the settings' knobs.
+
+        Call ``start()`` on the loop.  :meth:`truncate` rolls it, so only one at a time.
+        """
+        self.close()
+        s = self.settings
+        tl = TxnLog(
+            self.log_dir,
+            on_synced=on_synced,
+            on_error=on_error,
+            pre_alloc_size=s.pre_alloc_size,
+            force_sync=s.force_sync,
+            max_batch=s.max_batch,
+            snap_count=s.snap_count,
+            snap_size_limit=s.snap_size_limit,
+            fsync_warning_threshold_ms=s.fsync_warning_threshold_ms,
+            seed=seed,
+            on_snapshot_due=on_snapshot_due,
+            fsync=fsync,
+        )
+        self._txn_log = tl
+        return tl
 
     def append(self, txns: Sequence[Txn]) -> None:
-        """``FileTxnLog#append`` + ``#commit``: write, flush, fsync."""
+        """Synchronous ``FileTxnLog#append`` + ``#commit`` (write, fsync) on the caller's
+        thread; the group-committed :meth:`txn_log` replaces it."""
         if not txns:
             return
-        if self._log is None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            path = self.log_dir / f"log.{zxid_hex(txns[0].header.zxid)}"
-            self._log = path.open("ab")
-            if self._log.tell() == 0:
-                self._log.write(log_file_header())
-            _fsync_dir(self.log_dir)
-        self._log.write(b"".join(encode_log_entry(encode_txn(t)) for t in txns))
-        self._log.flush()
-        os.fsync(self._log.fileno())
+        if self._writer is None:
+            self._writer = LogFileWriter(self.log_dir, pre_alloc_size=self.settings.pre_alloc_size)
+        self._writer.write(
+            txns[0].header.zxid, b"".join(encode_log_entry(encode_txn(t)) for t in txns)
+        )
+        self._writer.sync()
         self.last_logged_zxid = max(self.last_logged_zxid, *(t.header.zxid for t in txns))
 
-    def take_snapshot(self, zxid: int, snap: Snapshot) -> Path:
-        """Write ``snapshot.<hex zxid>`` atomically, then start a new log file (rollLog)."""
+    def write_snapshot(self, zxid: int, snap: Snapshot) -> Path:
+        """Write ``snapshot.<hex zxid>`` atomically from a built snapshot (small trees, the
+        empty ``snapshot.0``), then roll the synchronous log."""
         self.snap_dir.mkdir(parents=True, exist_ok=True)
-        path = self.snap_dir / f"snapshot.{zxid_hex(zxid)}"
+        path = self.snap_dir / snapshot_name(zxid)
         tmp = self.snap_dir / f"tmp.{path.name}"
         with tmp.open("wb") as f:
             f.write(encode_snapshot_file(snap))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.snap_dir)
+        fsync_dir(self.snap_dir)
         self.close()
         return path
 
+    @overload
+    def take_snapshot(self, tree: DataTree, /) -> Coroutine[Any, Any, Path | None]: ...
+
+    @overload
+    def take_snapshot(self, zxid: int, snap: Snapshot, /) -> Path: ...
+
+    def take_snapshot(
+        self, tree_or_zxid: DataTree | int, snap: Snapshot | None = None, /
+    ) -> Path | Coroutine[Any, Any, Path | None]:
+        """``await take_snapshot(tree)``: a fuzzy snapshot of a live tree, written in a
+        worker thread (``None``: "Too busy to snap", one is still being written).
+
+        ``take_snapshot(zxid, snap)``: the former synchronous form (:meth:`write_snapshot`),
+        kept until every caller has moved.
+        """
+        if isinstance(tree_or_zxid, DataTree):
+            return self._snapshot(tree_or_zxid)
+        if snap is None:
+            raise TypeError("take_snapshot(zxid, snap) needs the snapshot")
+        return self.write_snapshot(tree_or_zxid, snap)
+
+    @property
+    def snapshot_in_progress(self) -> bool:
+        return self._snapshot_busy
+
+    async def _snapshot(self, tree: DataTree) -> Path | None:
+        if self._snapshot_busy:
+            log.warning("Too busy to snap, skipping")
+            return None
+        loop = asyncio.get_running_loop()
+        self._snapshot_busy = True
+        try:
+            cap = capture_tree(tree.nodes, tree.sessions, tree.last_processed_zxid)
+            fut = loop.run_in_executor(None, functools.partial(write_snapshot, self.snap_dir, cap))
+        except BaseException:
+            self._snapshot_busy = False
+            raise
+        fut.add_done_callback(self._snapshot_done)
+        # A cancelled caller does not stop the thread; the flag stays up until it ends.
+        written = await asyncio.shield(fut)
+        return written.path
+
+    def _snapshot_done(self, fut: asyncio.Future[SnapshotWritten]) -> None:
+        self._snapshot_busy = False
+        if not fut.cancelled() and fut.exception() is None:
+            self.last_snapshot = fut.result()
+
     def truncate(self, zxid: int) -> bool:
-        """``FileTxnLog#truncate``: drop every logged txn after ``zxid`` (and newer snapshots)."""
+        """``FileTxnLog#truncate``: drop every logged txn after ``zxid`` (and newer
+        snapshots).  Only while the txn log is drained; it is rolled, so the next txn
+        opens a new file."""
         self.close()
-        for start, path in _zxid_files(self.log_dir, "log"):
+        if self._txn_log is not None:
+            if self._txn_log.pending:
+                raise StorageError("truncate() while the txn log still has txns to write")
+            self._txn_log.roll()
+        for start, path in zxid_files(self.log_dir, LOG_PREFIX):
             if start > zxid:
                 path.unlink()
                 continue
-            keep = _HEADER.size
-            for end, txn in read_log_file(path):
-                if txn.header.zxid > zxid:
+            keep = _HEADER_SIZE
+            for entry in iter_log_entries(path):
+                if entry.zxid > zxid:
                     break
-                keep = end
+                keep = entry.end
             with path.open("r+b") as f:
                 f.truncate(keep)
                 os.fsync(f.fileno())
-        for snap_zxid, path in _zxid_files(self.snap_dir, "snapshot"):
+        for snap_zxid, path in zxid_files(self.snap_dir, SNAP_PREFIX):
             if snap_zxid > zxid:
                 path.unlink()
         return True
 
+    def purge(self, snap_retain_count: int) -> list[Path]:
+        """``PurgeTxnLog#purge``: keep the newest ``snap_retain_count`` (3 or more) valid
+        snapshots and every log file they need (the log holding the oldest kept
+        snapshot's zxid, and all later ones); remove older snapshots and logs.  Returns
+        the removed files."""
+        if snap_retain_count < MIN_SNAP_RETAIN_COUNT:
+            raise ValueError(COUNT_ERR_MSG)
+        valid = [
+            (z, p)
+            for z, p in reversed(zxid_files(self.snap_dir, SNAP_PREFIX))
+            if is_valid_snapshot(p)
+        ][:snap_retain_count]
+        if not valid:
+            return []
+        least = valid[-1][0]
+        retained = {p for _, p in logs_from(self.log_dir, least)}
+        doomed = [
+            p for z, p in zxid_files(self.log_dir, LOG_PREFIX) if z < least and p not in retained
+        ]
+        doomed += [p for z, p in zxid_files(self.snap_dir, SNAP_PREFIX) if z < least]
+        removed = []
+        for path in doomed:
+            log.info("Removing file: %s", path)
+            try:
+                path.unlink()
+            except OSError as exc:
+                log.warning("Failed to remove %s: %s", path, exc)
+            else:
+                removed.append(path)
+        return removed
+
     def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        """Close the synchronous log (``append``); the :class:`TxnLog` closes itself."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def files(self) -> Iterable[Path]:
         yield from sorted(self.snap_dir.glob("*"))
         if self.log_dir != self.snap_dir:
             yield from sorted(self.log_dir.glob("*"))
+
+
+async def autopurge(storage: Storage, snap_retain_count: int, purge_interval_hours: int) -> None:
+    """``DatadirCleanupManager``: purge now and every ``purge_interval_hours``, in a worker
+    thread; returns at once when the interval is 0 or less ("Purge task is not
+    scheduled.").  Run it as a task; cancel it to stop."""
+    log.info("autopurge.snapRetainCount set to %d", snap_retain_count)
+    log.info("autopurge.purgeInterval set to %d", purge_interval_hours)
+    if purge_interval_hours <= 0:
+        log.info("Purge task is not scheduled.")
+        return
+    loop = asyncio.get_running_loop()
+    count = max(snap_retain_count, MIN_SNAP_RETAIN_COUNT)
+    while True:
+        try:
+            await loop.run_in_executor(None, storage.purge, count)
+        except OSError as exc:
+            log.error("Error occurred while purging: %s", exc)
+        await asyncio.sleep(purge_interval_hours * 3600.0)
