@@ -172,11 +172,13 @@ def write_snapshot(
     *,
     fsync: Callable[[int], None] | None = None,
     yield_every: int = 512,
+    progress: Callable[[int], None] | None = None,
 ) -> SnapshotWritten:
     """In a worker thread: stream ``cap`` to ``snapshot.<zxid>`` (tmp, fsync, rename).
 
     Every ``yield_every`` nodes the thread writes what it has and briefly drops the GIL,
-    so the event loop waits at most about that much Python work for it.
+    so the event loop waits at most about that much Python work for it; ``progress``
+    (nodes written so far) runs there too, in this thread.
     """
     t0 = time.perf_counter()
     snap_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +206,7 @@ def write_snapshot(
                 head.append(pack_long(acl_id) + encode_acl_list(acls))
             out(b"".join(head))
             # Pass 2: the nodes, parents first.
-            written = _write_nodes(nodes, per_node, out, yield_every)
+            written = _write_nodes(nodes, per_node, out, yield_every, progress)
             out(_END_OF_NODES)
             out(pack_long(crc & 0xFFFFFFFF) + SEAL + _EMPTY_DIGEST)
             out(pack_long(crc & 0xFFFFFFFF) + SEAL)
@@ -254,6 +256,7 @@ def _write_nodes(
     acl_ids: list[int],
     out: Callable[[bytes], None],
     yield_every: int,
+    progress: Callable[[int], None] | None,
 ) -> int:
     pack_tail = _NODE_TAIL.pack
     pack_len = _INT.pack
@@ -302,6 +305,8 @@ def _write_nodes(
         if count % yield_every == 0:
             out(b"".join(parts))
             parts.clear()
+            if progress is not None:
+                progress(count)
             time.sleep(0)
     if held:
         held.sort(key=lambda item: item[0].count("/"))

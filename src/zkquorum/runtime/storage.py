@@ -286,6 +286,9 @@ class Storage:
         self._txn_log: TxnLog | None = None
         self._snapshot_busy = False
         self.last_snapshot: SnapshotWritten | None = None
+        self.snapshot_progress: Callable[[int], None] | None = None
+        """Called in the snapshot thread after each chunk of nodes (tests change the tree
+        there to interleave with the writer deterministically)."""
         self.last_logged_zxid = -1
 
     # epochs
@@ -534,7 +537,10 @@ class Storage:
         self._snapshot_busy = True
         try:
             cap = capture_tree(tree.nodes, tree.sessions, tree.last_processed_zxid)
-            fut = loop.run_in_executor(None, functools.partial(write_snapshot, self.snap_dir, cap))
+            write = functools.partial(
+                write_snapshot, self.snap_dir, cap, progress=self.snapshot_progress
+            )
+            fut = loop.run_in_executor(None, write)
         except BaseException:
             self._snapshot_busy = False
             raise
