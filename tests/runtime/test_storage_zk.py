@@ -11,6 +11,7 @@ import pytest
 
 from tests.interop.zk import NOP_JAR, require_zookeeper
 from tests.runtime.test_storage import vector_txns
+from tests.runtime.test_storage_txnlog import asynctest
 from zkquorum.runtime.storage import Storage
 
 pytestmark = pytest.mark.interop
@@ -57,3 +58,38 @@ def test_zookeeper_tools_read_our_files(tmp_path: Path) -> None:
         t.header.zxid for t in txns[12:]
     ]
     assert "closeSession" in out and "CRC" not in out
+
+
+@asynctest
+async def test_zookeeper_tools_read_group_committed_logs_and_streamed_snapshots(
+    tmp_path: Path,
+) -> None:
+    """What the new paths write: a pre-allocated log from the group-committed TxnLog,
+    rolled for a snapshot, and a snapshot streamed from a live tree by the worker thread."""
+    txns = vector_txns()
+    s = Storage(tmp_path, config_text="server.1=127.0.0.1:2888:3888:participant\nversion=0")
+    tree = s.load().tree
+    synced: list[int] = []
+    tl = s.txn_log(on_synced=synced.append, on_error=pytest.fail)
+    tl.start()
+    tl.append(txns[:20])
+    for t in txns[:20]:
+        tree.apply(t)
+    tl.roll()
+    snap = await s.take_snapshot(tree)
+    assert snap is not None
+    tl.append(txns[20:])
+    await tl.close()
+    v2 = tmp_path / "version-2"
+    assert (v2 / "log.100000001").stat().st_size == 64 * 1024 * 1024  # pre-allocated
+    out = _java("org.apache.zookeeper.server.SnapshotFormatter", str(snap))
+    assert f"ZNode Details (count={tree.node_count + 1})" in out
+    assert f"Last zxid: 0x{tree.last_processed_zxid:x}" in out
+    for path in ("/vec/p1", "/zookeeper/config"):
+        assert f"\n{path}\n" in out
+    for name, expect in (("log.100000001", txns[:20]), ("log.100000015", txns[20:])):
+        out = _java("org.apache.zookeeper.server.persistence.TxnLogToolkit", str(v2 / name))
+        lines = [line for line in out.splitlines() if " zxid 0x" in line]
+        got = [int(line.split(" zxid ")[1].split()[0], 16) for line in lines]
+        assert got == [t.header.zxid for t in expect]
+        assert "CRC" not in out
