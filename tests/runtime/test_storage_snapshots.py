@@ -4,6 +4,7 @@ for a learner's sync, purging, the loop-lag monitor."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -121,8 +122,7 @@ async def test_too_busy_to_snap(tmp_path: Path, caplog: pytest.LogCaptureFixture
 async def test_fuzzy_snapshot_while_the_tree_changes_recovers_exactly(tmp_path: Path) -> None:
     """The tree changes between the writer's chunks; snapshot + log replay must give back
     exactly the final tree (3.8's fuzzy snapshot contract).  The changes run in the
-    writer's progress hook, so they land between chunks every time (a busy loop and a
-    thread interleave as the GIL pleases)."""
+    writer's progress hook, so they land between chunks every time."""
     s = Storage(tmp_path, settings=StorageSettings(pre_alloc_size=1 << 20))
     tree = s.load().tree
     rec = Recorder()
@@ -311,3 +311,29 @@ async def test_loop_lag_monitor_sees_a_stall() -> None:
     assert lag.max_ms >= 50.0
     assert lag.over(20.0) >= 1
     assert len(lag.histogram) == len(LAG_BUCKETS_MS) + 1
+
+
+@asynctest
+async def test_the_loop_keeps_running_while_a_snapshot_is_written(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    tree = s.load().tree
+    for t in creates(1, 5000):
+        tree.apply(t)
+    s.snapshot_slice_ms = 0.0  # yield after every chunk
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    side = asyncio.ensure_future(other_work())
+    try:
+        path = await s.take_snapshot(tree)
+    finally:
+        side.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await side
+    assert path is not None
+    assert ticks >= 5000 // 512  # the other task ran between the chunks

@@ -16,11 +16,12 @@ zxid is the tree's last processed zxid when the capture starts; txns applied whi
 file is written may or may not show in it, and loading replays every logged txn after
 the zxid over it (the tree's replay rules make creates, deletes and sets idempotent).
 The capture is a shallow copy of the tree's path -> node dict and of its sessions, taken
-on the loop in one step (a C-level dict copy: ~20 ms for a million nodes); the writer
-thread then reads each node's ``data``/``acl``/``stat``, which the tree replaces rather
-than mutates in place.  Nodes are written in the dict's order: a node is inserted after
-its parent, so parents come first, as a reader requires; a node whose parent was not
-written yet is held back until it is, and one whose parent never comes is dropped.
+on the loop in one step (a C-level dict copy: ~20 ms for a million nodes); the encoder
+then reads each node's ``data``/``acl``/``stat`` as it goes, between other work of the
+loop, which replaces those fields rather than mutating them in place.  Nodes are written
+in the dict's order: a node is inserted after its parent, so parents come first, as a
+reader requires; a node whose parent was not written yet is held back until it is, and
+one whose parent never comes is dropped.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 
 from zkquorum.runtime.txnlog import FILE_HEADER, StorageError, adler32, fsync_dir
 from zkquorum.wire.errors import QuorumProtocolError
@@ -166,158 +167,179 @@ class SnapshotWritten:
     ms: float
 
 
+class SnapshotEncoder:
+    """The file's bytes for a capture, as a sequence of chunks of about ``chunk_nodes``
+    nodes each (empty chunks mark a pause while the ACL cache is computed), so that a
+    caller can stop between any two: the event loop writes a snapshot in slices between
+    its other work (:meth:`Storage.take_snapshot`), a thread or a tool in one go
+    (:func:`write_snapshot`).  ``nodes`` is the count written, once the chunks are done.
+    """
+
+    def __init__(
+        self,
+        cap: TreeCapture,
+        *,
+        chunk_nodes: int = 512,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.cap = cap
+        self.chunk_nodes = max(1, chunk_nodes)
+        self.progress = progress
+        self.nodes = 0
+        self._crc = 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks():
+            if chunk:
+                self._crc = zlib.adler32(chunk, self._crc)
+            yield chunk
+        seal = pack_long(self._crc & 0xFFFFFFFF) + SEAL + _EMPTY_DIGEST
+        self._crc = zlib.adler32(seal, self._crc)
+        yield seal + pack_long(self._crc & 0xFFFFFFFF) + SEAL
+
+    def _chunks(self) -> Iterator[bytes]:
+        cap = self.cap
+        # The ACL cache precedes the nodes: one pass for the ids, kept per node in order.
+        by_value: dict[tuple[ACL, ...], int] = {}
+        by_identity: dict[int, tuple[tuple[ACL, ...], int]] = {}
+        ids: list[int] = []
+        append = ids.append
+        step = self.chunk_nodes * 4
+        for i, node in enumerate(cap.nodes.values()):
+            acl = node.acl
+            if acl is None:
+                append(OPEN_UNSAFE_ACL_ID)
+            else:
+                # Identity first: nodes that share one ACL tuple skip hashing it again.
+                hit = by_identity.get(id(acl))
+                if hit is not None and hit[0] is acl:
+                    append(hit[1])
+                else:
+                    acl_id = by_value.setdefault(acl, len(by_value) + 1)
+                    by_identity[id(acl)] = (acl, acl_id)  # holds acl: its id stays unique
+                    append(acl_id)
+            if i % step == step - 1:
+                yield b""
+        head = [FILE_HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, 0), _INT.pack(len(cap.sessions))]
+        head.extend(_SESSION.pack(sid, timeout) for sid, timeout in cap.sessions.items())
+        head.append(_INT.pack(len(by_value)))
+        for acls, acl_id in by_value.items():
+            head.append(pack_long(acl_id) + encode_acl_list(acls))
+        yield b"".join(head)
+        yield from self._node_chunks(ids)
+        yield _END_OF_NODES
+
+    def _node_chunks(self, acl_ids: list[int]) -> Iterator[bytes]:
+        pack_tail = _NODE_TAIL.pack
+        pack_len = _INT.pack
+        emitted: set[str] = set()
+        held: list[tuple[str, SnapshotNode, int]] = []
+        parts: list[bytes] = []
+        chunk_nodes = self.chunk_nodes
+        count = 0
+
+        def encode(path: str, node: SnapshotNode, acl_id: int) -> None:
+            pb = path.encode("ascii") if path.isascii() else encode_ustring_bytes(path)
+            data = node.data
+            s = node.stat
+            parts.append(pack_len(len(pb)))
+            parts.append(pb)
+            if data is None:
+                parts.append(_NULL_BUFFER)
+            else:
+                parts.append(pack_len(len(data)))
+                parts.append(data)
+            parts.append(
+                pack_tail(
+                    acl_id,
+                    s.czxid,
+                    s.mzxid,
+                    s.ctime,
+                    s.mtime,
+                    s.version,
+                    s.cversion,
+                    s.aversion,
+                    s.ephemeral_owner,
+                    s.pzxid,
+                )
+            )
+
+        for (path, node), acl_id in zip(self.cap.nodes.items(), acl_ids, strict=True):
+            if path == "/":
+                encode("", node, acl_id)
+            else:
+                parent = path[: path.rfind("/")] or "/"
+                if parent not in emitted:
+                    held.append((path, node, acl_id))
+                    continue
+                encode(path, node, acl_id)
+            emitted.add(path)
+            count += 1
+            if count % chunk_nodes == 0:
+                self.nodes = count
+                chunk = b"".join(parts)
+                parts.clear()
+                yield chunk
+                if self.progress is not None:
+                    self.progress(count)
+        if held:
+            held.sort(key=lambda item: item[0].count("/"))
+            for path, node, acl_id in held:
+                parent = path[: path.rfind("/")] or "/"
+                if parent not in emitted:
+                    log.warning("snapshot: %s has no parent in the tree; not written", path)
+                    continue
+                encode(path, node, acl_id)
+                emitted.add(path)
+                count += 1
+        self.nodes = count
+        if parts:
+            yield b"".join(parts)
+
+
+def tmp_snapshot_path(snap_dir: Path, zxid: int) -> Path:
+    return snap_dir / f"tmp.{snapshot_name(zxid)}"
+
+
+def finish_snapshot(
+    f: BinaryIO, tmp: Path, path: Path, fsync: Callable[[int], None] | None = None
+) -> int:
+    """Blocking: flush, fsync, close, rename into place, fsync the directory; the size."""
+    try:
+        f.flush()
+        (fsync or os.fsync)(f.fileno())
+        size = f.tell()
+    finally:
+        f.close()
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return size
+
+
 def write_snapshot(
     snap_dir: Path,
     cap: TreeCapture,
     *,
     fsync: Callable[[int], None] | None = None,
-    yield_every: int = 512,
     progress: Callable[[int], None] | None = None,
 ) -> SnapshotWritten:
-    """In a worker thread: stream ``cap`` to ``snapshot.<zxid>`` (tmp, fsync, rename).
-
-    Every ``yield_every`` nodes the thread writes what it has and briefly drops the GIL,
-    so the event loop waits at most about that much Python work for it; ``progress``
-    (nodes written so far) runs there too, in this thread.
-    """
+    """Blocking, in one go (a thread, a tool, a test): ``cap`` to ``snapshot.<zxid>``
+    (tmp, fsync, rename)."""
     t0 = time.perf_counter()
     snap_dir.mkdir(parents=True, exist_ok=True)
-    name = snapshot_name(cap.zxid)
-    path = snap_dir / name
-    tmp = snap_dir / f"tmp.{name}"
-    sync = fsync or os.fsync
-    written = 0
+    path = snap_dir / snapshot_name(cap.zxid)
+    tmp = tmp_snapshot_path(snap_dir, cap.zxid)
+    enc = SnapshotEncoder(cap, progress=progress)
+    f = tmp.open("wb")
     try:
-        with tmp.open("wb") as f:
-            crc = 1
-
-            def out(chunk: bytes) -> None:
-                nonlocal crc
-                crc = zlib.adler32(chunk, crc)
-                f.write(chunk)
-
-            nodes = cap.nodes
-            # Pass 1: the ACL cache (it precedes the nodes), one id per node, kept in order.
-            acl_ids, per_node = _acl_ids(nodes.values(), yield_every)
-            head = [FILE_HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, 0), _INT.pack(len(cap.sessions))]
-            head.extend(_SESSION.pack(sid, timeout) for sid, timeout in cap.sessions.items())
-            head.append(_INT.pack(len(acl_ids)))
-            for acls, acl_id in acl_ids.items():
-                head.append(pack_long(acl_id) + encode_acl_list(acls))
-            out(b"".join(head))
-            # Pass 2: the nodes, parents first.
-            written = _write_nodes(nodes, per_node, out, yield_every, progress)
-            out(_END_OF_NODES)
-            out(pack_long(crc & 0xFFFFFFFF) + SEAL + _EMPTY_DIGEST)
-            out(pack_long(crc & 0xFFFFFFFF) + SEAL)
-            f.flush()
-            sync(f.fileno())
-            size = f.tell()
-        os.replace(tmp, path)
+        for chunk in enc:
+            f.write(chunk)
+        size = finish_snapshot(f, tmp, path, fsync)
     except BaseException:
+        f.close()
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(snap_dir)
     ms = (time.perf_counter() - t0) * 1000.0
-    log.info("Snapshot %s: %d nodes, %d bytes in %.0f ms", path.name, written, size, ms)
-    return SnapshotWritten(path, cap.zxid, size, written, ms)
-
-
-def _acl_ids(
-    nodes: Iterable[SnapshotNode], yield_every: int
-) -> tuple[dict[tuple[ACL, ...], int], list[int]]:
-    """Distinct ACL lists get ids 1, 2, ... as first met; ``None`` (open) is -1, as in
-    ``ReferenceCountedACLCache``.  An identity cache in front of the value lookup skips
-    hashing the ACL tuple again when nodes share one object."""
-    by_value: dict[tuple[ACL, ...], int] = {}
-    by_identity: dict[int, tuple[tuple[ACL, ...], int]] = {}
-    ids: list[int] = []
-    append = ids.append
-    for i, node in enumerate(nodes):
-        acl = node.acl
-        if acl is None:
-            append(OPEN_UNSAFE_ACL_ID)
-        else:
-            hit = by_identity.get(id(acl))
-            if hit is not None and hit[0] is acl:
-                append(hit[1])
-            else:
-                acl_id = by_value.setdefault(acl, len(by_value) + 1)
-                by_identity[id(acl)] = (acl, acl_id)  # holds acl: its id is not reused
-                append(acl_id)
-        if i % yield_every == 0:
-            time.sleep(0)
-    return by_value, ids
-
-
-def _write_nodes(
-    nodes: Mapping[str, SnapshotNode],
-    acl_ids: list[int],
-    out: Callable[[bytes], None],
-    yield_every: int,
-    progress: Callable[[int], None] | None,
-) -> int:
-    pack_tail = _NODE_TAIL.pack
-    pack_len = _INT.pack
-    emitted: set[str] = set()
-    held: list[tuple[str, SnapshotNode, int]] = []
-    parts: list[bytes] = []
-    count = 0
-
-    def encode(path: str, node: SnapshotNode, acl_id: int) -> None:
-        pb = path.encode("ascii") if path.isascii() else encode_ustring_bytes(path)
-        data = node.data
-        s = node.stat
-        parts.append(pack_len(len(pb)))
-        parts.append(pb)
-        if data is None:
-            parts.append(_NULL_BUFFER)
-        else:
-            parts.append(pack_len(len(data)))
-            parts.append(data)
-        parts.append(
-            pack_tail(
-                acl_id,
-                s.czxid,
-                s.mzxid,
-                s.ctime,
-                s.mtime,
-                s.version,
-                s.cversion,
-                s.aversion,
-                s.ephemeral_owner,
-                s.pzxid,
-            )
-        )
-
-    for (path, node), acl_id in zip(nodes.items(), acl_ids, strict=True):
-        if path == "/":
-            encode("", node, acl_id)
-        else:
-            parent = path[: path.rfind("/")] or "/"
-            if parent not in emitted:
-                held.append((path, node, acl_id))
-                continue
-            encode(path, node, acl_id)
-        emitted.add(path)
-        count += 1
-        if count % yield_every == 0:
-            out(b"".join(parts))
-            parts.clear()
-            if progress is not None:
-                progress(count)
-            time.sleep(0)
-    if held:
-        held.sort(key=lambda item: item[0].count("/"))
-        for path, node, acl_id in held:
-            parent = path[: path.rfind("/")] or "/"
-            if parent not in emitted:
-                log.warning("snapshot: %s has no parent in the tree; not written", path)
-                continue
-            encode(path, node, acl_id)
-            emitted.add(path)
-            count += 1
-    if parts:
-        out(b"".join(parts))
-    return count
+    log.info("Snapshot %s: %d nodes, %d bytes in %.0f ms", path.name, enc.nodes, size, ms)
+    return SnapshotWritten(path, cap.zxid, size, enc.nodes, ms)
