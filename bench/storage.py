@@ -1,7 +1,7 @@
 """Storage figures: group commit vs one fsync per txn on the loop; snapshot writes.
 
     PYTHONPATH=src .venv/bin/python bench/storage.py [--txns 10000] [--nodes 100000,1000000]
-        [--dir /path/on/the/disk/to/measure] [--skip-log] [--skip-snap]
+        [--dir /path/on/the/disk/to/measure] [--fsync-ms 0] [--skip-log] [--skip-snap]
 
 Not part of the test suite.  Every figure comes with the event loop's longest stall,
 measured by ``runtime/looplag.py`` (a 1 ms sleeper).
@@ -10,7 +10,13 @@ measured by ``runtime/looplag.py`` (a 1 ms sleeper).
   each, as txns arriving from the network would): through the group-committed
   :class:`TxnLog` (writer thread, one fsync per batch), then through the synchronous
   ``Storage.append`` (write + fsync inline on the loop, what the runtime did before).
-  Throughput counts until everything is durable.
+  Throughput counts until everything is durable.  Then the same closed-loop: 100
+  writers, each appending its next txn once its previous one is durable.  ``--fsync-ms``
+  adds a fixed time to every log fsync, for a disk slower than the one measured.  Last,
+  closed-loop again with the loop saturated by other Python work: a busy loop takes the
+  GIL back after every ``select``, which starves helper threads unless the switch
+  interval is short (``--switch-interval 0.0005``): the "fsync" times then include the
+  writer thread's wait for the GIL.
 * Snapshot: a tree of N small znodes (``/bench/n<i>``, 16 bytes of data, the open ACL)
   written by ``await Storage.take_snapshot(tree)`` (captured on the loop, serialised in a
   worker thread) with the loop idle, again with the loop busy (applying setData txns in
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -31,11 +39,21 @@ from typing import Any
 
 from zkquorum.core.datatree import DataTree, Node
 from zkquorum.runtime.looplag import LoopLag, LoopLagMonitor
-from zkquorum.runtime.storage import Storage, StorageSettings
+from zkquorum.runtime.storage import Storage, StorageSettings, TxnLog
 from zkquorum.wire.jute import ACL, Id, StatPersisted
 from zkquorum.wire.txn import CreateTxn, OpCode, SetDataTxn, Txn, TxnHeader
 
 EPOCH = 1 << 32
+FSYNC: Callable[[int], None] | None = None  # --fsync-ms: a slower disk
+SWITCH: list[float] = []  # --switch-interval, re-applied after TxnLog.start() lowers it
+
+
+def start(tl: TxnLog) -> None:
+    start(tl)
+    for interval in SWITCH:
+        sys.setswitchinterval(interval)
+
+
 OPEN_ACL = (ACL(31, Id("world", "anyone")),)
 
 
@@ -66,10 +84,10 @@ async def measured(
 
 
 async def group_commit(base: Path, txns: list[Txn]) -> tuple[float, LoopLag, object]:
-    s = Storage(base / "gc")
+    s = Storage(base / "gc", fsync=FSYNC)
     s.load_tree()
     tl = s.txn_log(on_synced=lambda z: None, on_error=lambda e: None)
-    tl.start()
+    start(tl)
 
     async def burst() -> object:
         for t in txns:
@@ -84,7 +102,7 @@ async def group_commit(base: Path, txns: list[Txn]) -> tuple[float, LoopLag, obj
 
 
 async def inline_fsync(base: Path, txns: list[Txn]) -> tuple[float, LoopLag, object]:
-    s = Storage(base / "inline")
+    s = Storage(base / "inline", fsync=FSYNC)
     s.load_tree()
 
     async def burst() -> object:
@@ -94,6 +112,59 @@ async def inline_fsync(base: Path, txns: list[Txn]) -> tuple[float, LoopLag, obj
         return len(txns)
 
     out = await measured(burst)
+    s.close()
+    return out
+
+
+async def closed_loop(
+    base: Path, txns: list[Txn], clients: int, inline: bool, busy: bool = False
+) -> tuple[float, LoopLag, object]:
+    """``clients`` writers, each appending its next txn once its previous one is durable
+    (how ZooKeeper clients wait for replies): what a peer's loop sees under write load."""
+    s = Storage(base / ("cl-inline" if inline else "cl-gc"), fsync=FSYNC)
+    s.load_tree()
+    waiting: dict[int, asyncio.Future[None]] = {}
+
+    def synced(zxid: int) -> None:
+        for z in [z for z in waiting if z <= zxid]:
+            waiting.pop(z).set_result(None)
+
+    tl = s.txn_log(on_synced=synced, on_error=lambda e: None)
+    start(tl)
+    loop = asyncio.get_running_loop()
+    per = len(txns) // clients
+
+    async def client(k: int) -> None:
+        for t in txns[k * per : (k + 1) * per]:
+            if inline:
+                s.append([t])
+                await asyncio.sleep(0)
+            else:
+                fut = loop.create_future()
+                waiting[t.header.zxid] = fut
+                tl.append([t])
+                await fut
+
+    async def run() -> object:
+        done = False
+
+        async def spin() -> None:
+            # Other work saturating the loop: 1 ms of Python, then one loop iteration.
+            while not done:
+                end = time.perf_counter() + 0.001
+                while time.perf_counter() < end:
+                    pass
+                await asyncio.sleep(0)
+
+        spinner = asyncio.ensure_future(spin()) if busy else None
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        done = True
+        if spinner is not None:
+            await spinner
+        return tl.stats
+
+    out = await measured(run)
+    await tl.close()
     s.close()
     return out
 
@@ -117,6 +188,31 @@ async def log_bench(base: Path, n: int) -> None:
     print(
         f"  fsync per txn  {n / elapsed:9.0f} txn/s  {elapsed:7.2f} s  fsyncs {n:5d}  "
         f"{' ' * 44}{lag_text(lag)}"
+    )
+    clients = 100
+    print(f"closed loop: {clients} writers, each waiting for its txn to be durable")
+    elapsed, lag, stats = await closed_loop(base, txns, clients, inline=False)
+    st = stats
+    print(
+        f"  group commit   {n / elapsed:9.0f} txn/s  {elapsed:7.2f} s  "
+        f"fsyncs {st.fsync_count:5d} (mean {st.fsync_mean_ms:.2f} ms, max "  # type: ignore[attr-defined]
+        f"{st.fsync_max_ms:.1f} ms)  batches mean {st.batch_mean:.1f} max {st.batch_max}  "  # type: ignore[attr-defined]
+        f"{lag_text(lag)}"
+    )
+    elapsed, lag, _ = await closed_loop(base, txns, clients, inline=True)
+    print(
+        f"  fsync per txn  {n / elapsed:9.0f} txn/s  {elapsed:7.2f} s  fsyncs {n:5d}  "
+        f"{' ' * 44}{lag_text(lag)}"
+    )
+    m = min(n, 2000)
+    print(f"closed loop, {m} txns, the loop saturated by other work (1 ms slices)")
+    elapsed, lag, stats = await closed_loop(base, txns[:m], clients, inline=False, busy=True)
+    st = stats
+    print(
+        f"  group commit   {m / elapsed:9.0f} txn/s  {elapsed:7.2f} s  "
+        f"fsyncs {st.fsync_count:5d} (mean {st.fsync_mean_ms:.2f} ms, max "  # type: ignore[attr-defined]
+        f"{st.fsync_max_ms:.1f} ms)  batches mean {st.batch_mean:.1f} max {st.batch_max}  "  # type: ignore[attr-defined]
+        f"{lag_text(lag)}"
     )
 
 
@@ -191,9 +287,29 @@ async def main() -> None:
     p.add_argument("--txns", type=int, default=10_000)
     p.add_argument("--nodes", default="100000,1000000")
     p.add_argument("--dir", default=None, help="where to write (default: a temporary dir)")
+    p.add_argument("--fsync-ms", type=float, default=0.0, help="add this much to every log fsync")
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval (s) for the whole run, even after TxnLog.start() "
+        "lowers it to 0.0005 (0.005, Python's default, shows the starvation)",
+    )
     p.add_argument("--skip-log", action="store_true")
     p.add_argument("--skip-snap", action="store_true")
     args = p.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+        SWITCH.append(args.switch_interval)
+    print(f"GIL switch interval {sys.getswitchinterval() * 1000:.1f} ms")
+    if args.fsync_ms > 0:
+        global FSYNC
+
+        def slow_fsync(fd: int) -> None:
+            os.fdatasync(fd)
+            time.sleep(args.fsync_ms / 1000.0)  # the simulated device, not a wait
+
+        FSYNC = slow_fsync
     base = Path(tempfile.mkdtemp(prefix="zkq-bench-", dir=args.dir))
     try:
         if not args.skip_log:

@@ -280,7 +280,10 @@ class Storage:
         *,
         config_text: str = "",
         settings: StorageSettings | None = None,
+        fsync: Callable[[int], None] | None = None,
     ) -> None:
+        """``fsync`` replaces the txn log's fsync call (tests, a simulated slow disk)."""
+        self._fsync = fsync
         self.snap_dir = Path(data_dir) / VERSION_DIR
         self.log_dir = Path(data_log_dir or data_dir) / VERSION_DIR
         self.config_text = config_text
@@ -476,7 +479,7 @@ class Storage:
             fsync_warning_threshold_ms=s.fsync_warning_threshold_ms,
             seed=seed,
             on_snapshot_due=on_snapshot_due,
-            fsync=fsync,
+            fsync=fsync or self._fsync,
         )
         self._txn_log = tl
         return tl
@@ -487,7 +490,9 @@ class Storage:
         if not txns:
             return
         if self._writer is None:
-            self._writer = LogFileWriter(self.log_dir, pre_alloc_size=self.settings.pre_alloc_size)
+            self._writer = LogFileWriter(
+                self.log_dir, pre_alloc_size=self.settings.pre_alloc_size, fsync=self._fsync
+            )
         self._writer.write(
             txns[0].header.zxid, b"".join(encode_log_entry(encode_txn(t)) for t in txns)
         )
