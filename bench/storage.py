@@ -49,7 +49,7 @@ SWITCH: list[float] = []  # --switch-interval, re-applied after TxnLog.start() l
 
 
 def start(tl: TxnLog) -> None:
-    start(tl)
+    tl.start()
     for interval in SWITCH:
         sys.setswitchinterval(interval)
 
@@ -246,7 +246,7 @@ async def snap_bench(base: Path, n: int) -> None:
     elapsed, lag, path = await measured(lambda: s.take_snapshot(tree))
     size = Path(str(path)).stat().st_size
     print(
-        f"  thread, loop idle   {elapsed:7.2f} s  {size / 1e6:7.1f} MB  {lag_text(lag)}  "
+        f"  slices, loop idle   {elapsed:7.2f} s  {size / 1e6:7.1f} MB  {lag_text(lag)}  "
         f"(capture on the loop included)"
     )
 
@@ -271,7 +271,7 @@ async def snap_bench(base: Path, n: int) -> None:
 
     elapsed, lag, applied = await measured(busy)
     print(
-        f"  thread, loop busy   {elapsed:7.2f} s  {applied} setData applied meanwhile  "
+        f"  slices, loop busy   {elapsed:7.2f} s  {applied} setData applied meanwhile  "
         f"{lag_text(lag)}"
     )
 
