@@ -80,9 +80,26 @@ COMMAND_NAMES: dict[str, tuple[str, ...]] = {
     "zabstate": (),
 }
 
-FOUR_LETTER_WORDS = (
-    "conf cons crst dirs dump envi gtmk ruok stmk srvr srst stat wchc wchp wchs mntr isro hash"
-).split()
+FOUR_LETTER_WORDS = [
+    "conf",
+    "cons",
+    "crst",
+    "dirs",
+    "dump",
+    "envi",
+    "gtmk",
+    "ruok",
+    "stmk",
+    "srvr",
+    "srst",
+    "stat",
+    "wchc",
+    "wchp",
+    "wchs",
+    "mntr",
+    "isro",
+    "hash",
+]
 
 # Maps whose keys are data, not names: their shape is one "*" entry.
 _DATA_KEYED = frozenset(
@@ -196,6 +213,7 @@ def _admin_up(ae: AdminEnsemble, sid: int, *, serving: bool = True) -> bool:
 
 def _serving_kinds(ae: AdminEnsemble, timeout: float = 60.0) -> dict[str, int]:
     """Seat kind -> sid, once every server serves."""
+
     def settled() -> bool:
         ae.ens.check_alive()
         modes = list(ae.ens.modes().values())
@@ -269,7 +287,11 @@ def record_all(install: ZooKeeperInstall, work: Path) -> dict[str, dict[str, Any
                     "fourletter": _four_letter_words(ae, kinds[seat]),
                 }
     with java_admin_ensemble(install, work / "looking", (1, 2, 3), start=(1,)) as ae:
-        wait_for(lambda: _admin_up(ae, 1, serving=False), timeout=60, what="AdminServer of the lone voter")
+        wait_for(
+            lambda: _admin_up(ae, 1, serving=False),
+            timeout=60,
+            what="AdminServer of the lone voter",
+        )
         seats["looking"] = {
             "commands": _answers(ae, 1),
             "fourletter": _four_letter_words(ae, 1),

@@ -146,7 +146,7 @@ def _data_dirs(snap: OpsSnapshot) -> tuple[str, str]:
     return version_dir(cfg.data_dir), version_dir(cfg.data_log_dir or cfg.data_dir)
 
 
-def _conf(snap: OpsSnapshot) -> JsonMap:
+def configuration(snap: OpsSnapshot) -> JsonMap:
     """``ZooKeeperServerConf#toMap``."""
     cfg = snap.server.config
     data_dir, log_dir = _data_dirs(snap)
@@ -514,7 +514,7 @@ def _initial_configuration(_c: CommandContext, snap: OpsSnapshot, _k: Mapping[st
 
 _HANDLERS: Final[dict[str, Handler]] = {
     "connection_stat_reset": _reset_connections,
-    "configuration": lambda _c, s, _k: _conf(s),
+    "configuration": lambda _c, s, _k: configuration(s),
     "connections": lambda _c, s, _k: {
         "connections": [connection_full(c) for c in s.clients.connections],
         "secure_connections": [connection_full(c) for c in s.clients.secure_connections],

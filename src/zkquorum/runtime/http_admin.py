@@ -1,6 +1,7 @@
 """HTTP for operators: Prometheus ``/metrics``, the AdminServer's ``/commands``, health probes.
 
-Facts: ``docs/spec/zk-server.md`` §5.1-5.2; ``docs/ops.md`` documents the endpoints.
+Facts: ``docs/spec/zk-server.md`` §5.1-5.2; ``examples/kubernetes/README.md`` documents the
+endpoints for operators.
 
 * ``/metrics`` on ``metricsProvider.httpHost``:``metricsProvider.httpPort`` (0.0.0.0:7000)
   when zoo.cfg names ``metricsProvider.className=org.apache.zookeeper.metrics.prometheus.
@@ -255,14 +256,15 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     if not target.startswith("/"):
         raise BadRequest("the target must be an absolute path")
     headers: dict[str, str] = {}
-    total = 0
+    total = count = 0
     while True:
         try:
             raw = await reader.readuntil(b"\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             raise BadRequest("headers cut short or too long") from None
         total += len(raw)
-        if total > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
+        count += 1
+        if total > MAX_HEADER_BYTES or count > MAX_HEADERS:
             raise BadRequest("headers too large")
         text = raw.decode("latin-1").rstrip("\r\n")
         if not text:

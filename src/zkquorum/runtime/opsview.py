@@ -81,6 +81,8 @@ class ClientStats:
     secure_connections: tuple[ConnectionInfo, ...] = ()
     session_expiry: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     """Expiry time bucket (ms) -> session ids (``dump``)."""
+    session_timeouts: Mapping[int, int] = field(default_factory=dict)
+    """Session id -> timeout (ms), as a learner knows its global sessions (``dump``)."""
     ephemerals: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     """Session id -> its ephemeral paths."""
     watches: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
