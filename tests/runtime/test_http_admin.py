@@ -41,12 +41,13 @@ ZOO_CFG = (
     "server.3=127.0.0.1:2003:3003\nserver.4=127.0.0.1:2004:3004:observer\n"
 )
 CFG = parse_zoo_cfg(ZOO_CFG, path="zoo.cfg", myid_text="3")
+REFERENCE_SESSION = 0x30000B10AED0000
 CLIENTS = ClientStats(
-    connections=(ConnectionInfo("127.0.0.1:50000", session_id=0x30000B10AED0000),),
-    session_expiry={11748400: (0x30000B10AED0000,)},
-    session_timeouts={0x30000B10AED0000: 4000},
-    ephemerals={0x30000B10AED0000: ("/ops/eph3",)},
-    watches={0x30000B10AED0000: ("/ops", "/ops/missing3")},
+    connections=(ConnectionInfo("127.0.0.1:50000", session_id=REFERENCE_SESSION),),
+    session_expiry={11748400: (REFERENCE_SESSION,)},
+    session_timeouts={REFERENCE_SESSION: 4000},
+    ephemerals={REFERENCE_SESSION: ("/ops/eph3",)},
+    watches={REFERENCE_SESSION: ("/ops", "/ops/missing3")},
 )
 SEAT_OF = {
     "standalone": Seat.STANDALONE,
