@@ -18,12 +18,9 @@ from zkquorum.config.errors import ConfigError
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import parse_zoo_cfg
 from zkquorum.runtime import commands
-from zkquorum.runtime.http_admin import (
-    PROMETHEUS_PROVIDER,
-    OpsServer,
-    OpsSettings,
-)
+from zkquorum.runtime.http_admin import OpsServer
 from zkquorum.runtime.metrics import SERVER_METRICS, MetricsRegistry
+from zkquorum.runtime.opssettings import PROMETHEUS_PROVIDER, OpsSettings
 from zkquorum.runtime.opsview import (
     ClientStats,
     ConnectionInfo,
@@ -539,6 +536,7 @@ def test_nothing_is_served_unless_asked() -> None:
 
 def test_settings_from_zoo_cfg() -> None:
     assert OpsSettings.from_zoo_cfg(ZOO_CFG) == OpsSettings()
+    assert not OpsSettings().enabled
     s = OpsSettings.from_zoo_cfg(
         f"metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=7001\n"
         "metricsProvider.httpHost=127.0.0.1\nmetricsProvider.exportJvmInfo=false\n"

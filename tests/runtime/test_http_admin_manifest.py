@@ -13,8 +13,9 @@ import yaml
 from tests.runtime.helpers import run
 from tests.runtime.test_http_admin import Source, exchange, get, view
 from zkquorum.config.zoocfg import parse_zoo_cfg
-from zkquorum.runtime.http_admin import OpsServer, OpsSettings
+from zkquorum.runtime.http_admin import OpsServer
 from zkquorum.runtime.metrics import MetricsRegistry
+from zkquorum.runtime.opssettings import OpsSettings
 from zkquorum.runtime.opsview import OpsSnapshot, Seat, bind_gauges
 
 MANIFEST = Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "statefulset.yaml"

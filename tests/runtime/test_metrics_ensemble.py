@@ -22,13 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.interop.zkserver import free_ports
 from tests.peer.cluster import Ensemble, PyServer, ensemble, wait_for
-from zkquorum.runtime.http_admin import PROMETHEUS_PROVIDER
+from zkquorum.runtime.opssettings import PROMETHEUS_PROVIDER
 
 LAUNCHER = """
 import asyncio, logging, signal, sys
 from pathlib import Path
 from zkquorum.runtime.files import load_config
-from zkquorum.runtime.http_admin import OpsSettings, for_peer
+from zkquorum.runtime.http_admin import for_peer
+from zkquorum.runtime.opssettings import OpsSettings
 from zkquorum.runtime.peer import PeerRuntime
 
 path = sys.argv[1]

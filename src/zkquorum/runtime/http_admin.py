@@ -38,11 +38,10 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote
 
-from zkquorum.config.errors import ConfigError
 from zkquorum.config.model import HostPort
-from zkquorum.config.properties import load_properties
 from zkquorum.runtime import commands
 from zkquorum.runtime.metrics import PROMETHEUS_CONTENT_TYPE, MetricsRegistry
+from zkquorum.runtime.opssettings import OpsSettings
 from zkquorum.runtime.opsview import OpsSource, PeerOpsSource, bind_gauges
 
 if TYPE_CHECKING:
@@ -50,13 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROMETHEUS_PROVIDER: Final = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
-_OFF_PROVIDERS: Final = frozenset(
-    {
-        "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
-        "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
-    }
-)
 LIVE_PATH: Final = "/health/live"
 READY_PATH: Final = "/health/ready"
 METRICS_PATH: Final = "/metrics"
@@ -66,81 +58,6 @@ MAX_HEADER_BYTES: Final = 16384
 MAX_HEADERS: Final = 100
 MAX_CONNECTIONS: Final = 64
 JSON_TYPE: Final = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class OpsSettings:
-    """The ``admin.*`` and ``metricsProvider.*`` keys of zoo.cfg, checked."""
-
-    admin_enabled: bool = False
-    admin_address: str = "0.0.0.0"
-    admin_port: int = 8080
-    command_url: str = "/commands"
-    idle_timeout_ms: int = 30000
-    metrics_enabled: bool = False
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = 7000
-
-    @classmethod
-    def from_zoo_cfg(cls, text: str, path: str | None = None) -> OpsSettings:
-        """Read the keys from zoo.cfg's text (``java.util.Properties`` rules)."""
-        props = load_properties(text, path)
-
-        def value(key: str) -> str | None:
-            e = props.get(key)
-            return e.value.strip() if e is not None else None
-
-        def fail(key: str, message: str) -> ConfigError:
-            e = props.get(key)
-            return ConfigError(message, path=path, line=e.line if e else None)
-
-        def port(key: str, default: int) -> int:
-            text = value(key)
-            if text is None:
-                return default
-            if not text.isdigit() or not 0 <= int(text) <= 65535:
-                raise fail(key, f"{key}={text}: not a port number (0-65535)")
-            return int(text)
-
-        def boolean(key: str) -> bool | None:
-            text = value(key)
-            if text is None:
-                return None
-            # Boolean.getBoolean / parseBoolean: "true" (any case) is true, the rest false.
-            return text.lower() == "true"
-
-        for key in ("admin.portUnification", "admin.forceHttps"):
-            if boolean(key):
-                raise fail(key, f"{key}=true: zkquorum's AdminServer speaks plain HTTP only")
-        enable = boolean("admin.enableServer")
-        admin_port_given = value("admin.serverPort") is not None
-        url = value("admin.commandURL") or "/commands"
-        if not url.startswith("/"):
-            raise fail("admin.commandURL", f"admin.commandURL={url}: must start with '/'")
-        idle = value("admin.idleTimeout") or "30000"
-        if not idle.isdigit():
-            raise fail("admin.idleTimeout", f"admin.idleTimeout={idle}: not a whole number")
-        provider = value("metricsProvider.className")
-        if (
-            provider is not None
-            and provider != PROMETHEUS_PROVIDER
-            and provider not in _OFF_PROVIDERS
-        ):
-            raise fail(
-                "metricsProvider.className",
-                f"metricsProvider.className={provider}: zkquorum serves the Prometheus "
-                f"provider ({PROMETHEUS_PROVIDER}) or none",
-            )
-        return cls(
-            admin_enabled=enable if enable is not None else admin_port_given,
-            admin_address=value("admin.serverAddress") or "0.0.0.0",
-            admin_port=port("admin.serverPort", 8080),
-            command_url=url.rstrip("/") or "/",
-            idle_timeout_ms=int(idle),
-            metrics_enabled=provider == PROMETHEUS_PROVIDER,
-            metrics_host=value("metricsProvider.httpHost") or "0.0.0.0",
-            metrics_port=port("metricsProvider.httpPort", 7000),
-        )
 
 
 @dataclass(frozen=True, slots=True)
