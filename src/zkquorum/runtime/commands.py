@@ -35,6 +35,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 from zkquorum import __version__
@@ -269,6 +270,8 @@ def environment() -> list[tuple[str, str]]:
         ("user.name", user),
         ("user.home", os.path.expanduser("~")),
         ("user.dir", os.getcwd()),
+        # A JVM reports its heap here; the nearest figures of a Python process: free and
+        # total memory of the machine, and this process's resident size.
         ("os.memory.free", f"{avail * page_size // mb}MB"),
         ("os.memory.max", f"{pages * page_size // mb}MB"),
         ("os.memory.total", f"{rss // mb}MB"),
@@ -512,50 +515,52 @@ def _initial_configuration(_c: CommandContext, snap: OpsSnapshot, _k: Mapping[st
     return {"initial_configuration": text}
 
 
-_HANDLERS: Final[dict[str, Handler]] = {
-    "connection_stat_reset": _reset_connections,
-    "configuration": lambda _c, s, _k: configuration(s),
-    "connections": lambda _c, s, _k: {
-        "connections": [connection_full(c) for c in s.clients.connections],
-        "secure_connections": [connection_full(c) for c in s.clients.secure_connections],
-    },
-    "hash": lambda _c, _s, _k: {"digests": []},
-    "dirs": _dirs,
-    "dump": lambda _c, s, _k: {
-        "expiry_time_to_session_ids": {
-            str(t): list(ids) for t, ids in sorted(s.clients.session_expiry.items())
+_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
+    {
+        "connection_stat_reset": _reset_connections,
+        "configuration": lambda _c, s, _k: configuration(s),
+        "connections": lambda _c, s, _k: {
+            "connections": [connection_full(c) for c in s.clients.connections],
+            "secure_connections": [connection_full(c) for c in s.clients.secure_connections],
         },
-        "session_id_to_ephemeral_paths": {
-            str(sid): list(paths) for sid, paths in s.clients.ephemerals.items()
+        "hash": lambda _c, _s, _k: {"digests": []},
+        "dirs": _dirs,
+        "dump": lambda _c, s, _k: {
+            "expiry_time_to_session_ids": {
+                str(t): list(ids) for t, ids in sorted(s.clients.session_expiry.items())
+            },
+            "session_id_to_ephemeral_paths": {
+                str(sid): list(paths) for sid, paths in s.clients.ephemerals.items()
+            },
         },
-    },
-    "environment": lambda _c, _s, _k: dict(environment()),
-    "get_trace_mask": lambda c, _s, _k: {"tracemask": c.trace_mask.value},
-    "initial_configuration": _initial_configuration,
-    "is_read_only": lambda _c, s, _k: {"read_only": s.server.seat is Seat.READ_ONLY},
-    "last_snapshot": _last_snapshot,
-    "leader": _leader,
-    "monitor": lambda c, s, _k: dict(monitor_values(s, c.registry)),
-    "observer_connection_stat_reset": lambda _c, _s, _k: {},
-    "ruok": lambda _c, _s, _k: {},
-    "set_trace_mask": _set_trace_mask,
-    "server_stats": lambda _c, s, _k: _server_stats(s),
-    "stats": _stats,
-    "stat_reset": _reset_server,
-    "observers": lambda _c, s, _k: _observers(s),
-    "system_properties": lambda _c, s, _k: dict(system_properties(s)),
-    "voting_view": lambda _c, s, _k: {"current_config": _voting_view(s)},
-    "watches": lambda _c, s, _k: {
-        "session_id_to_watched_paths": {
-            str(sid): list(paths) for sid, paths in s.clients.watches.items()
-        }
-    },
-    "watches_by_path": lambda _c, s, _k: {
-        "path_to_session_ids": s.clients.watches_by_path(),
-    },
-    "watch_summary": _watch_summary,
-    "zabstate": lambda _c, s, _k: _zabstate(s),
-}
+        "environment": lambda _c, _s, _k: dict(environment()),
+        "get_trace_mask": lambda c, _s, _k: {"tracemask": c.trace_mask.value},
+        "initial_configuration": _initial_configuration,
+        "is_read_only": lambda _c, s, _k: {"read_only": s.server.seat is Seat.READ_ONLY},
+        "last_snapshot": _last_snapshot,
+        "leader": _leader,
+        "monitor": lambda c, s, _k: dict(monitor_values(s, c.registry)),
+        "observer_connection_stat_reset": lambda _c, _s, _k: {},
+        "ruok": lambda _c, _s, _k: {},
+        "set_trace_mask": _set_trace_mask,
+        "server_stats": lambda _c, s, _k: _server_stats(s),
+        "stats": _stats,
+        "stat_reset": _reset_server,
+        "observers": lambda _c, s, _k: _observers(s),
+        "system_properties": lambda _c, s, _k: dict(system_properties(s)),
+        "voting_view": lambda _c, s, _k: {"current_config": _voting_view(s)},
+        "watches": lambda _c, s, _k: {
+            "session_id_to_watched_paths": {
+                str(sid): list(paths) for sid, paths in s.clients.watches.items()
+            }
+        },
+        "watches_by_path": lambda _c, s, _k: {
+            "path_to_session_ids": s.clients.watches_by_path(),
+        },
+        "watch_summary": _watch_summary,
+        "zabstate": lambda _c, s, _k: _zabstate(s),
+    }
+)
 
 
 def run(
