@@ -1472,10 +1472,13 @@ REQUEST_RECORDS: Final[Mapping[int, type[RequestRecord] | None]] = MappingProxyT
         OpCode.CLOSE_SESSION: None,
     }
 )
-"""The request record of each op a 3.8 server accepts from a client (``Request#isValid``,
-plus auth and sasl, which ``ZooKeeperServer#processPacket`` handles first); ``None``: the
-request has no body.  Any other op (notification 0, error -1, unknown numbers) is
-answered UNIMPLEMENTED and the connection closed (``UnimplementedRequestProcessor``)."""
+"""The request record of each op code that has one in 3.8; ``None``: the request has no
+body.  Which ops a server takes from a client is :func:`is_valid_request_op`: check (13)
+has a record here (the REQUEST packet of a multi's ops uses it) but is not one of them."""
+
+_CLIENT_OPS: Final = frozenset(REQUEST_RECORDS) - {OpCode.CHECK}
+"""``Request#isValid`` (which says no to check and notification), plus auth and sasl,
+which ``ZooKeeperServer#processPacket`` handles before it asks ``isValid``."""
 
 RESPONSE_RECORDS: Final[Mapping[int, type[ResponseRecord] | None]] = MappingProxyType(
     {
@@ -1523,8 +1526,13 @@ def request_record_type(op: int) -> type[RequestRecord] | None:
 
 
 def is_valid_request_op(op: int) -> bool:
-    """Whether a 3.8 server takes ``op`` from a client (otherwise: UNIMPLEMENTED, close)."""
-    return op in REQUEST_RECORDS
+    """Whether a 3.8 server takes ``op`` from a client.
+
+    Any other op (notification 0, check 13, error -1, unknown numbers) is answered
+    ``ReplyHeader{xid, -1, UNIMPLEMENTED}`` and the connection closed
+    (``ZooKeeperServer#submitRequestNow`` -> ``UnimplementedRequestProcessor``).
+    """
+    return op in _CLIENT_OPS
 
 
 def _decode_body(record: type[R], body: bytes, *, exact: bool) -> R:
