@@ -100,8 +100,10 @@ def test_bodyless_and_unknown_ops() -> None:
     for msg in (ping, close, who):
         assert isinstance(msg, wc.ClientRequest) and msg.record is None
         assert cr.is_valid_request_op(msg.op)
+    assert isinstance(check, wc.ClientRequest)
+    assert check.record == cr.CheckVersionRequest("/a", 1)
     # 3.8 answers these UNIMPLEMENTED and closes; the decoder only reports them
-    for msg in (check, unknown, notification):
+    for msg in (unknown, notification):
         assert isinstance(msg, wc.ClientRequest) and msg.record is None
         assert not cr.is_valid_request_op(msg.op)
     assert (

@@ -18,9 +18,9 @@ Facts: ``docs/spec/zk-server.md`` §2.1-2.3; records: :mod:`zkquorum.wire.client
   carries a :class:`MalformedRequest`.  Two exceptions, because ``ZooKeeperServer#
   processPacket`` reads them itself and lets the IOException close the connection: a
   frame shorter than its 8-byte header, and an auth or sasl body that does not parse.
-* An op 3.8 does not accept (notification 0, check 13, error -1, an unknown number)
-  decodes with ``record=None``; 3.8 answers ``ReplyHeader{xid, -1, UNIMPLEMENTED}`` and
-  closes (``ZooKeeperServer#submitRequestNow`` -> ``UnimplementedRequestProcessor``).
+* An op 3.8 does not accept (notification 0, error -1, an unknown number) decodes with
+  ``record=None``; 3.8 answers ``ReplyHeader{xid, -1, UNIMPLEMENTED}`` and closes
+  (``ZooKeeperServer#submitRequestNow`` -> ``UnimplementedRequestProcessor``).
 * A client reads a ConnectResponse, then replies.  Replies to xid -1 (notifications),
   -2 (pings) and -4 (auth) stand alone; every other reply answers the oldest pending
   request, which must have the same xid (``ClientCnxn#readResponse``: "Xid out of

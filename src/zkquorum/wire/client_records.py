@@ -1473,12 +1473,8 @@ REQUEST_RECORDS: Final[Mapping[int, type[RequestRecord] | None]] = MappingProxyT
     }
 )
 """The request record of each op code that has one in 3.8; ``None``: the request has no
-body.  Which ops a server takes from a client is :func:`is_valid_request_op`: check (13)
-has a record here (the REQUEST packet of a multi's ops uses it) but is not one of them."""
-
-_CLIENT_OPS: Final = frozenset(REQUEST_RECORDS) - {OpCode.CHECK}
-"""``Request#isValid`` (which says no to check and notification), plus auth and sasl,
-which ``ZooKeeperServer#processPacket`` handles before it asks ``isValid``."""
+body.  Every op here is one a 3.8.0 server takes from a client (see
+:func:`is_valid_request_op`)."""
 
 RESPONSE_RECORDS: Final[Mapping[int, type[ResponseRecord] | None]] = MappingProxyType(
     {
@@ -1526,13 +1522,18 @@ def request_record_type(op: int) -> type[RequestRecord] | None:
 
 
 def is_valid_request_op(op: int) -> bool:
-    """Whether a 3.8 server takes ``op`` from a client.
+    """Whether a 3.8.0 server takes ``op`` from a client: ``Request#isValid``, plus auth
+    and sasl, which ``ZooKeeperServer#processPacket`` handles before it asks.
 
-    Any other op (notification 0, check 13, error -1, unknown numbers) is answered
+    Any other op (notification 0, error -1, unknown numbers) is answered
     ``ReplyHeader{xid, -1, UNIMPLEMENTED}`` and the connection closed
-    (``ZooKeeperServer#submitRequestNow`` -> ``UnimplementedRequestProcessor``).
+    (``ZooKeeperServer#submitRequestNow`` -> ``UnimplementedRequestProcessor``).  check
+    (13) on its own is taken by 3.8.0 and runs as a write: a failure is answered (NONODE,
+    BADVERSION, NOAUTH, with a new zxid), a success is not answered at all (the
+    ``SetDataResponse`` with a null stat fails to serialize in ``FinalRequestProcessor``)
+    and the connection stays open.  ZOOKEEPER-2623 (after 3.8.0) makes it UNIMPLEMENTED.
     """
-    return op in _CLIENT_OPS
+    return op in REQUEST_RECORDS
 
 
 def _decode_body(record: type[R], body: bytes, *, exact: bool) -> R:
