@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from zkquorum.runtime import admin
 from zkquorum.wire import client as wc
 from zkquorum.wire import client_records as cr
 from zkquorum.wire.reader import CLOSED, NEED_DATA
@@ -32,6 +33,10 @@ def test_a_four_letter_word_before_the_handshake(word: str) -> None:
     dec = wc.RequestStreamDecoder()
     assert messages(dec, word.encode(), b"trailing bytes", b"") == [wc.FourLetterWord(word)]
     assert dec.next_message() is CLOSED
+
+
+def test_the_words_are_those_the_admin_server_answers() -> None:
+    assert wc.FOUR_LETTER_WORDS == admin.KNOWN_WORDS
 
 
 def test_telnet_close_and_unknown_words() -> None:

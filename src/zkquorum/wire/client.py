@@ -10,7 +10,8 @@ Facts: ``docs/spec/zk-server.md`` §2.1-2.3; records: :mod:`zkquorum.wire.client
 * A server's first frame from a client is a ConnectRequest; before it, four bytes that
   spell one of 3.8's four-letter words (``FourLetterCommands#isKnown``) are that command,
   whitelisted or not.  Any other first four bytes are a length (a word like ``abcd`` is
-  then far above maxbuffer: closed).
+  then far above maxbuffer: closed).  Bytes after a ConnectRequest's readOnly byte are
+  ignored, as ``ZooKeeperServer#processConnectRequest`` does (so they do not re-encode).
 * Then requests: :class:`ClientRequest` keeps the raw body, which a follower forwards to
   the leader inside a REQUEST packet (``sessionId | cxid | type | body``), next to the
   decoded record.  A body that does not parse is not a connection error: 3.8 answers
