@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tests.wire.strategies import acl_lists, ints, longs, maybe_blobs
+from tests.wire.strategies import ints, longs, maybe_blobs
 from zkquorum.wire import client_records as cr
+from zkquorum.wire.jute import ACL, Id
 from zkquorum.wire.txn import OpCode
 
-texts = st.text(max_size=30)
-maybe_texts = st.none() | texts
+texts = st.text(max_size=30) | st.just(cr.NULL_STRING)
+maybe_texts = st.none() | st.text(max_size=30)
 text_lists = st.lists(texts, max_size=4).map(tuple)
 password = st.none() | st.binary(max_size=20)
 maybe_bool = st.none() | st.booleans()
 
+ids = st.builds(Id, texts, texts)
+acl_lists = st.none() | st.lists(st.builds(ACL, ints, ids), max_size=3).map(tuple)
 stats = st.builds(cr.Stat, longs, longs, longs, longs, ints, ints, ints, longs, ints, ints, longs)
 connect_requests = st.builds(cr.ConnectRequest, ints, longs, ints, longs, password, maybe_bool)
 connect_responses = st.builds(cr.ConnectResponse, ints, ints, longs, password, maybe_bool)

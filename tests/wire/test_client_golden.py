@@ -34,10 +34,8 @@ CAPTURES = ("client-ops", "quorum-writes")
 OVERSIZE = 1_048_633
 """client-ops step 75: the length field of the create of 1 048 576 bytes."""
 
-# kazoo writes an empty string as null; the ``auth`` ACL's id then reads as "" and
-# re-encodes as an empty string (see zkquorum.wire.client_records).
+# kazoo writes an empty string as null: the id of make_acl("auth", "")
 NULL_AUTH_ID = b"\0\0\0\x04auth\xff\xff\xff\xff"
-EMPTY_AUTH_ID = b"\0\0\0\x04auth\0\0\0\0"
 
 M = TypeVar("M")
 
@@ -156,7 +154,7 @@ def test_every_request_frame_decodes_and_re_encodes(conv: Conversation) -> None:
         if msg.record is not None:
             record: cr.Record = msg.record
             again = wc.encode_request(msg.xid, msg.op, record)
-            assert again == raw.replace(NULL_AUTH_ID, EMPTY_AUTH_ID)
+            assert again == raw
 
 
 @pytest.mark.parametrize("conv", all_conversations(), ids=lambda c: f"{c.capture}#{c.index}")
@@ -172,15 +170,21 @@ def test_every_reply_frame_decodes_and_re_encodes(conv: Conversation) -> None:
             assert len(raw) == 4 + 16
 
 
-def test_only_one_request_carries_a_null_id() -> None:
-    raws = [
-        raw
+def test_a_null_string_reads_as_null_and_re_encodes_as_null() -> None:
+    found = [
+        (msg, raw)
         for name in CAPTURES
         for conv in conversations(name)
-        for _, raw in decode(conv).requests
+        for msg, raw in decode(conv).requests
         if NULL_AUTH_ID in raw
     ]
-    assert len(raws) == 1  # client-ops step 12, create with make_acl("auth", "")
+    assert len(found) == 1  # client-ops step 12
+    msg, raw = found[0]
+    assert isinstance(msg, wc.ClientRequest) and isinstance(msg.record, cr.CreateRequest)
+    assert msg.record.acl is not None
+    (acl,) = msg.record.acl
+    assert acl.id.scheme == "auth" and acl.id.id == "" and cr.is_null(acl.id.id)
+    assert wc.encode_request(msg.xid, msg.op, msg.record) == raw
 
 
 def test_the_oversize_request_is_a_len_error_at_its_length() -> None:
@@ -295,6 +299,6 @@ def test_every_request_packet_of_the_quorum_decodes() -> None:
         record = cr.decode_request_body(request.type, request.request)
         assert record is not None or request.type == OpCode.CLOSE_SESSION
         if record is not None:
-            assert record.encode() == request.request.replace(NULL_AUTH_ID, EMPTY_AUTH_ID)
+            assert record.encode() == request.request
         ops.add(request.type)
     assert {OpCode.CREATE_SESSION, OpCode.MULTI, OpCode.CREATE_TTL, OpCode.CLOSE_SESSION} <= ops

@@ -142,6 +142,25 @@ def test_a_body_that_does_not_parse_is_a_marshalling_error(session: Session) -> 
     assert isinstance(reply, wc.ClientReply) and isinstance(reply.response, cr.ExistsResponse)
 
 
+def test_a_null_path_is_not_an_empty_one(session: Session) -> None:
+    null = cr.NULL_STRING
+    session.request(1, OpCode.GET_DATA, cr.GetDataRequest(null, False).encode())
+    session.request(2, OpCode.GET_DATA, cr.GetDataRequest("", False).encode())
+    session.request(3, OpCode.SET_DATA, cr.SetDataRequest(null, b"x", -1).encode())
+    session.request(4, OpCode.SYNC, cr.SyncRequest(null).encode())
+    replies = [session.next() for _ in range(4)]
+    assert all(isinstance(r, wc.ClientReply) for r in replies)
+    null_read, empty_read, null_write, null_sync = (
+        r for r in replies if isinstance(r, wc.ClientReply)
+    )
+    assert null_read.err == cr.ErrorCode.MARSHALLINGERROR
+    assert empty_read.err == cr.ErrorCode.OK  # "" reads the root
+    assert null_write.err == cr.ErrorCode.BADARGUMENTS
+    assert null_sync.err == cr.ErrorCode.OK
+    assert isinstance(null_sync.response, cr.SyncResponse)
+    assert cr.is_null(null_sync.response.path)
+
+
 def test_a_length_above_jute_maxbuffer_closes_without_a_reply(session: Session) -> None:
     session.send(struct.pack(">i", wc.DEFAULT_MAX_BUFFER + 1) + b"\0" * 64)
     assert session.next() is None

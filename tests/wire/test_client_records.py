@@ -27,6 +27,7 @@ def test_request_bodies_round_trip(op: int, data: st.DataObject) -> None:
     raw = record.encode()
     assert cr.decode_request_body(op, raw) == record
     assert type(record).decode(raw) == record
+    assert type(record).decode(raw).encode() == raw  # null strings stay null
     # a server reads the record and ignores what follows (ByteBufferInputStream)
     if op != OpCode.DELETE_CONTAINER:
         assert cr.decode_request_body(op, raw + b"\x07") == record
@@ -39,6 +40,8 @@ def test_response_bodies_round_trip(op: int, data: st.DataObject) -> None:
     record = data.draw(cs.RESPONSES[op])
     raw = record.encode()
     assert cr.decode_response_body(op, raw) == record
+    again = cr.decode_response_body(op, raw)
+    assert again is not None and again.encode() == raw
     with pytest.raises(cr.ClientProtocolError, match="1 bytes after"):
         cr.decode_response_body(op, raw + b"\x07")
 
@@ -112,13 +115,25 @@ def test_multi_rejects_an_op_3_8_does_not_take() -> None:
 def test_null_fields_where_3_8_allows_them() -> None:
     create = cr.CreateRequest("/a", None, None, 0)
     assert cr.CreateRequest.decode(create.encode()) == create
-    with pytest.raises(cr.ClientProtocolError, match="path is null"):
-        cr.DeleteRequest.decode(b"\xff\xff\xff\xff\x00\x00\x00\x00")
-    # kazoo writes the empty id of an ``auth`` ACL as null; it reads as ""
+    # a null path is not an empty one (3.8 answers them differently)
+    null_path = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+    delete = cr.DeleteRequest.decode(null_path)
+    assert cr.is_null(delete.path) and delete.path == "" and delete.encode() == null_path
+    empty = cr.DeleteRequest("", 0)
+    assert not cr.is_null(empty.path) and empty.encode() == bytes(8)
+    # kazoo writes the empty id of an ``auth`` ACL as null
     acl = b"\0\0\0\x01" + b"\0\0\0\x1f" + b"\0\0\0\x04auth" + b"\xff\xff\xff\xff"
-    assert cr.SetACLRequest.decode(b"\0\0\0\x02/a" + acl + b"\0\0\0\0").acl == (
-        ACL(31, Id("auth", "")),
-    )
+    raw = b"\0\0\0\x02/a" + acl + b"\0\0\0\0"
+    set_acl = cr.SetACLRequest.decode(raw)
+    assert set_acl.acl == (ACL(31, Id("auth", "")),) and set_acl.encode() == raw
+    # null elements of a list too; a null list does not decode
+    children = b"\0\0\0\x02" + b"\0\0\0\x01a" + b"\xff\xff\xff\xff"
+    reply = cr.GetChildrenResponse.decode(children)
+    assert [cr.is_null(c) for c in reply.children] == [False, True]
+    assert reply.encode() == children
+    with pytest.raises(cr.ClientProtocolError, match="children is null"):
+        cr.GetChildrenResponse.decode(b"\xff\xff\xff\xff")
+    assert cr.is_null(None) and not cr.is_null("")
 
 
 def test_strings_that_are_not_utf8_decode_as_java_does() -> None:

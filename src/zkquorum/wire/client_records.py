@@ -10,16 +10,19 @@ a request or a reply body holds depends on the op code: :func:`decode_request_bo
 
 Decisions, where 3.8 is looser than a Python type:
 
-* Paths, schemes and watch lists are ``str`` / ``tuple[str, ...]``; a null one does not
-  decode (:class:`ClientProtocolError`).  3.8 would get further with a null path (for
-  example BADARGUMENTS from ``PathUtils.validatePath``); the server answers
-  MARSHALLINGERROR instead.  ACL lists, data and tokens keep ``None``, because 3.8 gives
-  a null ACL list its own meaning (INVALIDACL, ``PrepRequestProcessor#fixupACL``).
-* A null ``Id`` field inside an ACL reads as ``""``.  kazoo writes every empty string as
-  null, so ``make_acl("auth", "")`` arrives as ``Id("auth", null)`` and 3.8 accepts it
-  (``fixupACL`` ignores an ``auth`` id).  Such a record re-encodes with ``""`` (4 bytes
-  ``00000000`` instead of ``ffffffff``); :class:`~zkquorum.wire.client.ClientRequest`
-  keeps the body as sent.
+* Paths, schemes, ids and other strings are ``str``; a null one reads as
+  :data:`NULL_STRING` (a ``str`` equal to ``""`` that :func:`is_null` recognises and that
+  encodes as null again), because 3.8 answers a null path differently from an empty
+  one and kazoo writes every empty string as null (``make_acl("auth", "")`` arrives as
+  ``Id("auth", null)``).  What ZooKeeper 3.8.0 answered to a null path, measured
+  (``tests/wire/test_client_interop.py``): MARSHALLINGERROR for create, delete, exists,
+  getData, getChildren(2), getACL, getAllChildrenNumber, checkWatches and a create in a
+  multi; BADARGUMENTS for setData and setACL; NOWATCHER for removeWatches; success for
+  sync (the reply echoes the null), addWatch and getEphemerals.
+* Watch and child lists are ``tuple[str, ...]``; a null list does not decode
+  (:class:`ClientProtocolError`).  ACL lists, data and tokens keep ``None``, because
+  3.8 gives a null ACL list its own meaning (INVALIDACL,
+  ``PrepRequestProcessor#fixupACL``).
 * Strings that are not UTF-8 decode with U+FFFD replacements, as Java's ``new String(b,
   UTF_8)`` in ``BinaryInputArchive#readString`` does, so that such a path gets the same
   answer as from 3.8 rather than a marshalling error.
@@ -43,7 +46,6 @@ from zkquorum.wire.jute import (
     MAX_BUFFER,
     Id,
     decode_ustring_bytes,
-    encode_acl_list,
     encode_bool,
     encode_buffer,
     encode_ustring,
@@ -244,12 +246,36 @@ def _opt_text(r: Reader, what: str) -> str | None:
         return raw.decode("utf-8", "replace")
 
 
+class NullString(str):
+    """A jute string that was null on the wire: equal to ``""``, but encodes as null.
+
+    3.8 tells a null path from an empty one (``docs/spec/zk-server.md`` §2.2; e.g. getData
+    of ``""`` reads ``/``, of null answers MARSHALLINGERROR; sync of null echoes it), and
+    kazoo writes every empty string as null.  Keeping the difference in a ``str`` lets the
+    server answer as 3.8 does and every record re-encode to the bytes it came from.  Test
+    with :func:`is_null`.
+    """
+
+    __slots__ = ()
+
+
+NULL_STRING: Final = NullString()
+_NULL_LENGTH: Final = b"\xff\xff\xff\xff"
+
+
+def is_null(value: str | None) -> bool:
+    """Whether ``value`` was (or will be encoded as) a null jute string."""
+    return value is None or value.__class__ is NullString
+
+
+def _encode_text(value: str | None) -> bytes:
+    return _NULL_LENGTH if is_null(value) else encode_ustring(value)
+
+
 def _text(r: Reader, what: str) -> str:
-    at = r.pos
+    """A ustring field; null reads as :data:`NULL_STRING`."""
     s = _opt_text(r, what)
-    if s is None:
-        r.fail(f"{what} is null", at)
-    return s
+    return NULL_STRING if s is None else s
 
 
 def _vector(r: Reader, what: str, element: Callable[[Reader], T]) -> tuple[T, ...]:
@@ -268,10 +294,9 @@ def _text_list(r: Reader, what: str) -> tuple[str, ...]:
 
 
 def _read_id(r: Reader) -> Id:
-    # kazoo writes every empty string as null (serialization.write_string), e.g. the id
-    # of an ``auth`` ACL; 3.8 reads the null and ignores it for ``auth``.
-    scheme = _opt_text(r, "Id.scheme")
-    return Id(scheme or "", _opt_text(r, "Id.id") or "")
+    # kazoo writes the id of make_acl("auth", "") as null; 3.8 ignores an auth id.
+    scheme = _text(r, "Id.scheme")
+    return Id(scheme, _text(r, "Id.id"))
 
 
 def _read_acl(r: Reader) -> ACL:
@@ -284,7 +309,15 @@ def _read_acl_list(r: Reader) -> tuple[ACL, ...] | None:
 
 
 def _encode_text_list(items: tuple[str, ...]) -> bytes:
-    return encode_vector(items, encode_ustring)
+    return encode_vector(items, _encode_text)
+
+
+def _encode_acl(acl: ACL) -> bytes:
+    return pack_int(acl.perms) + _encode_text(acl.id.scheme) + _encode_text(acl.id.id)
+
+
+def _encode_acl_list(acl: tuple[ACL, ...] | None) -> bytes:
+    return encode_vector(acl, _encode_acl)
 
 
 def _pack(s: struct.Struct, *values: int) -> bytes:
@@ -501,7 +534,7 @@ class ClientInfo(Record):
     user: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.auth_scheme) + encode_ustring(self.user)
+        return _encode_text(self.auth_scheme) + _encode_text(self.user)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -517,7 +550,7 @@ class WatcherEvent(Record):
     path: str
 
     def encode(self) -> bytes:
-        return pack_int(self.type) + pack_int(self.state) + encode_ustring(self.path)
+        return pack_int(self.type) + pack_int(self.state) + _encode_text(self.path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -539,9 +572,9 @@ class CreateRequest(Record):
 
     def encode(self) -> bytes:
         return (
-            encode_ustring(self.path)
+            _encode_text(self.path)
             + encode_buffer(self.data)
-            + encode_acl_list(self.acl)
+            + _encode_acl_list(self.acl)
             + pack_int(self.flags)
         )
 
@@ -563,9 +596,9 @@ class CreateTTLRequest(Record):
 
     def encode(self) -> bytes:
         return (
-            encode_ustring(self.path)
+            _encode_text(self.path)
             + encode_buffer(self.data)
-            + encode_acl_list(self.acl)
+            + _encode_acl_list(self.acl)
             + pack_int(self.flags)
             + pack_long(self.ttl)
         )
@@ -585,7 +618,7 @@ class DeleteRequest(Record):
     version: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + pack_int(self.version)
+        return _encode_text(self.path) + pack_int(self.version)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -620,7 +653,7 @@ class ExistsRequest(Record):
     watch: bool
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + encode_bool(self.watch)
+        return _encode_text(self.path) + encode_bool(self.watch)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -635,7 +668,7 @@ class GetDataRequest(Record):
     watch: bool
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + encode_bool(self.watch)
+        return _encode_text(self.path) + encode_bool(self.watch)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -651,7 +684,7 @@ class SetDataRequest(Record):
     version: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + encode_buffer(self.data) + pack_int(self.version)
+        return _encode_text(self.path) + encode_buffer(self.data) + pack_int(self.version)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -666,7 +699,7 @@ class GetACLRequest(Record):
     path: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path)
+        return _encode_text(self.path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -682,7 +715,7 @@ class SetACLRequest(Record):
     version: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + encode_acl_list(self.acl) + pack_int(self.version)
+        return _encode_text(self.path) + _encode_acl_list(self.acl) + pack_int(self.version)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -698,7 +731,7 @@ class GetChildrenRequest(Record):
     watch: bool
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + encode_bool(self.watch)
+        return _encode_text(self.path) + encode_bool(self.watch)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -713,7 +746,7 @@ class GetChildren2Request(Record):
     watch: bool
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + encode_bool(self.watch)
+        return _encode_text(self.path) + encode_bool(self.watch)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -727,7 +760,7 @@ class SyncRequest(Record):
     path: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path)
+        return _encode_text(self.path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -742,7 +775,7 @@ class CheckVersionRequest(Record):
     version: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + pack_int(self.version)
+        return _encode_text(self.path) + pack_int(self.version)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -760,9 +793,9 @@ class ReconfigRequest(Record):
 
     def encode(self) -> bytes:
         return (
-            encode_ustring(self.joining_servers)
-            + encode_ustring(self.leaving_servers)
-            + encode_ustring(self.new_members)
+            _encode_text(self.joining_servers)
+            + _encode_text(self.leaving_servers)
+            + _encode_text(self.new_members)
             + pack_long(self.cur_config_id)
         )
 
@@ -782,7 +815,7 @@ class CheckWatchesRequest(Record):
     type: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + pack_int(self.type)
+        return _encode_text(self.path) + pack_int(self.type)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -797,7 +830,7 @@ class RemoveWatchesRequest(Record):
     type: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + pack_int(self.type)
+        return _encode_text(self.path) + pack_int(self.type)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -813,7 +846,7 @@ class AuthPacket(Record):
     auth: bytes | None
 
     def encode(self) -> bytes:
-        return pack_int(self.type) + encode_ustring(self.scheme) + encode_buffer(self.auth)
+        return pack_int(self.type) + _encode_text(self.scheme) + encode_buffer(self.auth)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -900,7 +933,7 @@ class GetEphemeralsRequest(Record):
     prefix_path: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.prefix_path)
+        return _encode_text(self.prefix_path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -914,7 +947,7 @@ class GetAllChildrenNumberRequest(Record):
     path: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path)
+        return _encode_text(self.path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -929,7 +962,7 @@ class AddWatchRequest(Record):
     mode: int
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + pack_int(self.mode)
+        return _encode_text(self.path) + pack_int(self.mode)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -1037,7 +1070,7 @@ class CreateResponse(Record):
     path: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path)
+        return _encode_text(self.path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -1052,7 +1085,7 @@ class Create2Response(Record):
     stat: Stat
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path) + self.stat.encode()
+        return _encode_text(self.path) + self.stat.encode()
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -1111,7 +1144,7 @@ class GetACLResponse(Record):
     stat: Stat
 
     def encode(self) -> bytes:
-        return encode_acl_list(self.acl) + self.stat.encode()
+        return _encode_acl_list(self.acl) + self.stat.encode()
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -1170,7 +1203,7 @@ class SyncResponse(Record):
     path: str
 
     def encode(self) -> bytes:
-        return encode_ustring(self.path)
+        return _encode_text(self.path)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -1319,10 +1352,10 @@ OpResult = (
 def _encode_result(result: OpResult) -> bytes:
     match result:
         case CreateResult(path, None):
-            return MultiHeader(OpCode.CREATE, False, 0).encode() + encode_ustring(path)
+            return MultiHeader(OpCode.CREATE, False, 0).encode() + _encode_text(path)
         case CreateResult(path, Stat() as stat):
             head = MultiHeader(OpCode.CREATE2, False, 0).encode()
-            return head + encode_ustring(path) + stat.encode()
+            return head + _encode_text(path) + stat.encode()
         case DeleteResult():
             return MultiHeader(OpCode.DELETE, False, 0).encode()
         case SetDataResult(stat):
