@@ -41,6 +41,7 @@ from zkquorum.wire.client_records import (
     ErrorCode,
     Op,
     Stat,
+    is_null,
 )
 from zkquorum.wire.election import (
     PROTOCOL_VERSION_V1,
@@ -463,7 +464,9 @@ def _client_json(value: object, name: str = "") -> JsonValue:
     """A client record as JSON: fields by their Python names, zxids and session ids hex."""
     if isinstance(value, enum.Enum):
         return value.name
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        return None if is_null(value) else str(value)
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         if name in _ZXID_FIELDS or name in _ID_FIELDS:
@@ -483,10 +486,9 @@ def _client_json(value: object, name: str = "") -> JsonValue:
     return repr(value)
 
 
-def _fields_json(record: object) -> dict[str, JsonValue]:
+def _fields_json(record: Any) -> dict[str, JsonValue]:
     return {
-        f.name: _client_json(getattr(record, f.name), f.name)
-        for f in dataclasses.fields(record)  # type: ignore[arg-type]
+        f.name: _client_json(getattr(record, f.name), f.name) for f in dataclasses.fields(record)
     }
 
 
