@@ -60,9 +60,11 @@ def test_json_lines_pair_replies_with_their_requests(capsys: pytest.CaptureFixtu
         "auth_scheme": "ip",
         "user": "127.0.0.1",
     }
-    (acl_auth,) = [
-        x for x in lines if x["kind"] == "request" and x["request"].get("path") == "/co/acl-auth"
-    ]
+    acl_auth = next(
+        x
+        for x in lines
+        if x["kind"] == "request" and x["op"] == "create" and x["request"]["path"] == "/co/acl-auth"
+    )
     # kazoo's make_acl("auth", "") sends a null id: JSON null, not ""
     assert acl_auth["request"]["acl"][0]["id"] == {"scheme": "auth", "id": None}
     connect = next(x for x in lines if x["kind"] == "connect")
