@@ -136,8 +136,20 @@ def test_a_body_that_does_not_parse_is_a_marshalling_error(session: Session) -> 
     assert isinstance(decoded.record, wc.MalformedRequest)
     reply = session.next()
     assert isinstance(reply, wc.ClientReply) and reply.err == cr.ErrorCode.MARSHALLINGERROR
+    # a multi mixing writes and reads does not decode either
+    mixed = cr.MultiOperationRecord(
+        (
+            cr.Op(OpCode.DELETE, cr.DeleteRequest("/nope", -1)),
+            cr.Op(OpCode.GET_DATA, cr.GetDataRequest("/", False)),
+        )
+    ).encode()
+    header = struct.pack(">ii", 2, OpCode.MULTI)
+    assert isinstance(wc.decode_client_request(header + mixed).record, wc.MalformedRequest)
+    session.request(2, OpCode.MULTI, mixed)
+    reply = session.next()
+    assert isinstance(reply, wc.ClientReply) and reply.err == cr.ErrorCode.MARSHALLINGERROR
     # the connection goes on
-    session.request(2, OpCode.EXISTS, cr.ExistsRequest("/zookeeper", False).encode())
+    session.request(3, OpCode.EXISTS, cr.ExistsRequest("/zookeeper", False).encode())
     reply = session.next()
     assert isinstance(reply, wc.ClientReply) and isinstance(reply.response, cr.ExistsResponse)
 

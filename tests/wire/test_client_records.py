@@ -112,6 +112,19 @@ def test_multi_rejects_an_op_3_8_does_not_take() -> None:
         cr.MultiResponse.decode(bad)
 
 
+def test_a_multi_does_not_mix_reads_and_writes() -> None:
+    mixed = cr.MultiOperationRecord(
+        (
+            cr.Op(OpCode.DELETE, cr.DeleteRequest("/a", -1)),
+            cr.Op(OpCode.GET_DATA, cr.GetDataRequest("/a", False)),
+        )
+    )
+    with pytest.raises(cr.ClientProtocolError, match="Mixing different kind of ops"):
+        cr.MultiOperationRecord.decode(mixed.encode())
+    with pytest.raises(cr.ClientProtocolError, match="Mixing"):
+        cr.decode_request_body(OpCode.MULTI_READ, mixed.encode())
+
+
 def test_null_fields_where_3_8_allows_them() -> None:
     create = cr.CreateRequest("/a", None, None, 0)
     assert cr.CreateRequest.decode(create.encode()) == create

@@ -1024,6 +1024,8 @@ _MULTI_OP_RECORDS: Final[Mapping[int, type[MultiOpRequest]]] = MappingProxyType(
     }
 )
 """``MultiOperationRecord#deserialize``: any other op type is "Invalid type of op"."""
+_MULTI_READ_OPS: Final = frozenset({OpCode.GET_CHILDREN, OpCode.GET_DATA})
+"""``Op.OpKind.READ``; every other op of a multi is ``TRANSACTION``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1031,9 +1033,12 @@ class MultiOperationRecord(Record):
     """multi (14) and multiRead (22): ``(MultiHeader{type, false, -1} request)*`` then
     ``MultiHeader{-1, true, -1}``.
 
-    Reading stops at the first header whose ``done`` is set, whatever its type and err
-    (as 3.8).  Which ops may be mixed (writes and reads never) is the server's check, not
-    the codec's.
+    Reading stops at the first header whose ``done`` is set, whatever its type and err,
+    and read ops (getChildren, getData) mixed with write ops do not decode ("Mixing
+    different kind of ops"), both as ``MultiOperationRecord#deserialize`` does (3.8.0
+    then answers MARSHALLINGERROR).  Measured against 3.8.0 and left to the server: a
+    multi (14) of read ops and a multiRead (22) of write ops are MARSHALLINGERROR too; an
+    invalid create flag inside a multi is that op's BADARGUMENTS.
     """
 
     ops: tuple[Op, ...]
@@ -1057,6 +1062,8 @@ class MultiOperationRecord(Record):
             record = _MULTI_OP_RECORDS.get(header.type)
             if record is None:
                 r.fail(f"invalid type of op {header.type} in a multi", at)
+            if ops and (header.type in _MULTI_READ_OPS) != (ops[0].type in _MULTI_READ_OPS):
+                r.fail("Mixing different kind of ops", at)
             ops.append(Op(OpCode(header.type), record.read(r)))
 
 
