@@ -90,9 +90,6 @@ TELNET_CLOSE: Final = "telnet close"
 _TELNET_CLOSE_BYTES: Final = bytes.fromhex("fff4fffd")
 _WORDS: Final = frozenset(w.encode("ascii") for w in FOUR_LETTER_WORDS)
 
-_CONNECT_REQUEST_SIZE: Final = 44
-"""A ConnectRequest with a 16-byte password, without the readOnly byte."""
-
 
 # -- messages ----------------------------------------------------------------------------
 
