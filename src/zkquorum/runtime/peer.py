@@ -143,18 +143,20 @@ class PeerRuntime:
         self._trace = trace
         self._quorum_port = quorum_port
         self._fixed = fixed
-        self.settings = PeerSettings.from_config(
-            config,
-            all_voted_shortcut=all_voted_shortcut,
-            failover_shortcut=failover_shortcut,
-            quorum_port=quorum_port,
-            fixed=fixed,
-        )
         self.storage = storage or Storage(
             Path(config.data_dir),
             Path(config.data_log_dir),
             config_text=config.verifier.to_zk_string(),
             settings=StorageSettings.from_config(config),
+        )
+        self.settings = PeerSettings.from_config(
+            config,
+            all_voted_shortcut=all_voted_shortcut,
+            failover_shortcut=failover_shortcut,
+            quorum_port=quorum_port,
+            commit_log_count=self.storage.settings.commit_log_count,
+            snapshot_size_factor=self.storage.settings.snapshot_size_factor,
+            fixed=fixed,
         )
         self.tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
         self.cm: cnx.ConnectionManager | None = None
