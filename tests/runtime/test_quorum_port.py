@@ -66,7 +66,7 @@ def test_leader_and_two_learners(tmp_path: Path) -> None:
                 assert l2.learner.last_sync_mode is SyncMode.SNAP
                 assert l3.learner is not None and l3.learner.last_sync_mode is SyncMode.DIFF
                 assert l2.last_zxid == l3.last_zxid == 0x100000020
-                assert set(l2.learner.tree.nodes) == set(l3.learner.tree.nodes)
+                assert set(l2.learner.db.tree.nodes) == set(l3.learner.db.tree.nodes)
                 # Heartbeats keep everyone together for well over syncLimit ticks.
                 await asyncio.sleep(SYNC_LIMIT * TICK_MS / 1000 * 3)  # observation window
                 assert leader.failure is None and l2.failure is None and l3.failure is None

@@ -1,29 +1,31 @@
 """The leader side of the quorum port, as a pure state machine (``Leader#lead`` and one
-``LearnerHandler`` per connection, folded into one object).
+``LearnerHandler`` per connection, folded into one object), with ZAB's broadcast.
 
 Facts: ``docs/spec/quorum-config-and-zab.md`` B2 (handshake), B3 (heartbeats, failure
-detection); 3.8.0 ``Leader#lead``, ``#getEpochToPropose``, ``#waitForEpochAck``,
-``#waitForNewLeaderAck``, ``LearnerHandler#run``, ``#syncFollower``,
-``#queueCommittedProposals``.
+detection), B4; 3.8.0 ``Leader#lead``, ``#getEpochToPropose``, ``#waitForEpochAck``,
+``#waitForNewLeaderAck``, ``#propose``, ``#processAck``, ``#tryToCommit``,
+``#processSync``, ``#startForwarding``, ``LearnerHandler#run``, ``#syncFollower``.
 
-    leader = Leader(LeaderSettings(...), accepted_epoch=.., current_epoch=.., tree=.., history=..)
-    actions = leader.start(now)
-    actions = leader.connected(conn, now)          # a learner connected (conn: any int)
-    actions = leader.receive(conn, packet, now)    # a packet from that learner
-    actions = leader.disconnected(conn, now)
-    actions = leader.poll(now)                     # when now >= leader.next_deadline()
-
-Phases: DISCOVERY (collect FOLLOWERINFO/OBSERVERINFO until a quorum of participants, with
-us, connected: epoch = max(acceptedEpoch) + 1, written as acceptedEpoch) -> WAIT_EPOCH_ACKS
-(a quorum of ACKEPOCH; currentEpoch written) -> WAIT_NEWLEADER_ACKS (each learner synced
-with DIFF/TRUNC/SNAP, then NEWLEADER; a quorum of ACKs) -> BROADCAST (``Established``,
-UPTODATE to every learner, PING every tickTime/2, the synced check every tickTime) ->
-STOPPED (``Failed``: the peer goes back to LOOKING).  Each wait is bounded by initLimit
-ticks.  A learner read timeout is initLimit ticks until its NEWLEADER ACK, syncLimit
+Driven by :class:`zkquorum.core.peer.PeerCore`: each ``on_*`` method takes the step's
+:class:`~zkquorum.core.ready.ReadyBuilder` and ``now`` (ms).  Phases: DISCOVERY (collect
+FOLLOWERINFO/OBSERVERINFO until a quorum of participants, with us, connected: epoch =
+max(acceptedEpoch) + 1, written as acceptedEpoch) -> WAIT_EPOCH_ACKS (a quorum of
+ACKEPOCH; currentEpoch written) -> WAIT_NEWLEADER_ACKS (each learner synced with
+DIFF/TRUNC/SNAP, then NEWLEADER; a quorum of ACKs) -> BROADCAST (UPTODATE to every
+learner, PING every tickTime/2, the synced check every tickTime, proposals) -> STOPPED
+(``failure`` set: the peer goes back to LOOKING).  Each wait is bounded by initLimit
+ticks.  A learner's read timeout is initLimit ticks until its NEWLEADER ACK, syncLimit
 ticks after it.
 
-Decision (issue 6): a learner whose sid is not in the configuration is refused with a log
-line; 3.8 accepts and syncs it without counting it (spec A3).
+Broadcast: :meth:`Leader.propose` logs a txn (``Ready.append``) and sends PROPOSAL to
+every synced follower; ACKs are counted by the quorum verifier (observers never count;
+our own ACK only after ``LogSynced`` covers the txn); proposals commit strictly in zxid
+order, are applied to the database, and go out as COMMIT to followers and INFORM to
+observers.  A learner's SYNC request is answered once every proposal made before it
+has committed.
+
+A learner whose sid is not in the configuration is refused with a log line; 3.8 accepts
+and syncs it without counting it (spec A3).
 """
 
 from __future__ import annotations
@@ -35,16 +37,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from zkquorum.config.verifier import QuorumVerifier
-from zkquorum.core.datatree import DataTree
-from zkquorum.core.zab import (
-    Action,
-    Close,
-    Established,
-    Failed,
-    PersistAcceptedEpoch,
-    PersistCurrentEpoch,
-    Send,
-    SendSnapshot,
+from zkquorum.core.database import Database, NeedLog, SyncMode, SyncPlan, plan_sync
+from zkquorum.core.ready import (
+    CloseLearner,
+    CloseReason,
+    LearnerDropped,
+    PhaseEndReason,
+    ReadLog,
+    ReadyBuilder,
+    SaveAcceptedEpoch,
+    SaveCurrentEpoch,
+    SendSnapshotToLearner,
+    SendToLearner,
 )
 from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.quorum import (
@@ -54,18 +58,20 @@ from zkquorum.wire.quorum import (
     decode_int_payload,
     decode_learner_info,
     decode_ping_sessions,
+    decode_request,
     decode_revalidate_request,
     encode_config_payload,
     encode_int_payload,
     encode_revalidate_reply,
     packet_type_name,
 )
-from zkquorum.wire.txn import Txn, encode_txn
+from zkquorum.wire.txn import OpCode, Txn, encode_txn
 from zkquorum.wire.zxid import make_zxid, zxid_counter, zxid_epoch, zxid_hex
 
 log = logging.getLogger(__name__)
 
 INF = float("inf")
+MAX_COUNTER = 0xFFFFFFFF
 
 
 class LeaderPhase(enum.Enum):
@@ -82,6 +88,7 @@ class HandlerState(enum.Enum):
     WAIT_EPOCH = "wait epoch"
     WAIT_ACKEPOCH = "wait ackepoch"
     WAIT_EPOCH_QUORUM = "wait epoch quorum"
+    WAIT_LOG = "wait for the log files"
     WAIT_ACK = "wait newleader ack"
     WAIT_STARTUP = "wait startup"
     BROADCAST = "broadcast"
@@ -98,6 +105,14 @@ _READING = frozenset(
 )
 
 
+class XidRolloverError(Exception):
+    """``XidRolloverException``: the zxid counter would roll over; the leader gave up."""
+
+
+class NotLeadingError(Exception):
+    """A proposal while the leader is not in broadcast."""
+
+
 @dataclass(frozen=True, slots=True)
 class LeaderSettings:
     sid: int
@@ -107,6 +122,9 @@ class LeaderSettings:
     verifier: QuorumVerifier
     config_text: str
     """NEWLEADER's data: the last-seen config string (``Leader#getQuorumVerifierBytes``)."""
+    log_sync: bool = True
+    """Sync a learner older than the window from the log files (snapshotSizeFactor >= 0)."""
+    snapshot_size_factor: float = 0.33
 
 
 @dataclass(slots=True)
@@ -120,92 +138,30 @@ class LearnerHandler:
     read_deadline: float = INF
     tick_of_next_ack_deadline: int = 0
     sender_started: bool = False
-    sync_mode: str = ""
+    forwarding: bool = False
+    sync_mode: SyncMode = SyncMode.NONE
     inbox: deque[QuorumPacket] = field(default_factory=deque)
 
 
-@dataclass(frozen=True, slots=True)
-class SyncPlan:
-    mode: str  # "DIFF", "TRUNC" or "SNAP"
-    packets: tuple[QuorumPacket, ...]
-
-
-def plan_sync(peer_last_zxid: int, last_zxid: int, history: Sequence[Txn]) -> SyncPlan:
-    """``LearnerHandler#syncFollower`` over the committed log ``history`` (zxid order)."""
-    if history:
-        min_c, max_c = history[0].header.zxid, history[-1].header.zxid
-    else:
-        min_c = max_c = last_zxid
-    new_epoch_zxid = zxid_counter(peer_last_zxid) == 0
-    if peer_last_zxid == last_zxid:
-        return SyncPlan("DIFF", (QuorumPacket(PacketType.DIFF, peer_last_zxid),))
-    if peer_last_zxid > max_c and not new_epoch_zxid:
-        return SyncPlan("TRUNC", (QuorumPacket(PacketType.TRUNC, max_c),))
-    if min_c <= peer_last_zxid <= max_c:
-        mode, packets, need_op = _walk(history, peer_last_zxid, max_c)
-        if not need_op:
-            return SyncPlan(mode, tuple(packets))
-        log.warning(
-            "Unhandled scenario for peer zxid 0x%s; falling back to a snapshot",
-            zxid_hex(peer_last_zxid),
-        )
-    return SyncPlan("SNAP", ())
-
-
-def _walk(history: Sequence[Txn], peer: int, max_c: int) -> tuple[str, list[QuorumPacket], bool]:
-    """``LearnerHandler#queueCommittedProposals``."""
-    new_epoch_zxid = zxid_counter(peer) == 0
-    need_op = True
-    mode = "DIFF"
-    queued = peer
-    prev = -1
-    out: list[QuorumPacket] = []
-    for txn in history:
-        z = txn.header.zxid
-        if z < peer:
-            prev = z
-            continue
-        if need_op:
-            if z == peer:
-                out.append(QuorumPacket(PacketType.DIFF, max_c))
-                need_op = False
-                continue
-            if new_epoch_zxid:
-                out.append(QuorumPacket(PacketType.DIFF, max_c))
-                need_op = False
-            elif z > peer:
-                if zxid_epoch(z) != zxid_epoch(peer):
-                    log.warning("Cannot send TRUNC to peer: peer zxid is from different epoch")
-                    return mode, out, True
-                out.append(QuorumPacket(PacketType.TRUNC, prev))
-                mode = "TRUNC"
-                need_op = False
-        if z <= queued:
-            continue
-        out.append(QuorumPacket(PacketType.PROPOSAL, z, encode_txn(txn)))
-        out.append(QuorumPacket(PacketType.COMMIT, z))
-        queued = z
-    if need_op and new_epoch_zxid:
-        out.append(QuorumPacket(PacketType.DIFF, max_c))
-        need_op = False
-    return mode, out, need_op
+@dataclass(slots=True)
+class Proposal:
+    txn: Txn
+    acks: set[int] = field(default_factory=set)
 
 
 class Leader:
     def __init__(
         self,
         settings: LeaderSettings,
+        database: Database,
         *,
         accepted_epoch: int,
         current_epoch: int,
-        tree: DataTree,
-        history: Sequence[Txn] = (),
     ) -> None:
         self.settings = settings
+        self.db = database
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
-        self.tree = tree
-        self.history = list(history)
         self.phase = LeaderPhase.NEW
         self.epoch = -1
         self.handlers: dict[int, LearnerHandler] = {}
@@ -213,8 +169,17 @@ class Leader:
         self.electing: set[int] = set()
         self.newleader_acks: set[int] = set()
         self.tick = 0
-        self.failure: str | None = None
-        self._summary = (current_epoch, tree.last_processed_zxid)
+        self.failure: tuple[PhaseEndReason, str] | None = None
+        self.outstanding: dict[int, Proposal] = {}
+        """Proposals not yet committed, by zxid (``outstandingProposals``)."""
+        self.last_proposed = -1
+        self.last_committed = -1
+        self.last_synced = -1
+        """Our own log: every txn up to here is durable (our own ACK)."""
+        self.pending_syncs: dict[int, list[int]] = {}
+        """conn of each learner whose SYNC waits for the commit of a zxid."""
+        self.learners_dropped = 0
+        self._summary = (current_epoch, database.last_processed_zxid)
         self._phase_deadline = INF
         self._next_wake = INF
         self._tick_skip = True
@@ -222,8 +187,8 @@ class Leader:
     # -- helpers -----------------------------------------------------------------------
 
     @property
-    def _tick_s(self) -> float:
-        return self.settings.tick_time_ms / 1000.0
+    def _tick_ms(self) -> float:
+        return float(self.settings.tick_time_ms)
 
     @property
     def established(self) -> bool:
@@ -231,7 +196,7 @@ class Leader:
 
     @property
     def last_zxid(self) -> int:
-        return self.tree.last_processed_zxid
+        return self.db.last_processed_zxid
 
     @property
     def newleader_zxid(self) -> int:
@@ -258,36 +223,42 @@ class Leader:
         times.extend(h.read_deadline for h in self.handlers.values())
         return min(times)
 
-    def _fail(self, reason: str) -> list[Action]:
+    def _send(self, out: ReadyBuilder, h: LearnerHandler, packet: QuorumPacket) -> None:
+        out.messages.append(SendToLearner(h.conn, packet))
+
+    def fail(self, out: ReadyBuilder, reason: PhaseEndReason, detail: str) -> None:
+        """End the phase: close every learner; the peer core sees ``failure``."""
         if self.phase is LeaderPhase.STOPPED:
-            return []
-        log.warning("leader %d: shutdown: %s", self.settings.sid, reason)
+            return
+        log.warning("leader %d: shutdown: %s", self.settings.sid, detail)
         self.phase = LeaderPhase.STOPPED
-        self.failure = reason
+        self.failure = (reason, detail)
         self._phase_deadline = self._next_wake = INF
-        actions: list[Action] = []
         for h in self.handlers.values():
             if h.state is not HandlerState.CLOSED:
                 h.state = HandlerState.CLOSED
-                actions.append(Close(h.conn, "leader shutdown"))
+                out.io.append(CloseLearner(h.conn, CloseReason.SHUTDOWN))
             h.read_deadline = INF
-        actions.append(Failed(reason))
-        return actions
 
-    def _close(self, h: LearnerHandler, reason: str) -> list[Action]:
+    def _close(
+        self, out: ReadyBuilder, h: LearnerHandler, reason: CloseReason, detail: str
+    ) -> None:
         if h.state is HandlerState.CLOSED:
-            return []
+            return
         log.warning(
             "leader %d: closing learner connection %d (sid %s): %s",
             self.settings.sid,
             h.conn,
             h.sid,
-            reason,
+            detail,
         )
         h.state = HandlerState.CLOSED
         h.read_deadline = INF
+        h.forwarding = False
         h.inbox.clear()
-        return [Close(h.conn, reason)]
+        self.learners_dropped += 1
+        out.io.append(CloseLearner(h.conn, reason, detail))
+        out.outcomes.append(LearnerDropped(h.conn, reason))
 
     def _set_state(self, h: LearnerHandler, state: HandlerState, now: float) -> None:
         h.state = state
@@ -295,77 +266,81 @@ class Leader:
             limit = (
                 self.settings.sync_limit
                 if state is HandlerState.BROADCAST
-                else (self.settings.init_limit)
+                else self.settings.init_limit
             )
-            h.read_deadline = now + limit * self._tick_s
+            h.read_deadline = now + limit * self._tick_ms
         else:
             h.read_deadline = INF
 
     # -- events ------------------------------------------------------------------------
 
-    def start(self, now: float) -> list[Action]:
+    def start(self, out: ReadyBuilder, now: float) -> None:
         if self.phase is not LeaderPhase.NEW:
             raise RuntimeError("Leader.start called twice")
         self.phase = LeaderPhase.DISCOVERY
-        self._phase_deadline = now + self.settings.init_limit * self._tick_s
-        return self._propose_epoch(self.settings.sid, self.accepted_epoch, now)
+        self._phase_deadline = now + self.settings.init_limit * self._tick_ms
+        self._propose_epoch(out, self.settings.sid, self.accepted_epoch, now)
 
-    def stop(self, reason: str = "closed") -> list[Action]:
-        return self._fail(reason)
-
-    def connected(self, conn: int, now: float) -> list[Action]:
+    def on_learner_up(self, out: ReadyBuilder, conn: int, now: float) -> None:
         if self.phase is LeaderPhase.STOPPED:
-            return [Close(conn, "leader shutdown")]
+            out.io.append(CloseLearner(conn, CloseReason.SHUTDOWN))
+            return
         h = LearnerHandler(conn)
         h.tick_of_next_ack_deadline = (
-            self.tick + self.settings.init_limit + (self.settings.sync_limit)
+            self.tick + self.settings.init_limit + self.settings.sync_limit
         )
         self.handlers[conn] = h
         self._set_state(h, HandlerState.WAIT_INFO, now)
-        return []
 
-    def disconnected(self, conn: int, now: float) -> list[Action]:
+    def on_learner_down(self, out: ReadyBuilder, conn: int, now: float) -> None:
         h = self.handlers.pop(conn, None)
         if h is not None and h.state is not HandlerState.CLOSED:
             log.info("leader %d: learner sid %s went away", self.settings.sid, h.sid)
-        return []
+        for conns in self.pending_syncs.values():
+            while conn in conns:
+                conns.remove(conn)
 
-    def receive(self, conn: int, packet: QuorumPacket, now: float) -> list[Action]:
+    def on_learner_packet(
+        self, out: ReadyBuilder, conn: int, packet: QuorumPacket, now: float
+    ) -> None:
         h = self.handlers.get(conn)
         if h is None or h.state is HandlerState.CLOSED or self.phase is LeaderPhase.STOPPED:
-            return []
+            return
         h.inbox.append(packet)
-        return self._pump(h, now)
+        self._pump(out, h, now)
 
-    def _pump(self, h: LearnerHandler, now: float) -> list[Action]:
-        actions: list[Action] = []
+    def _pump(self, out: ReadyBuilder, h: LearnerHandler, now: float) -> None:
         while h.inbox and h.state in _READING and self.phase is not LeaderPhase.STOPPED:
             packet = h.inbox.popleft()
             if h.state is HandlerState.BROADCAST:
                 h.tick_of_next_ack_deadline = self.tick + self.settings.sync_limit
             try:
-                actions.extend(self._handle(h, packet, now))
+                self._handle(out, h, packet, now)
             except QuorumProtocolError as exc:
-                actions.extend(self._close(h, f"bad packet: {exc}"))
-        return actions
+                self._close(out, h, CloseReason.PROTOCOL, f"bad packet: {exc}")
 
-    def _handle(self, h: LearnerHandler, p: QuorumPacket, now: float) -> list[Action]:
+    def _handle(self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float) -> None:
         if h.state is HandlerState.WAIT_INFO:
-            return self._on_info(h, p, now)
-        if h.state is HandlerState.WAIT_ACKEPOCH:
-            return self._on_ackepoch(h, p, now)
-        if h.state is HandlerState.WAIT_ACK:
-            return self._on_newleader_ack(h, p, now)
-        self._set_state(h, HandlerState.BROADCAST, now)
-        return self._on_broadcast(h, p)
+            self._on_info(out, h, p, now)
+        elif h.state is HandlerState.WAIT_ACKEPOCH:
+            self._on_ackepoch(out, h, p, now)
+        elif h.state is HandlerState.WAIT_ACK:
+            self._on_newleader_ack(out, h, p, now)
+        else:
+            self._set_state(h, HandlerState.BROADCAST, now)
+            self._on_broadcast(out, h, p, now)
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _on_info(self, h: LearnerHandler, p: QuorumPacket, now: float) -> list[Action]:
+    def _on_info(self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float) -> None:
         if p.type not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
-            return self._close(
-                h, f"First packet {packet_type_name(p.type)} is not FOLLOWERINFO or OBSERVERINFO!"
+            self._close(
+                out,
+                h,
+                CloseReason.PROTOCOL,
+                f"First packet {packet_type_name(p.type)} is not FOLLOWERINFO or OBSERVERINFO!",
             )
+            return
         info = decode_learner_info(p.data)
         verifier = self.settings.verifier
         if info.server_id not in verifier.all_members:
@@ -375,75 +350,97 @@ class Leader:
                 self.settings.sid,
                 info.server_id,
             )
-            return self._close(h, f"sid {info.server_id} is not in the current config")
-        if info.server_id == self.settings.sid:
-            return self._close(h, f"a learner claims our own sid {info.server_id}")
-        if info.protocol_version < ZAB_PROTOCOL_VERSION:
-            return self._close(h, f"pre-ZAB-1.0 learner (protocol 0x{info.protocol_version:x})")
-        if info.config_version > verifier.version:
-            return self._close(
-                h, "Follower is ahead of the leader (has a later activated configuration)"
+            self._close(
+                out, h, CloseReason.REFUSED, f"sid {info.server_id} is not in the current config"
             )
+            return
+        if info.server_id == self.settings.sid:
+            self._close(
+                out, h, CloseReason.REFUSED, f"a learner claims our own sid {info.server_id}"
+            )
+            return
+        if info.protocol_version < ZAB_PROTOCOL_VERSION:
+            self._close(
+                out,
+                h,
+                CloseReason.REFUSED,
+                f"pre-ZAB-1.0 learner (protocol 0x{info.protocol_version:x})",
+            )
+            return
+        if info.config_version > verifier.version:
+            self._close(
+                out,
+                h,
+                CloseReason.REFUSED,
+                "Follower is ahead of the leader (has a later activated configuration)",
+            )
+            return
         h.sid = info.server_id
         h.observer = p.type == PacketType.OBSERVERINFO
         h.accepted_epoch = zxid_epoch(p.zxid)
         self._set_state(h, HandlerState.WAIT_EPOCH, now)
-        return self._propose_epoch(h.sid, h.accepted_epoch, now)
+        self._propose_epoch(out, h.sid, h.accepted_epoch, now)
 
-    def _propose_epoch(self, sid: int, last_accepted: int, now: float) -> list[Action]:
+    def _propose_epoch(self, out: ReadyBuilder, sid: int, last_accepted: int, now: float) -> None:
         """``Leader#getEpochToPropose``."""
         if self.phase is not LeaderPhase.DISCOVERY:
-            return self._release_epoch(now)  # already chosen: answer at once
+            self._release_epoch(out, now)  # already chosen: answer at once
+            return
         if last_accepted >= self.epoch:
             self.epoch = last_accepted + 1
         if self._is_participant(sid) or sid == self.settings.sid:
             self.connecting.add(sid)
         if not self._quorum(self.connecting):
-            return []
+            return
         self.accepted_epoch = self.epoch
         self.phase = LeaderPhase.WAIT_EPOCH_ACKS
-        self._phase_deadline = now + self.settings.init_limit * self._tick_s
+        self._phase_deadline = now + self.settings.init_limit * self._tick_ms
         log.info("leader %d: new epoch %d", self.settings.sid, self.epoch)
-        actions: list[Action] = [PersistAcceptedEpoch(self.epoch)]
-        actions.extend(self._release_epoch(now))
+        out.hard_state.append(SaveAcceptedEpoch(self.epoch))
+        self._release_epoch(out, now)
         # The leader's own waitForEpochAck.
-        actions.extend(self._epoch_ack(None, self.current_epoch, self.last_zxid, now))
-        return actions
+        self._epoch_ack(out, None, self.current_epoch, self.last_zxid, now)
 
-    def _release_epoch(self, now: float) -> list[Action]:
-        actions: list[Action] = []
+    def _release_epoch(self, out: ReadyBuilder, now: float) -> None:
         data = encode_int_payload(ZAB_PROTOCOL_VERSION)
         for h in self.handlers.values():
             if h.state is HandlerState.WAIT_EPOCH:
-                actions.append(
-                    Send(QuorumPacket(PacketType.LEADERINFO, self.newleader_zxid, data), h.conn)
-                )
+                self._send(out, h, QuorumPacket(PacketType.LEADERINFO, self.newleader_zxid, data))
                 self._set_state(h, HandlerState.WAIT_ACKEPOCH, now)
-        return actions
 
-    def _on_ackepoch(self, h: LearnerHandler, p: QuorumPacket, now: float) -> list[Action]:
+    def _on_ackepoch(
+        self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float
+    ) -> None:
         if p.type != PacketType.ACKEPOCH:
-            return self._close(h, f"First packet {packet_type_name(p.type)} is not ACKEPOCH")
+            self._close(
+                out,
+                h,
+                CloseReason.PROTOCOL,
+                f"First packet {packet_type_name(p.type)} is not ACKEPOCH",
+            )
+            return
         epoch = decode_int_payload(p.data)
         h.peer_last_zxid = p.zxid
         self._set_state(h, HandlerState.WAIT_EPOCH_QUORUM, now)
-        return self._epoch_ack(h, epoch, p.zxid, now)
+        self._epoch_ack(out, h, epoch, p.zxid, now)
 
     def _epoch_ack(
-        self, h: LearnerHandler | None, epoch: int, zxid: int, now: float
-    ) -> list[Action]:
+        self, out: ReadyBuilder, h: LearnerHandler | None, epoch: int, zxid: int, now: float
+    ) -> None:
         """``Leader#waitForEpochAck`` for one caller (``h`` None: the leader itself)."""
-        actions: list[Action] = []
         if self.phase is LeaderPhase.WAIT_EPOCH_ACKS:
             sid = self.settings.sid if h is None else h.sid
             if epoch != -1 and h is not None:
                 leader_epoch, leader_zxid = self._summary
                 if epoch > leader_epoch or (epoch == leader_epoch and zxid > leader_zxid):
-                    return self._close(
+                    self._close(
+                        out,
                         h,
+                        CloseReason.REFUSED,
                         f"Follower is ahead of the leader, leader summary: {leader_epoch} "
                         f"(current epoch), {leader_zxid} (last zxid)",
                     )
+                    return
             if (
                 epoch != -1
                 and zxid != -1
@@ -452,57 +449,96 @@ class Leader:
             ):
                 self.electing.add(sid)
             if not self._quorum(self.electing):
-                return actions
+                return
             # The quorum acked: currentEpoch, then sync everyone who waits.
             self.current_epoch = self.epoch
-            actions.append(PersistCurrentEpoch(self.epoch))
+            out.hard_state.append(SaveCurrentEpoch(self.epoch))
             self.phase = LeaderPhase.WAIT_NEWLEADER_ACKS
-            self._phase_deadline = now + self.settings.init_limit * self._tick_s
+            self._phase_deadline = now + self.settings.init_limit * self._tick_ms
             for other in list(self.handlers.values()):
                 if other.state is HandlerState.WAIT_EPOCH_QUORUM:
-                    actions.extend(self._sync(other, now))
-            actions.extend(self._newleader_ack(self.settings.sid, self.newleader_zxid, now))
-            return actions
+                    self._sync(out, other, now)
+            self._newleader_ack(out, self.settings.sid, self.newleader_zxid, now)
+            return
         if h is not None and self.phase in (LeaderPhase.WAIT_NEWLEADER_ACKS, LeaderPhase.BROADCAST):
-            return self._sync(h, now)
-        return actions
+            self._sync(out, h, now)
 
     # -- synchronization ---------------------------------------------------------------
 
-    def _sync(self, h: LearnerHandler, now: float) -> list[Action]:
-        plan = plan_sync(h.peer_last_zxid, self.last_zxid, self.history)
+    def _sync(
+        self,
+        out: ReadyBuilder,
+        h: LearnerHandler,
+        now: float,
+        from_log: Sequence[Txn] | None = None,
+    ) -> None:
+        s = self.settings
+        plan = plan_sync(self.db, h.peer_last_zxid, log_sync=s.log_sync, from_log=from_log)
+        if isinstance(plan, NeedLog):
+            # Read the older txns from the files first (LearnerHandler#syncFollower).
+            h.state = HandlerState.WAIT_LOG
+            h.read_deadline = INF
+            out.io.append(ReadLog(h.conn, plan.after, plan.up_to, s.snapshot_size_factor))
+            return
+        self._send_plan(out, h, plan, now)
+
+    def on_log_read(
+        self, out: ReadyBuilder, conn: int, txns: Sequence[Txn] | None, now: float
+    ) -> None:
+        h = self.handlers.get(conn)
+        if h is None or h.state is not HandlerState.WAIT_LOG or self.phase is LeaderPhase.STOPPED:
+            return
+        self._sync(out, h, now, from_log=txns if txns is not None else ())
+
+    def _send_plan(self, out: ReadyBuilder, h: LearnerHandler, plan: SyncPlan, now: float) -> None:
         h.sync_mode = plan.mode
-        log.info("leader %d: syncing sid %s with %s", self.settings.sid, h.sid, plan.mode)
-        actions: list[Action] = []
-        if plan.mode == "SNAP":
-            actions.append(SendSnapshot(self.last_zxid, self.tree.to_snapshot(), h.conn))
-        actions.extend(Send(p, h.conn) for p in plan.packets)
+        log.info("leader %d: syncing sid %s with %s", self.settings.sid, h.sid, plan.mode.name)
+        queued = plan.queued
+        if plan.mode is SyncMode.SNAP:
+            out.messages.append(
+                SendSnapshotToLearner(h.conn, self.last_zxid, self.db.tree.to_snapshot())
+            )
+            queued = self.last_zxid
+        for p in plan.packets:
+            self._send(out, h, p)
+        self._start_forwarding(out, h, queued)
         config = encode_config_payload(self.settings.config_text)
-        actions.append(
-            Send(QuorumPacket(PacketType.NEWLEADER, self.newleader_zxid, config), h.conn)
-        )
+        self._send(out, h, QuorumPacket(PacketType.NEWLEADER, self.newleader_zxid, config))
         h.sender_started = True
         self._set_state(h, HandlerState.WAIT_ACK, now)
-        actions.extend(self._pump(h, now))
-        return actions
+        self._pump(out, h, now)
 
-    def _on_newleader_ack(self, h: LearnerHandler, p: QuorumPacket, now: float) -> list[Action]:
+    def _start_forwarding(self, out: ReadyBuilder, h: LearnerHandler, queued: int) -> None:
+        """``Leader#startForwarding``: the proposals in flight after what the sync
+        brought the learner to (followers only: observers learn them by INFORM)."""
+        if not h.observer:
+            for zxid in sorted(self.outstanding):
+                if zxid > queued:
+                    txn = self.outstanding[zxid].txn
+                    self._send(out, h, QuorumPacket(PacketType.PROPOSAL, zxid, encode_txn(txn)))
+        h.forwarding = True
+
+    def _on_newleader_ack(
+        self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float
+    ) -> None:
         if p.type != PacketType.ACK:
-            return self._close(
+            self._close(
+                out,
                 h,
+                CloseReason.PROTOCOL,
                 "Next packet was supposed to be an ACK, but received packet: "
                 f"{packet_type_name(p.type)}",
             )
+            return
         self._set_state(h, HandlerState.WAIT_STARTUP, now)
-        actions = self._newleader_ack(h.sid, p.zxid, now)
+        self._newleader_ack(out, h.sid, p.zxid, now)
         if self.phase is LeaderPhase.BROADCAST and h.state is HandlerState.WAIT_STARTUP:
-            actions.extend(self._uptodate(h, now))
-        return actions
+            self._uptodate(out, h, now)
 
-    def _newleader_ack(self, sid: int | None, zxid: int, now: float) -> list[Action]:
+    def _newleader_ack(self, out: ReadyBuilder, sid: int | None, zxid: int, now: float) -> None:
         """``Leader#waitForNewLeaderAck`` for one caller."""
         if self.phase is not LeaderPhase.WAIT_NEWLEADER_ACKS:
-            return []
+            return
         if zxid != self.newleader_zxid:
             log.error(
                 "NEWLEADER ACK from sid: %s is from a different epoch - current 0x%s received 0x%s",
@@ -510,18 +546,19 @@ class Leader:
                 zxid_hex(self.newleader_zxid),
                 zxid_hex(zxid),
             )
-            return []
+            return
         if sid is not None and (self._is_participant(sid) or sid == self.settings.sid):
             self.newleader_acks.add(sid)
-        if not self._quorum(self.newleader_acks):
-            return []
-        return self._establish(now)
+        if self._quorum(self.newleader_acks):
+            self._establish(out, now)
 
-    def _establish(self, now: float) -> list[Action]:
+    def _establish(self, out: ReadyBuilder, now: float) -> None:
         self.phase = LeaderPhase.BROADCAST
         self._phase_deadline = INF
-        self.tree.last_processed_zxid = self.newleader_zxid  # Leader#startZkServer
-        self._next_wake = now + self._tick_s / 2
+        self.db.set_last_processed_zxid(self.newleader_zxid)  # Leader#startZkServer
+        self.last_proposed = self.last_committed = self.newleader_zxid
+        self.last_synced = max(self.last_synced, self.newleader_zxid)
+        self._next_wake = now + self._tick_ms / 2
         self._tick_skip = True
         log.info(
             "leader %d: established in epoch %d with %s",
@@ -529,77 +566,200 @@ class Leader:
             self.epoch,
             sorted(self.newleader_acks),
         )
-        actions: list[Action] = [Established(self.epoch)]
         for h in list(self.handlers.values()):
             if h.state is HandlerState.WAIT_STARTUP:
-                actions.extend(self._uptodate(h, now))
-        return actions
+                self._uptodate(out, h, now)
 
-    def _uptodate(self, h: LearnerHandler, now: float) -> list[Action]:
+    def _uptodate(self, out: ReadyBuilder, h: LearnerHandler, now: float) -> None:
         self._set_state(h, HandlerState.BROADCAST, now)
         h.tick_of_next_ack_deadline = self.tick + self.settings.sync_limit
-        actions: list[Action] = [Send(QuorumPacket(PacketType.UPTODATE, -1), h.conn)]
-        actions.extend(self._pump(h, now))
-        return actions
+        self._send(out, h, QuorumPacket(PacketType.UPTODATE, -1))
+        self._pump(out, h, now)
 
     # -- broadcast ---------------------------------------------------------------------
 
-    def _on_broadcast(self, h: LearnerHandler, p: QuorumPacket) -> list[Action]:
+    def next_zxid(self) -> int:
+        """The zxid the next proposal must carry."""
+        return self.last_proposed + 1
+
+    def propose(self, out: ReadyBuilder, txn: Txn, now: float) -> None:
+        """``Leader#propose``: log ``txn`` and send PROPOSAL to the synced followers.
+
+        ``txn.header.zxid`` must be :meth:`next_zxid`.  At counter 0xffffffff the leader
+        gives up instead (a new epoch restarts the counter) and raises
+        :class:`XidRolloverError`.
+        """
+        if self.phase is not LeaderPhase.BROADCAST:
+            raise NotLeadingError(f"the leader is in {self.phase.value}, not broadcast")
+        zxid = txn.header.zxid
+        if zxid_counter(zxid) == MAX_COUNTER:
+            detail = (
+                "zxid lower 32 bits have rolled over, forcing re-election, and therefore "
+                "new epoch start"
+            )
+            self.fail(out, PhaseEndReason.PROTOCOL, detail)
+            raise XidRolloverError(detail)
+        if zxid != self.next_zxid():
+            raise ValueError(
+                f"proposal 0x{zxid_hex(zxid)} is not the next zxid 0x{zxid_hex(self.next_zxid())}"
+            )
+        self.last_proposed = zxid
+        self.outstanding[zxid] = Proposal(txn)
+        out.append.append(txn)
+        packet = QuorumPacket(PacketType.PROPOSAL, zxid, encode_txn(txn))
+        for h in self.handlers.values():
+            if h.forwarding and not h.observer and h.state is not HandlerState.CLOSED:
+                self._send(out, h, packet)
+
+    def on_log_synced(self, out: ReadyBuilder, zxid: int, now: float) -> None:
+        """Our own log is durable up to ``zxid``: our ACK of those proposals
+        (``AckRequestProcessor``)."""
+        if zxid <= self.last_synced:
+            return
+        first = self.last_synced
+        self.last_synced = zxid
+        if self.phase is not LeaderPhase.BROADCAST:
+            return
+        for z in sorted(z for z in self.outstanding if first < z <= zxid):
+            self._process_ack(out, self.settings.sid, z)
+
+    def _process_ack(self, out: ReadyBuilder, sid: int, zxid: int) -> None:
+        """``Leader#processAck``."""
+        if zxid_counter(zxid) == 0:
+            return  # a NEWLEADER ACK arriving in broadcast
+        if not self.outstanding or zxid <= self.last_committed:
+            return
+        p = self.outstanding.get(zxid)
+        if p is None:
+            log.warning(
+                "Trying to commit future proposal: zxid 0x%s from sid %s", zxid_hex(zxid), sid
+            )
+            return
+        if sid in self.settings.verifier.voting_members:
+            p.acks.add(sid)
+        while self._try_to_commit(out, zxid):
+            zxid += 1
+            if zxid not in self.outstanding:
+                break
+
+    def _try_to_commit(self, out: ReadyBuilder, zxid: int) -> bool:
+        """``Leader#tryToCommit``: strictly in zxid order, once a quorum (with us) acked."""
+        if zxid - 1 in self.outstanding:
+            return False
+        p = self.outstanding[zxid]
+        if not self._quorum(p.acks):
+            return False
+        if zxid != self.last_committed + 1:
+            log.warning(
+                "Commiting zxid 0x%s from sid %s not first!",
+                zxid_hex(zxid),
+                self.settings.sid,
+            )
+        del self.outstanding[zxid]
+        self.last_committed = zxid
+        commit = QuorumPacket(PacketType.COMMIT, zxid)
+        inform: QuorumPacket | None = None
+        for h in self.handlers.values():
+            if not h.forwarding or h.state is HandlerState.CLOSED:
+                continue
+            if h.observer:
+                if inform is None:
+                    inform = QuorumPacket(PacketType.INFORM, zxid, encode_txn(p.txn))
+                self._send(out, h, inform)
+            else:
+                self._send(out, h, commit)
+        self.db.apply(p.txn)
+        for conn in self.pending_syncs.pop(zxid, ()):
+            waiting = self.handlers.get(conn)
+            if waiting is not None and waiting.state is not HandlerState.CLOSED:
+                self._send(out, waiting, QuorumPacket(PacketType.SYNC, 0))
+        return True
+
+    def _on_sync_request(self, out: ReadyBuilder, h: LearnerHandler) -> None:
+        """``Leader#processSync``: answer once every proposal made so far committed."""
+        if not self.outstanding:
+            self._send(out, h, QuorumPacket(PacketType.SYNC, 0))
+        else:
+            self.pending_syncs.setdefault(self.last_proposed, []).append(h.conn)
+
+    def _on_broadcast(
+        self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float
+    ) -> None:
         t = p.type
         if t == PacketType.ACK:
-            return []  # no proposals of ours; counter-0 ACKs are ignored anyway
+            if h.sid is not None and not h.observer:
+                self._process_ack(out, h.sid, p.zxid)
+            return
         if t == PacketType.PING:
             decode_ping_sessions(p.data)
-            return []
+            return
         if t == PacketType.REVALIDATE:
             session_id, _timeout = decode_revalidate_request(p.data)
             reply = encode_revalidate_reply(session_id, False)
-            return [Send(QuorumPacket(PacketType.REVALIDATE, p.zxid, reply), h.conn)]
+            self._send(out, h, QuorumPacket(PacketType.REVALIDATE, p.zxid, reply))
+            return
         if t == PacketType.REQUEST:
+            request = decode_request(p.data)
+            if request.type == OpCode.SYNC:
+                self._on_sync_request(out, h)
+                return
             log.info(
-                "leader %d: ignoring a client REQUEST from sid %s (we serve no clients)",
+                "leader %d: ignoring a client REQUEST from sid %s (no request pipeline yet)",
                 self.settings.sid,
                 h.sid,
             )
-            return []
+            return
         log.warning(
             "leader %d: unexpected %s from sid %s", self.settings.sid, packet_type_name(t), h.sid
         )
-        return []
 
     # -- time ----------------------------------------------------------------------------
 
-    def poll(self, now: float) -> list[Action]:
+    def on_tick(self, out: ReadyBuilder, now: float) -> None:
         if self.phase is LeaderPhase.STOPPED:
-            return []
-        actions: list[Action] = []
+            return
         for h in list(self.handlers.values()):
             if now >= h.read_deadline:
-                actions.extend(self._close(h, "Read timed out"))
+                self._close(out, h, CloseReason.READ_TIMEOUT, "Read timed out")
         if now >= self._phase_deadline:
             if self.phase is LeaderPhase.DISCOVERY:
-                return actions + self._fail("Timeout while waiting for epoch from quorum")
-            if self.phase is LeaderPhase.WAIT_EPOCH_ACKS:
-                return actions + self._fail("Timeout while waiting for epoch to be acked by quorum")
-            if self.phase is LeaderPhase.WAIT_NEWLEADER_ACKS:
-                return actions + self._fail(
-                    "Waiting for a quorum of followers, only synced with sids: [ "
-                    f"{sorted(self.newleader_acks)} ]"
+                self.fail(
+                    out,
+                    PhaseEndReason.DISCOVERY_TIMEOUT,
+                    "Timeout while waiting for epoch from quorum",
                 )
+                return
+            if self.phase is LeaderPhase.WAIT_EPOCH_ACKS:
+                self.fail(
+                    out,
+                    PhaseEndReason.DISCOVERY_TIMEOUT,
+                    "Timeout while waiting for epoch to be acked by quorum",
+                )
+                return
+            if self.phase is LeaderPhase.WAIT_NEWLEADER_ACKS:
+                self.fail(
+                    out,
+                    PhaseEndReason.DISCOVERY_TIMEOUT,
+                    "Waiting for a quorum of followers, only synced with sids: [ "
+                    f"{sorted(self.newleader_acks)} ]",
+                )
+                return
         if self.phase is LeaderPhase.BROADCAST and now >= self._next_wake:
-            self._next_wake = max(self._next_wake + self._tick_s / 2, now)
+            self._next_wake = max(self._next_wake + self._tick_ms / 2, now)
             if not self._tick_skip:
                 self.tick += 1
                 synced = self.synced_sids()
                 if not self.settings.verifier.contains_quorum(synced):
                     # 3.8 lists the voters only (SyncedLearnerTracker#addAck skips observers).
                     voters = [s for s in synced if s in self.settings.verifier.voting_members]
-                    return actions + self._fail(
-                        f"Not sufficient followers synced, only synced with sids: [ {voters} ]"
+                    self.fail(
+                        out,
+                        PhaseEndReason.NOT_SYNCED,
+                        f"Not sufficient followers synced, only synced with sids: [ {voters} ]",
                     )
+                    return
             self._tick_skip = not self._tick_skip
-            ping = QuorumPacket(PacketType.PING, self.newleader_zxid)
+            ping = QuorumPacket(PacketType.PING, self.last_proposed)
             for h in self.handlers.values():
                 if h.sender_started and h.state is not HandlerState.CLOSED:
-                    actions.append(Send(ping, h.conn))
-        return actions
+                    self._send(out, h, ping)

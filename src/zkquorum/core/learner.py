@@ -2,23 +2,21 @@
 
 Facts: ``docs/spec/quorum-config-and-zab.md`` B2 (handshake), B3 (heartbeats), B4 (the
 other packets, 3.8.0 sync semantics); ``Learner#registerWithLeader``, ``#syncWithLeader``,
-``Follower#processPacket``, ``Observer#processPacket`` of 3.8.0.
+``Follower#processPacket``, ``Observer#processPacket``, ``SendAckRequestProcessor`` of 3.8.0.
 
-    learner = Learner(LearnerSettings(...), accepted_epoch=.., current_epoch=.., tree=tree)
-    actions = learner.start(now)             # after the TCP connection is up
-    actions = learner.receive(message, now)  # each decoded QuorumPacket/Snapshot/Signature
-    actions = learner.poll(now)              # when now >= learner.deadline (read timeout)
-    actions = learner.closed(now)            # the connection ended
+Driven by :class:`zkquorum.core.peer.PeerCore` once the connection to the leader is up:
+each ``on_*`` method takes the step's :class:`~zkquorum.core.ready.ReadyBuilder` and
+``now`` (ms).  The read timeout is ``initLimit`` ticks until NEWLEADER and ``syncLimit``
+ticks after it (``Learner#createSocket``, ``#syncWithLeader``); its expiry, a closed
+connection or a protocol error sets ``failure`` and the peer goes back to LOOKING.
 
-Time is a float in seconds.  The read timeout is ``initLimit`` ticks until NEWLEADER and
-``syncLimit`` ticks after it (``Learner#createSocket``, ``#syncWithLeader``); its expiry or a
-closed connection means the leader is gone (``Failed``) and the peer goes back to LOOKING.
-
-Wire rules that 3.8 enforces: ACKEPOCH carries 4 bytes (our currentEpoch, or -1 when the
-epoch was already accepted); the NEWLEADER ACK is the first packet after ACKEPOCH, so PINGs
-before UPTODATE are ignored; PING replies carry an empty (not null) session table.  ACKs of
-txns received during the sync go out after the final UPTODATE ACK, as the 3.8.0 captures
-show (``tests/testdata/vectors/diff-sync``).
+Durability lives here: a PROPOSAL's ACK goes out only on the ``LogSynced`` that covers
+it; the NEWLEADER ACK waits for the txns logged at NEWLEADER and, after a SNAP or TRUNC,
+for the snapshot (``SnapshotWritten``).  Wire rules that 3.8 enforces: ACKEPOCH carries 4
+bytes (our currentEpoch, or -1 when the epoch was already accepted); the NEWLEADER ACK
+is the first packet after ACKEPOCH, so PINGs before UPTODATE are ignored; PING replies
+carry an empty (not null) session table.  ACKs of txns received during the sync go out
+after the UPTODATE ACK, as the 3.8.0 captures show (``tests/testdata/vectors/diff-sync``).
 """
 
 from __future__ import annotations
@@ -28,15 +26,14 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from zkquorum.core.database import Database, SyncMode
 from zkquorum.core.datatree import DataTree
-from zkquorum.core.zab import (
-    Action,
-    AppendTxns,
-    Established,
-    Failed,
-    PersistAcceptedEpoch,
-    PersistCurrentEpoch,
-    Send,
+from zkquorum.core.ready import (
+    PhaseEndReason,
+    ReadyBuilder,
+    SaveAcceptedEpoch,
+    SaveCurrentEpoch,
+    SendToLeader,
     TakeSnapshot,
     TruncateLog,
 )
@@ -59,6 +56,10 @@ from zkquorum.wire.zxid import make_zxid, zxid_epoch, zxid_hex
 
 log = logging.getLogger(__name__)
 
+INF = float("inf")
+
+__all__ = ["Learner", "LearnerPhase", "LearnerSettings", "SyncMode"]
+
 
 class LearnerPhase(enum.Enum):
     NEW = "new"
@@ -72,13 +73,6 @@ class LearnerPhase(enum.Enum):
     FAILED = "failed"
 
 
-class SyncMode(enum.Enum):
-    NONE = "none"
-    DIFF = "diff"
-    SNAP = "snap"
-    TRUNC = "trunc"
-
-
 @dataclass(frozen=True, slots=True)
 class LearnerSettings:
     sid: int
@@ -89,41 +83,51 @@ class LearnerSettings:
     config_version: int = 0
     config_text: str = ""
     """Our own config string: /zookeeper/config after a SNAP (ZOOKEEPER-2819)."""
-    snap_count: int = 100_000
-    """Take a snapshot after this many applied txns in broadcast (``zookeeper.snapCount``)."""
+
+
+@dataclass(slots=True)
+class _NewLeaderAck:
+    """The NEWLEADER ACK, held until what it depends on is durable."""
+
+    zxid: int
+    log_up_to: int
+    snapshot_zxid: int | None
 
 
 class Learner:
     def __init__(
         self,
         settings: LearnerSettings,
+        database: Database,
         *,
         accepted_epoch: int,
         current_epoch: int,
-        tree: DataTree,
     ) -> None:
         self.settings = settings
+        self.db = database
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
-        self.tree = tree
-        self.last_logged_zxid = tree.last_processed_zxid
+        self.last_logged_zxid = database.last_processed_zxid
+        self.last_synced_zxid = -1
         self.phase = LearnerPhase.NEW
         self.sync_mode = SyncMode.NONE
         self.last_sync_mode = SyncMode.NONE
         """How this session was synced (``sync_mode`` goes back to NONE at NEWLEADER)."""
         self.new_epoch = -1
         self.leader_config: str | None = None
-        self.deadline = float("inf")
-        self.failure: str | None = None
+        self.deadline = INF
+        self.failure: tuple[PhaseEndReason, str] | None = None
+        self.truncate_failed = False
+        """A TRUNC went beyond what the database can undo: reload it from the files."""
         self._snap_zxid = 0
-        self._trunc_zxid: int | None = None
         self._write_to_txn_log = False
         self._snapshot_needed = True
         self._not_committed: deque[Txn] = deque()  # received during sync, not yet logged
         self._committed: deque[int] = deque()  # commits to apply after UPTODATE
-        self._to_ack_after_uptodate: list[int] = []  # logged at NEWLEADER
+        self._ack_after_uptodate: list[int] = []  # logged at NEWLEADER
         self._pending: deque[Txn] = deque()  # logged, waiting for their COMMIT
-        self._since_snapshot = 0
+        self._unacked: deque[int] = deque()  # logged, their ACK waits for LogSynced
+        self._newleader_ack: _NewLeaderAck | None = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -132,8 +136,9 @@ class Learner:
         return self.phase is LearnerPhase.BROADCAST
 
     @property
-    def _tick(self) -> float:
-        return self.settings.tick_time_ms / 1000.0
+    def pending(self) -> tuple[Txn, ...]:
+        """Logged txns not committed yet (``FollowerZooKeeperServer.pendingTxns``)."""
+        return tuple(self._pending)
 
     def _arm(self, now: float) -> None:
         limit = (
@@ -141,24 +146,23 @@ class Learner:
             if self.phase in (LearnerPhase.WAIT_UPTODATE, LearnerPhase.BROADCAST)
             else self.settings.init_limit
         )
-        self.deadline = now + limit * self._tick
+        self.deadline = now + limit * self.settings.tick_time_ms
 
-    def _fail(self, reason: str) -> list[Action]:
+    def fail(self, reason: PhaseEndReason, detail: str) -> None:
         if self.phase is LearnerPhase.FAILED:
-            return []
-        log.info("learner %d: leaving the leader: %s", self.settings.sid, reason)
+            return
+        log.info("learner %d: leaving the leader: %s", self.settings.sid, detail)
         self.phase = LearnerPhase.FAILED
-        self.failure = reason
-        self.deadline = float("inf")
-        return [Failed(reason)]
+        self.failure = (reason, detail)
+        self.deadline = INF
 
     @staticmethod
-    def _ack(zxid: int) -> Send:
-        return Send(QuorumPacket(PacketType.ACK, zxid))
+    def _ack(out: ReadyBuilder, zxid: int) -> None:
+        out.messages.append(SendToLeader(QuorumPacket(PacketType.ACK, zxid)))
 
     # -- events ------------------------------------------------------------------------
 
-    def start(self, now: float) -> list[Action]:
+    def start(self, out: ReadyBuilder, now: float) -> None:
         """The connection is up: FOLLOWERINFO / OBSERVERINFO (``Learner#registerWithLeader``)."""
         if self.phase is not LearnerPhase.NEW:
             raise RuntimeError("Learner.start called twice")
@@ -167,86 +171,113 @@ class Learner:
         info = encode_learner_info(LearnerInfo(s.sid, config_version=s.config_version))
         self.phase = LearnerPhase.WAIT_LEADERINFO
         self._arm(now)
-        return [Send(QuorumPacket(ptype, make_zxid(self.accepted_epoch, 0), info))]
+        out.messages.append(
+            SendToLeader(QuorumPacket(ptype, make_zxid(self.accepted_epoch, 0), info))
+        )
 
-    def closed(self, now: float, reason: str = "connection closed by the leader") -> list[Action]:
-        return self._fail(reason)
-
-    def poll(self, now: float) -> list[Action]:
+    def on_tick(self, out: ReadyBuilder, now: float) -> None:
         if now >= self.deadline:
-            return self._fail("Read timed out")
-        return []
+            self.fail(PhaseEndReason.READ_TIMEOUT, "Read timed out")
 
-    def replace_tree(self, tree: DataTree) -> None:
-        """After ``TruncateLog``: the tree reloaded from disk up to the truncation zxid."""
-        if self._trunc_zxid is not None:
-            tree.last_processed_zxid = self._trunc_zxid
-        self.tree = tree
-        self.last_logged_zxid = tree.last_processed_zxid
-
-    def receive(self, msg: QuorumMessage, now: float) -> list[Action]:
+    def on_message(self, out: ReadyBuilder, msg: QuorumMessage, now: float) -> None:
         if self.phase in (LearnerPhase.FAILED, LearnerPhase.NEW):
-            return []
+            return
         try:
-            actions = self._receive(msg)
+            self._receive(out, msg)
         except QuorumProtocolError as exc:
-            return self._fail(f"bad packet from the leader: {exc}")
+            self.fail(PhaseEndReason.PROTOCOL, f"bad packet from the leader: {exc}")
+            return
         if self.failure is None:
             self._arm(now)
-        return actions
 
-    def _receive(self, msg: QuorumMessage) -> list[Action]:
+    def on_log_synced(self, out: ReadyBuilder, zxid: int, now: float) -> None:
+        """Our log is durable up to ``zxid``: the ACKs that waited for it."""
+        self.last_synced_zxid = max(self.last_synced_zxid, zxid)
+        if self.phase is LearnerPhase.FAILED:
+            return
+        self._maybe_ack_newleader(out)
+        while self._unacked and self._unacked[0] <= self.last_synced_zxid:
+            self._ack(out, self._unacked.popleft())
+
+    def on_snapshot_written(self, out: ReadyBuilder, zxid: int, ok: bool, now: float) -> None:
+        ack = self._newleader_ack
+        if ack is None or ack.snapshot_zxid != zxid or self.phase is LearnerPhase.FAILED:
+            return
+        if not ok:
+            self.fail(PhaseEndReason.STORAGE, f"cannot write the snapshot 0x{zxid_hex(zxid)}")
+            return
+        ack.snapshot_zxid = None
+        self._maybe_ack_newleader(out)
+
+    def _maybe_ack_newleader(self, out: ReadyBuilder) -> None:
+        ack = self._newleader_ack
+        if ack is None or ack.snapshot_zxid is not None:
+            return
+        if ack.log_up_to > self.last_synced_zxid:
+            return
+        self._newleader_ack = None
+        self._ack(out, ack.zxid)
+
+    def _receive(self, out: ReadyBuilder, msg: QuorumMessage) -> None:
         phase = self.phase
         if phase is LearnerPhase.WAIT_SNAPSHOT:
             if not isinstance(msg, Snapshot):
-                return self._fail("expected the snapshot after SNAP")
-            return self._on_snapshot(msg)
+                self.fail(PhaseEndReason.PROTOCOL, "expected the snapshot after SNAP")
+                return
+            self._on_snapshot(msg)
+            return
         if phase is LearnerPhase.WAIT_SIGNATURE:
             if not isinstance(msg, SnapshotSignature):
-                return self._fail("Missing signature")
+                self.fail(PhaseEndReason.PROTOCOL, "Missing signature")
+                return
             self.phase = LearnerPhase.SYNCING
-            return []
+            return
         if not isinstance(msg, QuorumPacket):
-            return self._fail(f"unexpected {type(msg).__name__} from the leader")
+            self.fail(PhaseEndReason.PROTOCOL, f"unexpected {type(msg).__name__} from the leader")
+            return
         if phase is LearnerPhase.WAIT_LEADERINFO:
-            return self._on_leaderinfo(msg)
-        if phase is LearnerPhase.WAIT_SYNC:
-            return self._on_sync_start(msg)
-        if phase in (LearnerPhase.SYNCING, LearnerPhase.WAIT_UPTODATE):
-            return self._on_sync_packet(msg)
-        return self._on_broadcast(msg)
+            self._on_leaderinfo(out, msg)
+        elif phase is LearnerPhase.WAIT_SYNC:
+            self._on_sync_start(out, msg)
+        elif phase in (LearnerPhase.SYNCING, LearnerPhase.WAIT_UPTODATE):
+            self._on_sync_packet(out, msg)
+        else:
+            self._on_broadcast(out, msg)
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _on_leaderinfo(self, p: QuorumPacket) -> list[Action]:
+    def _on_leaderinfo(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         if p.type != PacketType.LEADERINFO:
             # 3.8 (ZAB 1.0 learner) reads anything else as a pre-1.0 NEWLEADER; we only
             # speak ZAB 1.0.
-            return self._fail(f"First packet should have been LEADERINFO, got {p.type}")
+            self.fail(
+                PhaseEndReason.PROTOCOL, f"First packet should have been LEADERINFO, got {p.type}"
+            )
+            return
         decode_int_payload(p.data)  # the leader's protocol version; 3.8 only logs it
         epoch = zxid_epoch(p.zxid)
-        actions: list[Action] = []
         if epoch > self.accepted_epoch:
             self.accepted_epoch = epoch
-            actions.append(PersistAcceptedEpoch(epoch))
+            out.hard_state.append(SaveAcceptedEpoch(epoch))
             reply = self.current_epoch
         elif epoch == self.accepted_epoch:
             reply = -1  # already acked this epoch: not a vote
         else:
-            return self._fail(
-                f"Leaders epoch, {epoch} is less than accepted epoch, {self.accepted_epoch}"
+            self.fail(
+                PhaseEndReason.REFUSED,
+                f"Leaders epoch, {epoch} is less than accepted epoch, {self.accepted_epoch}",
             )
+            return
         self.new_epoch = epoch
         self.phase = LearnerPhase.WAIT_SYNC
         ackepoch = QuorumPacket(
             PacketType.ACKEPOCH, self.last_logged_zxid, encode_int_payload(_int32(reply))
         )
-        actions.append(Send(ackepoch))
-        return actions
+        out.messages.append(SendToLeader(ackepoch))
 
     # -- synchronization ---------------------------------------------------------------
 
-    def _on_sync_start(self, p: QuorumPacket) -> list[Action]:
+    def _on_sync_start(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         if p.type == PacketType.DIFF:
             log.info(
                 "learner %d: getting a diff from the leader 0x%s",
@@ -257,41 +288,51 @@ class Learner:
             self._snapshot_needed = False
             self._write_to_txn_log = True
             self.phase = LearnerPhase.SYNCING
-            return []
-        if p.type == PacketType.SNAP:
+        elif p.type == PacketType.SNAP:
             self.sync_mode = self.last_sync_mode = SyncMode.SNAP
             self._snap_zxid = p.zxid
             self.phase = LearnerPhase.WAIT_SNAPSHOT
-            return []
-        if p.type == PacketType.TRUNC:
+        elif p.type == PacketType.TRUNC:
             log.warning("learner %d: truncating log to 0x%s", self.settings.sid, zxid_hex(p.zxid))
             self.sync_mode = self.last_sync_mode = SyncMode.TRUNC
             self.phase = LearnerPhase.SYNCING
             self._pending.clear()
-            self._trunc_zxid = p.zxid
-            return [TruncateLog(p.zxid)]
-        if p.type == PacketType.PING:
-            return []
-        # 3.8 exits with code 12 here (ExitCode.QUORUM_PACKET_ERROR); we leave the leader.
-        return self._fail(f"Got unexpected packet from leader: {p.type}")
+            self._unacked.clear()
+            out.hard_state.append(TruncateLog(p.zxid))
+            if not self.db.roll_back(p.zxid):
+                # ZKDatabase#truncateLog reloads from the files; we undo in memory when
+                # every txn above the target has its before-images, else the same.
+                self.truncate_failed = True
+                self.fail(
+                    PhaseEndReason.TRUNCATE_BEYOND_UNDO,
+                    f"cannot roll back to 0x{zxid_hex(p.zxid)} in memory; reloading",
+                )
+                return
+            self.last_logged_zxid = p.zxid
+        elif p.type != PacketType.PING:
+            # 3.8 exits with code 12 here (ExitCode.QUORUM_PACKET_ERROR); we leave the leader.
+            self.fail(PhaseEndReason.PROTOCOL, f"Got unexpected packet from leader: {p.type}")
 
-    def _on_snapshot(self, snap: Snapshot) -> list[Action]:
+    def _on_snapshot(self, snap: Snapshot) -> None:
         tree = DataTree.from_snapshot(snap, self._snap_zxid)
         tree.set_config(self.settings.config_text)  # ZOOKEEPER-2819
-        self.tree = tree
+        self.db.replace_tree(tree)
         self.last_logged_zxid = self._snap_zxid
         self._pending.clear()
+        self._unacked.clear()
         self.phase = LearnerPhase.WAIT_SIGNATURE
-        return []
 
-    def _on_sync_packet(self, p: QuorumPacket) -> list[Action]:
+    def _on_sync_packet(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         t = p.type
         if t == PacketType.PROPOSAL:
             self._not_committed.append(decode_proposal(p.data))
-            return []
-        if t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+        elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
             if not self._not_committed:
-                return self._fail(f"COMMIT 0x{zxid_hex(p.zxid)} without a proposal during sync")
+                self.fail(
+                    PhaseEndReason.PROTOCOL,
+                    f"COMMIT 0x{zxid_hex(p.zxid)} without a proposal during sync",
+                )
+                return
             if not self._write_to_txn_log:
                 head = self._not_committed[0]
                 if head.header.zxid != p.zxid:
@@ -304,8 +345,7 @@ class Learner:
                     self._apply(self._not_committed.popleft())
             else:
                 self._committed.append(p.zxid)
-            return []
-        if t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
+        elif t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
             if t == PacketType.INFORM:
                 txn = decode_proposal(p.data)
             else:
@@ -315,56 +355,58 @@ class Learner:
             else:
                 self._not_committed.append(txn)
                 self._committed.append(p.zxid)
-            return []
-        if t == PacketType.NEWLEADER:
+        elif t == PacketType.NEWLEADER:
             if self.phase is LearnerPhase.WAIT_UPTODATE:
                 log.warning("learner %d: a second NEWLEADER", self.settings.sid)
-            return self._on_newleader(p)
-        if t == PacketType.UPTODATE:
+            self._on_newleader(out, p)
+        elif t == PacketType.UPTODATE:
             if self.phase is not LearnerPhase.WAIT_UPTODATE:
-                return self._fail("UPTODATE before NEWLEADER (pre-ZAB-1.0 leader)")
-            return self._on_uptodate()
+                self.fail(PhaseEndReason.PROTOCOL, "UPTODATE before NEWLEADER (pre-ZAB-1.0 leader)")
+                return
+            self._on_uptodate(out)
         # PING and everything else: ignored until UPTODATE (B2 step 8).
-        return []
 
-    def _on_newleader(self, p: QuorumPacket) -> list[Action]:
+    def _on_newleader(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         if p.data is not None and len(p.data) > 1:
             self.leader_config = p.data.decode("utf-8", "replace")
-        actions: list[Action] = []
+        snapshot_zxid: int | None = None
         if self._snapshot_needed:
-            actions.append(TakeSnapshot(self.tree.last_processed_zxid, self.tree.to_snapshot()))
-            self._since_snapshot = 0
+            snapshot_zxid = self.db.last_processed_zxid
+            out.snapshot.append(TakeSnapshot(snapshot_zxid, sync=True))
+            self._snapshot_needed = False
         self.current_epoch = self.new_epoch
-        actions.append(PersistCurrentEpoch(self.new_epoch))
+        out.hard_state.append(SaveCurrentEpoch(self.new_epoch))
         self._write_to_txn_log = True
         self.phase = LearnerPhase.WAIT_UPTODATE
         self.sync_mode = SyncMode.NONE
+        log_up_to = -1
         if not self.settings.observer and self._not_committed:
             txns = tuple(self._not_committed)
             self._not_committed.clear()
-            actions.append(self._log(txns))
-            self._to_ack_after_uptodate.extend(t.header.zxid for t in txns)
-        actions.append(self._ack(p.zxid))
-        return actions
+            self._log(out, txns)
+            self._ack_after_uptodate.extend(t.header.zxid for t in txns)
+            log_up_to = txns[-1].header.zxid
+        self._newleader_ack = _NewLeaderAck(p.zxid, log_up_to, snapshot_zxid)
+        self._maybe_ack_newleader(out)
 
-    def _on_uptodate(self) -> list[Action]:
-        actions: list[Action] = [self._ack(make_zxid(self.new_epoch, 0))]
+    def _on_uptodate(self, out: ReadyBuilder) -> None:
+        self._ack(out, make_zxid(self.new_epoch, 0))
         self.phase = LearnerPhase.BROADCAST
-        actions.append(Established(self.new_epoch))
         if not self.settings.observer:
-            acks = list(self._to_ack_after_uptodate)
-            self._to_ack_after_uptodate.clear()
+            for z in self._ack_after_uptodate:
+                self._ack(out, z)  # durable before the NEWLEADER ACK went out
+            self._ack_after_uptodate.clear()
             if self._not_committed:
                 txns = tuple(self._not_committed)
                 self._not_committed.clear()
-                actions.append(self._log(txns))
-                acks.extend(t.header.zxid for t in txns)
-            actions.extend(self._ack(z) for z in acks)
-            for zxid in list(self._committed):
-                self._committed.popleft()
-                failure = self._commit(zxid)
+                self._log(out, txns)
+                self._unacked.extend(t.header.zxid for t in txns)
+                self.on_log_synced(out, self.last_synced_zxid, 0.0)
+            while self._committed:
+                failure = self._commit(self._committed.popleft())
                 if failure:
-                    return actions + self._fail(failure)
+                    self.fail(PhaseEndReason.PROTOCOL, failure)
+                    return
         else:
             applied: list[Txn] = []
             for txn in self._not_committed:
@@ -379,54 +421,50 @@ class Learner:
                     )
             self._not_committed.clear()
             if applied:
-                actions.append(self._log(tuple(applied), pend=False))
+                self._log(out, tuple(applied), pend=False)
                 for txn in applied:
                     self._apply(txn)
-        actions.extend(self._maybe_snapshot())
-        return actions
 
     # -- broadcast ---------------------------------------------------------------------
 
-    def _on_broadcast(self, p: QuorumPacket) -> list[Action]:
+    def _on_broadcast(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         t = p.type
         if t == PacketType.PING:
-            return [
-                Send(QuorumPacket(PacketType.PING, p.zxid, encode_ping_sessions(()), p.authinfo))
-            ]
+            reply = QuorumPacket(PacketType.PING, p.zxid, encode_ping_sessions(()), p.authinfo)
+            out.messages.append(SendToLeader(reply))
+            return
         if self.settings.observer:
             if t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
                 if t == PacketType.INFORM:
                     txn = decode_proposal(p.data)
                 else:
                     txn = decode_inform_and_activate(p.data)[1]
-                actions: list[Action] = [self._log((txn,), pend=False)]
+                self._log(out, (txn,), pend=False)
                 self._apply(txn)
-                return actions + self._maybe_snapshot()
-            if t in (PacketType.PROPOSAL, PacketType.COMMIT):
+            elif t in (PacketType.PROPOSAL, PacketType.COMMIT):
                 log.warning("observer %d: ignoring %s", self.settings.sid, t)
-            return []
+            return
         if t == PacketType.PROPOSAL:
             txn = decode_proposal(p.data)
-            return [self._log((txn,)), self._ack(txn.header.zxid)]
-        if t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+            self._log(out, (txn,))
+            self._unacked.append(txn.header.zxid)
+        elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
             failure = self._commit(p.zxid)
             if failure:
-                return self._fail(failure)
-            return self._maybe_snapshot()
-        if t == PacketType.UPTODATE:
+                self.fail(PhaseEndReason.PROTOCOL, failure)
+        elif t == PacketType.UPTODATE:
             log.error("learner %d: received an unexpected UPTODATE", self.settings.sid)
         elif t not in (PacketType.SYNC, PacketType.REVALIDATE):
             log.warning("learner %d: unknown packet type %s", self.settings.sid, t)
-        return []
 
     # -- the log and the tree ----------------------------------------------------------
 
-    def _log(self, txns: tuple[Txn, ...], *, pend: bool = True) -> AppendTxns:
+    def _log(self, out: ReadyBuilder, txns: tuple[Txn, ...], *, pend: bool = True) -> None:
         if pend:
             self._pending.extend(txns)
         for txn in txns:
             self.last_logged_zxid = max(self.last_logged_zxid, txn.header.zxid)
-        return AppendTxns(txns)
+        out.append.extend(txns)
 
     def _commit(self, zxid: int) -> str | None:
         if not self._pending:
@@ -443,15 +481,18 @@ class Learner:
         return None
 
     def _apply(self, txn: Txn) -> None:
-        self.tree.apply(txn)
-        self.last_logged_zxid = max(self.last_logged_zxid, self.tree.last_processed_zxid)
-        self._since_snapshot += 1
+        self.db.apply(txn)
+        self.last_logged_zxid = max(self.last_logged_zxid, self.db.last_processed_zxid)
 
-    def _maybe_snapshot(self) -> list[Action]:
-        if self._since_snapshot < self.settings.snap_count or self._pending:
-            return []
-        self._since_snapshot = 0
-        return [TakeSnapshot(self.tree.last_processed_zxid, self.tree.to_snapshot())]
+    def finish(self) -> None:
+        """The phase is over: what we logged but never saw committed is applied, as 3.8's
+        reload of the database from the log would (the next leader may TRUNC it)."""
+        if self.truncate_failed:
+            return
+        while self._pending:
+            txn = self._pending.popleft()
+            if txn.header.zxid > self.db.last_processed_zxid:
+                self.db.apply(txn)
 
 
 def _int32(value: int) -> int:

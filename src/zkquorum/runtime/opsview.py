@@ -392,7 +392,6 @@ class PeerOpsSource:
 
     def snapshot(self) -> OpsSnapshot:
         from zkquorum.core.leader import HandlerState
-        from zkquorum.runtime.quorum_port import LeaderServer
         from zkquorum.wire.election import ServerState
 
         peer = self.peer
@@ -414,10 +413,8 @@ class PeerOpsSource:
         seat = seats.get(status.state)
         now = time.monotonic()
         learners: list[LearnerInfo] = []
-        # PeerStatus has no learner list yet: read the leader's handshake driver.
-        driver = getattr(peer, "_driver", None)
-        if serving and isinstance(driver, LeaderServer) and driver.leader is not None:
-            leader = driver.leader
+        leader = peer.leader
+        if serving and leader is not None:
             synced = set(leader.synced_sids())
             for handler in list(leader.handlers.values()):
                 if handler.sid is None or handler.state is HandlerState.CLOSED:

@@ -1,58 +1,103 @@
-"""The running peer: drives the pure cores with real sockets, timers and files.
+"""The running peer: real sockets, timers and files for the pure :class:`PeerCore`.
 
-One vote's path, end to end: bytes on a socket (:mod:`zkquorum.runtime.connections`) ->
-:mod:`zkquorum.wire.election` decodes a notification -> :meth:`FastLeaderElection.step`
-(``NotificationReceived``) -> actions ``Send``/``SetTimer``/``Decided`` -> carried out here.
+Every decision is the core's (:mod:`zkquorum.core.peer`): this module turns what happens
+on the wire and on disk into events, steps the core with them one at a time, and carries
+out each :class:`~zkquorum.core.ready.Ready` in its order (``docs/architecture.md``):
 
-After a decision the quorum-port phase runs (:mod:`zkquorum.runtime.quorum_port`): the
-leader accepts its learners and establishes the new epoch; a follower or observer
-connects to the leader and syncs.  When that phase ends (the leader gives up, the learner
-loses its leader), the peer goes back to LOOKING with a new round, as 3.8's
-``QuorumPeer#run`` does.  :meth:`PeerRuntime.step_down` ends a leader's phase on purpose
-(the application asked, or its leadership callback raised): the leader closes its quorum
-port, its learners see the connection close, and everyone elects again.  The same peer
-may win again when it is still the best candidate (highest epoch, zxid, sid): that is
-logged.
+1. ``hard_state``: epoch files written and fsynced before anything else of the Ready; a
+   log truncation first waits until the group-committed log has drained (events that
+   arrive meanwhile queue behind it);
+2. ``messages``: votes through the election port's connection manager, packets to the
+   learners or to the leader;
+3. ``io``: the quorum port's listener or the link to the leader
+   (:mod:`zkquorum.runtime.quorum_io`), reads of old txns for a learner's sync, a reload
+   of the database;
+4. ``append``: the group-committed :class:`~zkquorum.runtime.txnlog.TxnLog`; its
+   ``on_synced`` becomes ``LogSynced``;
+5. ``snapshot``: written in slices of the loop (``Storage.take_snapshot``), answered with
+   ``SnapshotWritten``;
+6. ``outcomes``: leadership values for the application, trace records, logs;
+7. ``wake_at``: one timer for the next ``Tick``.
 
-Everything runs on one asyncio loop, with no threads: the cores are stepped synchronously
-from callbacks (a step is pure and short) and the file I/O (epoch files, the txn log,
-snapshots: small writes and an fsync) runs inline, as 3.8's ``QuorumPeer`` thread does it.
-:meth:`PeerRuntime.close` cancels every task it started and closes every socket and file.
+Time is milliseconds on the monotonic clock since the peer was made.  Tasks belong to one
+:class:`~zkquorum.runtime.tasks.TaskOwner`; :meth:`PeerRuntime.close` ends them all and
+closes every socket and file.  ``fixed`` runs one leader or learner phase with no
+election port (:mod:`zkquorum.runtime.quorum_port`'s ``LeaderServer``/``LearnerClient``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zkquorum.config.zoocfg import QuorumConfig
-from zkquorum.core.election import Action as ElectionAction
-from zkquorum.core.election import (
-    ConfigMismatch,
-    Decided,
-    EpochUpdated,
-    FastLeaderElection,
-    NotificationReceived,
-    PeerConnected,
-    PeerLost,
-    Send,
-    SetTimer,
+from zkquorum.core.database import Database
+from zkquorum.core.events import (
+    DatabaseReloaded,
+    ElectionPeerDown,
+    ElectionPeerUp,
+    Event,
+    LogRead,
+    LogSynced,
+    QuorumPortFailed,
+    QuorumPortOpened,
+    SnapshotWritten,
     Start,
-    Timer,
-    TimerFired,
+    StepDown,
+    StepDownReason,
+    StorageFailed,
+    Tick,
+    VoteReceived,
+)
+from zkquorum.core.leader import Leader
+from zkquorum.core.learner import Learner
+from zkquorum.core.peer import FixedRole, PeerCore, PeerSettings
+from zkquorum.core.ready import (
+    INF,
+    CloseLeaderConnection,
+    CloseLearner,
+    CloseQuorumPort,
+    CloseReason,
+    ConfigMismatchSeen,
+    ConnectToLeader,
+    ElectionDecided,
+    Established,
+    Leadership,
+    LeadershipChanged,
+    LearnerDropped,
+    Looking,
+    OpenQuorumPort,
+    PhaseEnded,
+    ReadLog,
+    Ready,
+    ReloadDatabase,
+    SaveAcceptedEpoch,
+    SaveCurrentEpoch,
+    SendSnapshotToLearner,
+    SendToLeader,
+    SendToLearner,
+    SendVote,
+    SteppedDown,
+    TakeSnapshot,
+    TruncateLog,
 )
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import AdminServer, PeerStatus
-from zkquorum.runtime.quorum_port import LeaderServer, LearnerClient, QuorumOutcome
-from zkquorum.runtime.storage import Storage, StorageError
+from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
+from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
+from zkquorum.runtime.tasks import TaskOwner
+from zkquorum.runtime.tls import QuorumTls
+from zkquorum.runtime.txnlog import TxnLog
 from zkquorum.wire.election import Notification, ServerState
+from zkquorum.wire.quorum import encode_packet, encode_snap_sync
 
 log = logging.getLogger("zkquorum.peer")
+
+__all__ = ["FixedRole", "Leadership", "PeerRuntime"]
 
 _ZAB_STATES = {
     ServerState.LOOKING: "election",
@@ -60,32 +105,6 @@ _ZAB_STATES = {
     ServerState.FOLLOWING: "discovery",
     ServerState.OBSERVING: "discovery",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Leadership:
-    """What the peer knows about leadership right now; each change is a new value.
-
-    ``epoch`` is the established epoch (the fencing token) when ``established`` is true:
-    no other peer can be the established leader of the same epoch.
-    """
-
-    role: ServerState
-    leader: int | None
-    epoch: int | None
-    established: bool
-    election_epoch: int
-    my_id: int
-
-    @property
-    def is_leader(self) -> bool:
-        """This peer leads, and its quorum acknowledged the epoch (NEWLEADER acks)."""
-        return self.role is ServerState.LEADING and self.established
-
-    @property
-    def fencing_token(self) -> int | None:
-        """The established epoch while this peer is the established leader, else None."""
-        return self.epoch if self.is_leader else None
 
 
 def _task_count() -> int:
@@ -96,7 +115,7 @@ def _task_count() -> int:
 
 
 class PeerRuntime:
-    """One quorum peer: election, quorum port, four-letter words.
+    """One quorum peer: election, quorum port, storage, four-letter words.
 
     ``on_change`` is called (synchronously, on the loop) with every new
     :class:`Leadership`; it must not block.  If it raises while the new value is LEADING,
@@ -113,6 +132,8 @@ class PeerRuntime:
         on_change: Callable[[Leadership], None] | None = None,
         quorum_port: bool = True,
         trace: Callable[[dict[str, object]], None] | None = None,
+        fixed: FixedRole | None = None,
+        storage: Storage | None = None,
     ) -> None:
         if config.my_id is None or config.verifier is None or config.me is None:
             raise ValueError("config has no server line for this server's myid")
@@ -121,81 +142,125 @@ class PeerRuntime:
         self._on_change = on_change
         self._trace = trace
         self._quorum_port = quorum_port
-        self.election = FastLeaderElection(
-            config.my_id,
-            config.verifier,
-            min_notification_interval=config.min_notification_interval,
-            max_notification_interval=config.max_notification_interval,
-            all_voted_shortcut=all_voted_shortcut,
-            failover_shortcut=failover_shortcut,
-        )
-        self.storage = Storage(
+        self._fixed = fixed
+        self.storage = storage or Storage(
             Path(config.data_dir),
             Path(config.data_log_dir),
             config_text=config.verifier.to_zk_string(),
+            settings=StorageSettings.from_config(config),
         )
-        self.cm = cnx.ConnectionManager.from_config(config, on_event=self._on_cnx_event)
-        self.admin = AdminServer.from_config(config, self.status)
-        self._timers: dict[Timer, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._phase: asyncio.Task[None] | None = None
-        self._driver: LeaderServer | LearnerClient | None = None
-        self._dropped = 0  # learner connections closed while leading, finished phases
+        self.settings = PeerSettings.from_config(
+            config,
+            all_voted_shortcut=all_voted_shortcut,
+            failover_shortcut=failover_shortcut,
+            quorum_port=quorum_port,
+            commit_log_count=self.storage.settings.commit_log_count,
+            snapshot_size_factor=self.storage.settings.snapshot_size_factor,
+            fixed=fixed,
+        )
+        self.tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
+        self.cm: cnx.ConnectionManager | None = None
+        self.admin: AdminServer | None = None
+        if fixed is None:
+            self.cm = cnx.ConnectionManager.from_config(config, on_event=self._on_cnx_event)
+            self.admin = AdminServer.from_config(config, self.status)
+        self.core: PeerCore | None = None
+        self._tasks = TaskOwner(f"zkquorum-{self.my_id}", on_crash=self._crashed)
+        self._inbox: collections.deque[Event] = collections.deque()
+        self._stepping = False
+        self._blocked = False
+        self._wake: asyncio.TimerHandle | None = None
+        self._wake_at = INF
+        self._txn_log: TxnLog | None = None
+        self._log_generation = 0
+        self._snapshot_lock = asyncio.Lock()
+        self.listener: QuorumListener | None = None
+        self._link: LeaderLink | None = None
+        self._dropped = 0
         self._bad_packets = 0
         self._closed = False
         self._t0 = time.monotonic()
-        self._looking_since = self._t0
-        self.last_zxid = 0
-        self.current_epoch = 0
-        self.accepted_epoch = 0
-        self.elections = 0
-        self.looking_count = 0
-        # Election times (ms): last, min, max, total; ``elections`` counts them.
-        self._time_last: int | None = None
-        self._time_min = self._time_max = self._time_total = 0
         self.leadership = Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id)
-        self.decided: Decided | None = None
-        self._step_down_reason: str | None = None
-        self._stepped_down: str | None = None  # why we last stepped down, until decided
+        self.phase_failure: str | None = None
+        """Why the last phase ended (``None`` while none has)."""
+        self._waiters: list[asyncio.Future[None]] = []
+        self.established_epochs: list[int] = []
 
     # ---------------------------------------------------------------- lifecycle
 
     def now(self) -> float:
-        """Milliseconds since the peer started: the cores' time."""
+        """Milliseconds since the peer was made: the core's time."""
         return (time.monotonic() - self._t0) * 1000.0
 
     async def start(self) -> None:
         """Load the database and epochs (``StorageError`` with ZooKeeper's text when they
-        are corrupt), bind the election and client ports, start LOOKING."""
-        loaded = self.storage.load()
-        self.last_zxid = loaded.tree.last_processed_zxid
-        self.current_epoch = loaded.current_epoch
-        self.accepted_epoch = loaded.accepted_epoch
-        await self.cm.start()
+        are corrupt), bind the election and admin ports, start."""
+        if self._fixed is not None:
+            self.start_fixed()
+            return
+        self._load_core()
+        if self.cm is not None:
+            await self.cm.start()
+            self._tasks.spawn(self._receive_loop(), "election-receive")
         if self.admin is not None:
             await self.admin.start()
-        self._spawn(self._receive_loop(), "election-receive")
-        self._look()
+        self._step(Start(self.now()))
+
+    def start_fixed(self) -> None:
+        """Start a ``fixed`` phase (no ports to bind first); on the running loop."""
+        if self._fixed is None:
+            raise RuntimeError("start_fixed() is for a peer with a fixed role")
+        self._load_core()
+        self._step(Start(self.now()))
+
+    def _load_core(self) -> None:
+        if self.core is not None:
+            raise RuntimeError("PeerRuntime started twice")
+        db, accepted, current = self._load()
+        self.core = PeerCore(self.settings, db, accepted_epoch=accepted, current_epoch=current)
+        self._open_log()
+
+    def _load(self) -> tuple[Database, int, int]:
+        loaded = self.storage.load()
+        db = Database(
+            loaded.tree, loaded.committed, commit_log_count=self.settings.commit_log_count
+        )
+        return db, loaded.accepted_epoch, loaded.current_epoch
+
+    def _open_log(self) -> None:
+        self._log_generation += 1
+        gen = self._log_generation
+        self._txn_log = self.storage.txn_log(
+            on_synced=lambda zxid: self._synced(gen, zxid),
+            on_error=lambda exc: self._log_failed(gen, exc),
+            on_snapshot_due=lambda zxid: self._snapshot_due(gen, zxid),
+        )
+        self._txn_log.start()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        await self.cm.close()
+        if self._wake is not None:
+            self._wake.cancel()
+        if self._link is not None:
+            self._link.close()
+        if self.listener is not None:
+            await self.listener.close()
+        await self._tasks.close()
+        if self.cm is not None:
+            await self.cm.close()
         if self.admin is not None:
             await self.admin.close()
+        if self._txn_log is not None:
+            try:
+                await self._txn_log.close()
+            except StorageError as exc:
+                log.error("closing the txn log: %s", exc)
         self.storage.close()
         # Whoever watches learns that this peer no longer leads (or follows).
         self._set_leadership(Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id))
+        self._wake_waiters()
 
     async def __aenter__(self) -> PeerRuntime:
         await self.start()
@@ -204,18 +269,291 @@ class PeerRuntime:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+    def _crashed(self, name: str, exc: BaseException) -> None:
+        """A task died of a bug: end the phase rather than hang."""
+        self._step(StorageFailed(self.now(), f"internal error in {name}: {exc!r}"))
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+    # ---------------------------------------------------------------- stepping
 
-    # ---------------------------------------------------------------- election
+    def _step(self, event: Event) -> None:
+        """Step the core with ``event`` once every earlier event's Ready is carried out."""
+        if self._closed or self.core is None:
+            return
+        self._inbox.append(event)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._stepping or self._blocked:
+            return
+        core = self.core
+        assert core is not None
+        self._stepping = True
+        try:
+            while self._inbox and not self._blocked and not self._closed:
+                ready = core.step(self._inbox.popleft())
+                self._execute(ready)
+        finally:
+            self._stepping = False
+        self._arm(core.next_deadline())
+
+    def _arm(self, at: float) -> None:
+        if at == self._wake_at or self._closed:
+            return
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        self._wake_at = at
+        if at < INF:
+            delay = max(0.0, (at - self.now()) / 1000.0)
+            self._wake = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._wake = None
+        self._wake_at = INF
+        self._step(Tick(self.now()))
+        if self.core is not None and not self._stepping:
+            self._arm(self.core.next_deadline())
+
+    def _execute(self, ready: Ready) -> None:
+        if any(isinstance(h, TruncateLog) for h in ready.hard_state):
+            # The log must be drained before it is cut: finish this Ready in a task and
+            # hold every later event until then.
+            self._blocked = True
+            self._tasks.spawn(self._execute_after_drain(ready), "truncate")
+            return
+        if self._hard_state(ready):
+            self._rest(ready)
+
+    async def _execute_after_drain(self, ready: Ready) -> None:
+        try:
+            if self._txn_log is not None:
+                try:
+                    await self._txn_log.drain()
+                except StorageError as exc:
+                    self._inbox.appendleft(StorageFailed(self.now(), str(exc)))
+                    return
+            if self._hard_state(ready):
+                self._rest(ready)
+        finally:
+            self._blocked = False
+            if not self._closed:
+                self._pump()
+
+    def _hard_state(self, ready: Ready) -> bool:
+        """Epoch files and truncation, durable before the rest; False when one failed."""
+        try:
+            for h in ready.hard_state:
+                match h:
+                    case SaveAcceptedEpoch(epoch):
+                        self.storage.write_accepted_epoch(epoch)
+                    case SaveCurrentEpoch(epoch):
+                        self.storage.write_current_epoch(epoch)
+                    case TruncateLog(zxid):
+                        self.storage.truncate(zxid)
+        except (OSError, StorageError) as exc:
+            log.error("cannot persist: %s", exc)
+            self._inbox.appendleft(StorageFailed(self.now(), str(exc)))
+            return False
+        return True
+
+    def _rest(self, ready: Ready) -> None:
+        for m in ready.messages:
+            match m:
+                case SendVote(to, notification):
+                    self._emit_vote("send", to, notification)
+                    if self.cm is not None:
+                        self.cm.send(to, notification)
+                case SendToLearner(conn, packet):
+                    if self.listener is not None:
+                        self.listener.send(conn, encode_packet(packet))
+                case SendSnapshotToLearner(conn, zxid, snap):
+                    if self.listener is not None:
+                        self.listener.send(conn, encode_snap_sync(zxid, snap))
+                case SendToLeader(packet):
+                    if self._link is not None:
+                        self._link.send(packet)
+        for io in ready.io:
+            self._io(io)
+        if ready.append and self._txn_log is not None:
+            self._txn_log.append(ready.append)
+        for request in ready.snapshot:
+            self._tasks.spawn(self._snapshot(request), "snapshot")
+        for outcome in ready.outcomes:
+            self._outcome(outcome)
+        if ready.outcomes:
+            self._wake_waiters()
+
+    def _io(self, io: object) -> None:
+        match io:
+            case OpenQuorumPort():
+                self._tasks.spawn(self._open_quorum_port(), "quorum-port")
+            case CloseQuorumPort():
+                listener, self.listener = self.listener, None
+                if listener is not None:
+                    self._bad_packets += listener.bad_packets
+                    self._tasks.spawn(listener.close(), "quorum-port-close")
+            case ConnectToLeader(sid, deadline):
+                assert self.config.verifier is not None
+                addrs = self.config.verifier.all_members[sid].quorum_addrs
+                self._link = LeaderLink(addrs, self.tls, self._step, self.now, self._tasks)
+                self._link.start((deadline - self.now()) / 1000.0)
+            case CloseLeaderConnection():
+                link, self._link = self._link, None
+                if link is not None:
+                    link.close()
+            case CloseLearner(conn, reason):
+                if reason is not CloseReason.SHUTDOWN:
+                    self._dropped += 1
+                if self.listener is not None:
+                    self.listener.close_conn(conn)
+            case ReadLog(conn, after, up_to, factor):
+                limit = int(self.storage.snapshot_size() * factor)
+                try:
+                    txns = self.storage.read_txns(after, up_to, limit)
+                except (OSError, StorageError) as exc:
+                    log.warning("cannot read the txn log for a learner's sync: %s", exc)
+                    txns = None
+                self._inbox.append(LogRead(self.now(), conn, txns))
+            case ReloadDatabase():
+                self._blocked = True
+                self._tasks.spawn(self._reload(), "reload")
+
+    async def _open_quorum_port(self) -> None:
+        me = self.config.me
+        assert me is not None
+        everywhere = self.config.quorum_listen_on_all_ips
+        binds = sorted(
+            {
+                (("::" if a.is_ipv6 else "0.0.0.0") if everywhere else a.host, a.port)
+                for a in me.quorum_addrs
+            }
+        )
+        listener = QuorumListener(binds, self.tls, self._step, self.now, self._tasks)
+        try:
+            await listener.open()
+        except OSError as exc:
+            self._step(QuorumPortFailed(self.now(), str(exc)))
+            return
+        core = self.core
+        if self._closed or core is None or core.leader is None:
+            await listener.close()
+            return
+        self.listener = listener
+        self._step(QuorumPortOpened(self.now()))
+        self._wake_waiters()
+
+    async def _reload(self) -> None:
+        """``ReloadDatabase``: the files' database, after the log has drained."""
+        try:
+            if self._txn_log is not None:
+                try:
+                    await self._txn_log.close()
+                except StorageError as exc:
+                    log.error("closing the txn log before a reload: %s", exc)
+            try:
+                db, accepted, current = self._load()
+            except (OSError, StorageError) as exc:
+                log.error("cannot reload the database: %s", exc)
+                raise
+            self._open_log()
+            self._inbox.appendleft(DatabaseReloaded(self.now(), db, accepted, current))
+        finally:
+            self._blocked = False
+            if not self._closed:
+                self._pump()
+
+    # ---------------------------------------------------------------- storage
+
+    def _synced(self, generation: int, zxid: int) -> None:
+        if generation == self._log_generation:
+            self._step(LogSynced(self.now(), zxid))
+
+    def _log_failed(self, generation: int, exc: BaseException) -> None:
+        if generation == self._log_generation:
+            self._step(StorageFailed(self.now(), f"the txn log failed: {exc}"))
+
+    def _snapshot_due(self, generation: int, zxid: int) -> None:
+        """3.8's snapCount rule: a background snapshot, skipped when one is running."""
+        if generation != self._log_generation or self._snapshot_lock.locked():
+            if self._snapshot_lock.locked():
+                log.warning("Too busy to snap, skipping")
+            return
+        self._tasks.spawn(self._snapshot(TakeSnapshot(zxid)), "snapshot")
+
+    async def _snapshot(self, request: TakeSnapshot) -> None:
+        ok = True
+        async with self._snapshot_lock:
+            core = self.core
+            if core is None or self._closed:
+                return
+            try:
+                path = await self.storage.take_snapshot(core.db.tree)
+            except (OSError, StorageError) as exc:
+                log.error("cannot write the snapshot 0x%x: %s", request.zxid, exc)
+                path = None
+            ok = path is not None
+        if request.sync:
+            self._step(SnapshotWritten(self.now(), request.zxid, ok))
+
+    # ---------------------------------------------------------------- outcomes
+
+    def _outcome(self, outcome: object) -> None:
+        match outcome:
+            case LeadershipChanged(value):
+                self._set_leadership(value)
+            case Looking(round_, zxid):
+                self.phase_failure = None if self._fixed is None else self.phase_failure
+                self._emit("looking", round=round_, zxid=zxid)
+            case ElectionDecided(d, took, again):
+                log.info("%s - LEADER ELECTION TOOK - %d MS", d.state.name, took)
+                if again is not None:
+                    self._emit("re-elected", reason=again)
+                log.info(
+                    "decided: leader=%d zxid=0x%x round=%d peer_epoch=%d via %s",
+                    d.vote.leader,
+                    d.vote.zxid,
+                    d.vote.election_epoch,
+                    d.vote.peer_epoch,
+                    d.via.value,
+                )
+                self._emit(
+                    "decided",
+                    state=d.state.name,
+                    leader=d.vote.leader,
+                    round=d.vote.election_epoch,
+                    peer_epoch=d.vote.peer_epoch,
+                    via=d.via.value,
+                    took_ms=int(took),
+                )
+            case Established(role, leader, epoch):
+                self.established_epochs.append(epoch)
+                self._emit("established", state=role.name, leader=leader, epoch=epoch)
+            case PhaseEnded(role, _reason, detail):
+                self.phase_failure = detail
+                self._emit("phase-over", state=role.name, reason=detail)
+            case SteppedDown(epoch, detail):
+                self._emit("step-down", epoch=epoch, reason=detail)
+            case LearnerDropped():
+                pass
+            case ConfigMismatchSeen():
+                pass
+
+    def _wake_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
+        """Return once ``predicate()`` holds, checked after every step with outcomes and
+        at close; ``TimeoutError`` after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                if self._closed:
+                    raise RuntimeError("the peer is closed")
+                fut = asyncio.get_running_loop().create_future()
+                self._waiters.append(fut)
+                await fut
 
     def step_down(self, reason: str) -> bool:
         """Stop leading: close the quorum port and go back to LOOKING.
@@ -224,42 +562,29 @@ class PeerRuntime:
         may win again if it is still the best candidate.  Returns False (and does nothing)
         unless this peer is LEADING, established or not.
         """
+        return self._request_step_down(StepDownReason.REQUESTED, reason)
+
+    def _request_step_down(self, why: StepDownReason, detail: str) -> bool:
         if self._closed or self.leadership.role is not ServerState.LEADING:
             return False
-        log.warning("stepping down as leader (epoch %s): %s", self.leadership.epoch, reason)
-        self._emit("step-down", epoch=self.leadership.epoch, reason=reason)
-        self._step_down_reason = reason
-        self._stepped_down = reason
-        driver = self._driver
-        if driver is not None:
-            driver.outcomes.put_nowait(
-                QuorumOutcome("failed", driver.epoch, f"stepped down: {reason}")
-            )
-        elif not self._quorum_port:
-            asyncio.get_running_loop().call_soon(self._after_phase, f"stepped down: {reason}")
-        # else: the phase is starting; _run_phase sees the reason once its driver is up.
-        # From now on nobody may take this peer for the leader (the quorum port closes
-        # next, on the loop).
-        self._set_leadership(Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id))
+        self._step(StepDown(self.now(), why, detail))
         return True
 
-    def _look(self) -> None:
-        """Enter LOOKING: a new round (``lookForLeader``)."""
-        self._step_down_reason = None
-        self.looking_count += 1
-        self._looking_since = time.monotonic()
-        self.decided = None
-        self._set_leadership(Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id))
-        log.info("New election. My id = %d, proposed zxid=0x%x", self.my_id, self.last_zxid)
-        self._emit("looking", round=self.election.logical_clock + 1, zxid=self.last_zxid)
-        self._step(Start(self.now(), self.last_zxid, self.current_epoch))
-
-    def _step(self, event: object) -> None:
-        if self._closed:
+    def _set_leadership(self, value: Leadership) -> None:
+        if value == self.leadership:
             return
-        actions = self.election.step(event)  # type: ignore[arg-type]
-        for action in actions:
-            self._execute(action)
+        self.leadership = value
+        if self._on_change is not None:
+            try:
+                self._on_change(value)
+            except Exception as exc:
+                log.exception("leadership change handler failed on %s", value)
+                if value.role is ServerState.LEADING:
+                    self._request_step_down(
+                        StepDownReason.CALLBACK_RAISED, f"{type(exc).__name__}: {exc}"
+                    )
+
+    # ---------------------------------------------------------------- election port
 
     def _emit(self, kind: str, **fields: object) -> None:
         """One trace record (wall-clock seconds, so that peers' records line up)."""
@@ -278,35 +603,8 @@ class PeerRuntime:
                 peer_epoch=n.peer_epoch,
             )
 
-    def _execute(self, action: ElectionAction) -> None:
-        if isinstance(action, Send):
-            self._emit_vote("send", action.to, action.notification)
-            self.cm.send(action.to, action.notification)
-        elif isinstance(action, SetTimer):
-            self._set_timer(action.timer, action.at)
-        elif isinstance(action, Decided):
-            self._decided(action)
-        elif isinstance(action, ConfigMismatch):
-            log.warning(
-                "sid %d sent a config we do not share (version %x): %s; not adopted",
-                action.from_sid,
-                action.version,
-                action.reason,
-            )
-
-    def _set_timer(self, timer: Timer, at_ms: float) -> None:
-        old = self._timers.pop(timer, None)
-        if old is not None:
-            old.cancel()
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, (at_ms - self.now()) / 1000.0)
-        self._timers[timer] = loop.call_later(delay, self._fire, timer)
-
-    def _fire(self, timer: Timer) -> None:
-        self._timers.pop(timer, None)
-        self._step(TimerFired(self.now(), timer))
-
     async def _receive_loop(self) -> None:
+        assert self.cm is not None
         while True:
             try:
                 got = await self.cm.receive()
@@ -314,192 +612,32 @@ class PeerRuntime:
                 return
             if isinstance(got.message, Notification):
                 self._emit_vote("recv", got.sid, got.message)
-                self._step(NotificationReceived(self.now(), got.sid, got.message))
+                self._step(VoteReceived(self.now(), got.sid, got.message))
 
     def _on_cnx_event(self, event: cnx.PeerEvent) -> None:
         if isinstance(event, cnx.PeerConnected):
-            self._step(PeerConnected(self.now(), event.sid))
+            self._step(ElectionPeerUp(self.now(), event.sid))
         else:
-            self._step(PeerLost(self.now(), event.sid))
-
-    def _decided(self, d: Decided) -> None:
-        took = int((time.monotonic() - self._looking_since) * 1000)
-        self.elections += 1
-        self._time_min = took if self._time_last is None else min(self._time_min, took)
-        self._time_max = max(self._time_max, took)
-        self._time_total += took
-        self._time_last = took
-        self.decided = d
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        log.info("%s - LEADER ELECTION TOOK - %d MS", d.state.name, took)
-        if self._stepped_down is not None and d.state is ServerState.LEADING:
-            log.warning(
-                "elected leader again after stepping down (%s): this peer is still the best "
-                "candidate (highest epoch, zxid, sid)",
-                self._stepped_down,
-            )
-            self._emit("re-elected", reason=self._stepped_down)
-        self._stepped_down = None
-        log.info(
-            "decided: leader=%d zxid=0x%x round=%d peer_epoch=%d via %s",
-            d.vote.leader,
-            d.vote.zxid,
-            d.vote.election_epoch,
-            d.vote.peer_epoch,
-            d.via.value,
-        )
-        self._emit(
-            "decided",
-            state=d.state.name,
-            leader=d.vote.leader,
-            round=d.vote.election_epoch,
-            peer_epoch=d.vote.peer_epoch,
-            via=d.via.value,
-            took_ms=took,
-        )
-        self._set_leadership(
-            Leadership(d.state, d.vote.leader, None, False, d.vote.election_epoch, self.my_id)
-        )
-        if self._quorum_port:
-            self._phase = self._spawn(self._run_phase(d), f"{d.state.name.lower()}-phase")
-
-    async def _run_phase(self, d: Decided) -> None:
-        """The quorum-port phase: lead, or follow/observe the decided leader.
-
-        Ends when the driver reports failure (leader gone, quorum lost, handshake failed);
-        then the peer goes back to LOOKING (``QuorumPeer#run``).
-        """
-        driver: LeaderServer | LearnerClient
-        if d.state is ServerState.LEADING:
-            driver = LeaderServer(self.config, self.storage)
-            try:
-                await driver.start()
-            except (OSError, StorageError) as exc:
-                log.error("cannot start leading: %s", exc)
-                await driver.close()
-                self._after_phase(f"cannot start leading: {exc}")
-                return
-        else:
-            driver = LearnerClient(
-                self.config,
-                self.storage,
-                d.vote.leader,
-                observer=d.state is ServerState.OBSERVING,
-            )
-            driver.start()
-        self._driver = driver
-        reason = "closed"
-        if self._step_down_reason is not None:
-            driver.outcomes.put_nowait(
-                QuorumOutcome("failed", None, f"stepped down: {self._step_down_reason}")
-            )
-        try:
-            while True:
-                outcome = await driver.outcomes.get()
-                if outcome.kind == "established" and outcome.epoch is not None:
-                    self._establish(outcome.epoch, driver)
-                else:
-                    reason = outcome.reason or "failed"
-                    # From this moment nobody may take this peer for the leader (or for a
-                    # synced follower), even while the driver closes.
-                    self._set_leadership(
-                        Leadership(ServerState.LOOKING, None, None, False, 0, self.my_id)
-                    )
-                    break
-        finally:
-            self._driver = None
-            await driver.close()
-            if isinstance(driver, LeaderServer):
-                self._dropped += driver.learners_dropped
-                self._bad_packets += driver.bad_packets
-        await self._reload()
-        if isinstance(driver, LearnerClient) and not self._closed:
-            # The leader is gone (EOF, read timeout, refused): for the failover shortcut it
-            # is as good as a lost election connection, even while that connection (to a
-            # hung process) stays open.  Sound for the same reason: its vote could always
-            # have arrived after finalizeWait (see FastLeaderElection._shortcut).
-            self._step(PeerLost(self.now(), d.vote.leader))
-        self._after_phase(reason)
-
-    async def _reload(self) -> None:
-        """Our last zxid and epochs as the files say, for the next election's vote."""
-        try:
-            loaded = self.storage.load()
-        except (OSError, StorageError) as exc:
-            log.error("cannot reload the database after the phase: %s", exc)
-            return
-        self.last_zxid = loaded.tree.last_processed_zxid
-        self.current_epoch = loaded.current_epoch
-        self.accepted_epoch = loaded.accepted_epoch
-
-    def _establish(self, epoch: int, driver: LeaderServer | LearnerClient) -> None:
-        """The quorum-port handshake finished: ``epoch`` is ours (the fencing token)."""
-        if self._step_down_reason is not None:
-            return  # stepping down: the phase ends with the next outcome
-        self.current_epoch = epoch
-        self.last_zxid = self._driver_zxid(driver)
-        role = self.leadership.role.name
-        log.info("%s established: leader=%s epoch=%d", role, self.leadership.leader, epoch)
-        self._emit("established", state=role, leader=self.leadership.leader, epoch=epoch)
-        self._step(EpochUpdated(self.now(), epoch))
-        self._set_leadership(replace(self.leadership, epoch=epoch, established=True))
-
-    def _node_count(self) -> int:
-        """``srvr``'s Node count, as 3.8 counts (the root is in its map as "" and "/")."""
-        driver = self._driver
-        tree = None
-        if isinstance(driver, LearnerClient) and driver.learner is not None:
-            tree = driver.learner.tree
-        elif isinstance(driver, LeaderServer) and driver.leader is not None:
-            tree = driver.leader.tree
-        return tree.node_count + 1 if tree is not None else 0
-
-    def _served_zxid(self) -> int:
-        """``srvr``'s Zxid: the last *processed* zxid (3.8's ``getDataTreeLastProcessedZxid``).
-
-        A follower logs and ACKs a PROPOSAL before its COMMIT is applied; the election vote
-        uses the last *logged* zxid (``_driver_zxid``), ``srvr`` the applied one.
-        """
-        driver = self._driver
-        if isinstance(driver, LearnerClient) and driver.learner is not None:
-            return driver.learner.tree.last_processed_zxid
-        return self._driver_zxid(driver)
-
-    def _driver_zxid(self, driver: LeaderServer | LearnerClient | None) -> int:
-        if isinstance(driver, LearnerClient) and driver.last_zxid is not None:
-            return driver.last_zxid
-        if isinstance(driver, LeaderServer) and driver.leader is not None:
-            return driver.leader.last_zxid
-        return self.last_zxid
-
-    def _after_phase(self, reason: str) -> None:
-        """The leader gave up or the learner lost its leader: back to LOOKING."""
-        role = (self.decided.state if self.decided is not None else self.leadership.role).name
-        log.info("%s ended: %s", role, reason)
-        self._emit("phase-over", state=role, reason=reason)
-        if not self._closed:
-            self._look()
-
-    def _set_leadership(self, value: Leadership) -> None:
-        if value == self.leadership:
-            return
-        self.leadership = value
-        if self._on_change is not None:
-            try:
-                self._on_change(value)
-            except Exception as exc:
-                log.exception("leadership change handler failed on %s", value)
-                if value.role is ServerState.LEADING:
-                    self.step_down(f"the leadership callback raised {type(exc).__name__}: {exc}")
+            self._step(ElectionPeerDown(self.now(), event.sid))
 
     # ---------------------------------------------------------------- status
 
+    @property
+    def leader(self) -> Leader | None:
+        return None if self.core is None else self.core.leader
+
+    @property
+    def learner(self) -> Learner | None:
+        return None if self.core is None else self.core.learner
+
+    @property
+    def last_zxid(self) -> int:
+        """The newest logged zxid (our vote's)."""
+        return 0 if self.core is None else self.core.last_logged_zxid
+
     def status(self) -> PeerStatus:
-        live_dropped = live_bad = 0
-        if isinstance(self._driver, LeaderServer):
-            live_dropped, live_bad = self._driver.learners_dropped, self._driver.bad_packets
+        core = self.core
+        live = self.listener.bad_packets if self.listener is not None else 0
         state = self.leadership.role
         zab = _ZAB_STATES[state]
         if self.leadership.established:
@@ -507,26 +645,32 @@ class PeerRuntime:
         elif self._quorum_port:
             # 3.8 serves (srvr, mntr, conf) only once the quorum-port phase has finished.
             state = ServerState.LOOKING
+        db = core.db if core is not None else None
+        dropped = self._dropped
         return PeerStatus(
             state=state,
             my_id=self.my_id,
             leader=self.leadership.leader,
-            zxid=self._served_zxid(),
-            peer_epoch=self.current_epoch,
-            election_epoch=self.election.logical_clock,
-            elections=self.elections,
-            election_time_last_ms=self._time_last,
-            election_time_min_ms=self._time_min,
-            election_time_max_ms=self._time_max,
-            election_time_total_ms=self._time_total,
-            looking_count=self.looking_count,
+            zxid=db.last_processed_zxid if db is not None else 0,
+            peer_epoch=core.current_epoch if core is not None else 0,
+            election_epoch=core.election.logical_clock if core is not None else 0,
+            elections=core.elections if core is not None else 0,
+            election_time_last_ms=core.election_time_last_ms if core is not None else None,
+            election_time_min_ms=core.election_time_min_ms if core is not None else 0,
+            election_time_max_ms=core.election_time_max_ms if core is not None else 0,
+            election_time_total_ms=core.election_time_total_ms if core is not None else 0,
+            looking_count=core.looking_count if core is not None else 0,
             zab_state=zab,
-            connections=self.cm.counters,
-            connected_peers=self.cm.connected_peers(),
+            connections=self.cm.counters if self.cm is not None else cnx.ConnectionCounters(),
+            connected_peers=self.cm.connected_peers() if self.cm is not None else frozenset(),
             config=self.config,
             uptime_ms=int((time.monotonic() - self._t0) * 1000),
-            node_count=self._node_count(),
-            quorum_learners_dropped=self._dropped + live_dropped,
-            quorum_bad_packets=self._bad_packets + live_bad,
+            node_count=db.tree.node_count + 1 if db is not None and self.core_in_phase else 0,
+            quorum_learners_dropped=dropped,
+            quorum_bad_packets=self._bad_packets + live,
             tasks=_task_count(),
         )
+
+    @property
+    def core_in_phase(self) -> bool:
+        return self.core is not None and self.core.in_phase
