@@ -58,12 +58,10 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    if not config.is_distributed or config.my_id is None:
-        raise CliError(
-            f"{args.config}: not a quorum configuration (standalone): zkquorum runs quorum "
-            "peers only; list at least two participants or set standaloneEnabled=false"
-        )
-    setup_logging(config.my_id, args.log_level)
+    standalone = not config.is_distributed
+    if not standalone and config.my_id is None:
+        raise CliError(f"{args.config}: a quorum peer needs its myid file in dataDir")
+    setup_logging(config.my_id or 0, args.log_level)
     if not config.ssl_quorum and "ssl" not in sys.modules:
         # Without quorum TLS a peer never needs OpenSSL.  Blocking the import (asyncio then
         # runs as on a Python built without ssl) saves ~5 MiB resident per peer process.
@@ -75,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from zkquorum.runtime.tls import TlsConfigError
 
     try:
+        if standalone:
+            return asyncio.run(_serve_standalone(config))
         return asyncio.run(_serve(config, shortcuts=not args.no_shortcut, events=args.events))
     except (BindError, TlsConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
@@ -86,6 +86,30 @@ def run(args: argparse.Namespace) -> int:
         # exiting abnormally" with exit status 1 (not 2, which is a config error).
         print(f"zkquorum: {args.config}: Unable to load database on disk: {exc}", file=sys.stderr)
         return 1
+
+
+async def _serve_standalone(config: QuorumConfig) -> int:
+    """zoo.cfg without server lines: one standalone server, as ``ZooKeeperServerMain``."""
+    import asyncio
+
+    from zkquorum.runtime.standalone import StandaloneServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = StandaloneServer(config)
+    try:
+        await server.start()
+        failed = asyncio.ensure_future(server.wait_failed())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        failed.cancel()
+        stopped.cancel()
+        logging.getLogger("zkquorum.server").info("shutting down")
+    finally:
+        await server.close()
+    return 0
 
 
 async def _serve(config: QuorumConfig, *, shortcuts: bool, events: str | None) -> int:

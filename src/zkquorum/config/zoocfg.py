@@ -93,6 +93,8 @@ class QuorumConfig:
     quorum_cnxn_timeout_ms: int = -1
     election_port_bind_retry: int = DEFAULT_ELECTION_PORT_BIND_RETRY
     four_letter_words: frozenset[str] = frozenset({"srvr"})
+    min_session_timeout: int = 2 * DEFAULT_TICK_TIME
+    max_session_timeout: int = 20 * DEFAULT_TICK_TIME
     min_notification_interval: int = DEFAULT_MIN_NOTIFICATION_INTERVAL
     max_notification_interval: int = DEFAULT_MAX_NOTIFICATION_INTERVAL
     observer_master_port: int | None = None
@@ -792,6 +794,8 @@ def parse_zoo_cfg(
         quorum_cnxn_timeout_ms=r.int("quorumCnxnTimeoutMs", -1),
         election_port_bind_retry=r.int("electionPortBindRetry", DEFAULT_ELECTION_PORT_BIND_RETRY),
         four_letter_words=_four_letter_words(r.value("4lw.commands.whitelist")),
+        min_session_timeout=min_session,
+        max_session_timeout=max_session,
         min_notification_interval=r.int(
             "fastleader.minNotificationInterval", DEFAULT_MIN_NOTIFICATION_INTERVAL
         ),

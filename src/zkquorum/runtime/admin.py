@@ -294,7 +294,7 @@ def _conf(status: PeerStatus) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _envi() -> str:
+def envi() -> str:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -329,7 +329,7 @@ def render(
     if word == "ruok":
         return "imok"
     if word == "envi":
-        return _envi()
+        return envi()
     if word == "isro":
         return "rw" if serving else "null"
     if word not in IMPLEMENTED:

@@ -1,0 +1,778 @@
+"""A ZooKeeper server's client side as a pure state machine: sessions, the request
+pipeline, watches and replies (``ZooKeeperServer`` with its Prep, Sync and Final request
+processors, standalone).
+
+``ServerCore.step(event) -> ServerOut``: events are client connections and their decoded
+frames (:mod:`zkquorum.wire.client`), ticks, and ``TxnsDurable`` from the
+group-committed log; the output is bytes per connection (in order), connections to
+close, and txns to append.  Facts: ``docs/spec/zk-server.md`` §2.
+
+The pipeline, as 3.8's processors chain it:
+
+* **prep** (:mod:`zkquorum.core.prep`): a write becomes a txn with the next zxid, or an
+  error txn (a failed write still takes a zxid, as in 3.8), checked against the tree
+  *plus* the outstanding changes of txns prepared but not yet applied, so that writes
+  are pipelined and a request sees the effect of the ones before it;
+* **sync**: the txn goes to the log (``ServerOut.append``); many become durable together;
+* **final**: once durable, the txn is applied to the database, watches fire, and the
+  reply goes out.  Replies leave each connection in request order: a read waits behind
+  the same connection's writes (3.8's CommitProcessor), reads of other connections do
+  not.
+
+Sessions: created by a ``createSession`` txn (the ConnectResponse follows its commit),
+touched by every packet, expired by the tracker (``closeSession`` txn, ephemerals
+deleted).  A reconnect with a session id and the right password (``java.util.Random``
+passwords, as 3.8 makes them) moves the session to the new connection.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+from dataclasses import dataclass, field
+
+from zkquorum.core import acl as acls
+from zkquorum.core.database import Database
+from zkquorum.core.datatree import Node, is_ttl_owner
+from zkquorum.core.pipeline import Effects, OutstandingChanges, Prep, PrepRequest, apply_txn
+from zkquorum.core.watch_manager import WatchManager
+from zkquorum.wire.client import (
+    ClientRequest,
+    MalformedRequest,
+    encode_connect_response,
+    encode_notification,
+    encode_reply,
+)
+from zkquorum.wire.client_records import (
+    AUTHPACKET_XID,
+    CONTAINER_EPHEMERAL_OWNER,
+    AddWatchRequest,
+    AuthPacket,
+    CheckResult,
+    CheckWatchesRequest,
+    ClientInfo,
+    ConnectRequest,
+    ConnectResponse,
+    Create2Response,
+    CreateResponse,
+    CreateResult,
+    DeleteResult,
+    ErrorCode,
+    ErrorResponse,
+    ErrorResult,
+    EventType,
+    ExistsRequest,
+    ExistsResponse,
+    GetACLRequest,
+    GetACLResponse,
+    GetAllChildrenNumberRequest,
+    GetAllChildrenNumberResponse,
+    GetChildren2Request,
+    GetChildren2Response,
+    GetChildrenRequest,
+    GetChildrenResponse,
+    GetChildrenResult,
+    GetDataRequest,
+    GetDataResponse,
+    GetDataResult,
+    GetEphemeralsRequest,
+    GetEphemeralsResponse,
+    KeeperState,
+    MultiOperationRecord,
+    MultiResponse,
+    OpResult,
+    Record,
+    RemoveWatchesRequest,
+    ReplyHeader,
+    SetACLResponse,
+    SetDataResponse,
+    SetDataResult,
+    SetWatches,
+    SetWatches2,
+    Stat,
+    SyncRequest,
+    SyncResponse,
+    WatcherEvent,
+    WhoAmIResponse,
+)
+from zkquorum.wire.jute import ACL, Id
+from zkquorum.wire.txn import CreateSessionTxn, OpCode, Txn
+from zkquorum.wire.zxid import zxid_hex
+
+log = logging.getLogger(__name__)
+
+INF = float("inf")
+_NO_PASSWORD = bytes(16)
+
+
+# -- settings, events, output --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    server_id: int = 0
+    tick_time_ms: int = 2000
+    min_session_timeout_ms: int = -1
+    max_session_timeout_ms: int = -1
+    extended_types: bool = False
+    """``zookeeper.extendedTypesEnabled``: TTL nodes."""
+    super_digest: str | None = None
+    """``zookeeper.DigestAuthenticationProvider.superDigest``."""
+    watch_read_filter: bool = True
+    """Deliver a watch event only to a watcher that may READ the node (3.8.4+)."""
+
+    @property
+    def min_timeout(self) -> int:
+        m = self.min_session_timeout_ms
+        return 2 * self.tick_time_ms if m == -1 else m
+
+    @property
+    def max_timeout(self) -> int:
+        m = self.max_session_timeout_ms
+        return 20 * self.tick_time_ms if m == -1 else m
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConnected:
+    now: float
+    conn: int
+    remote_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    now: float
+    conn: int
+    message: ConnectRequest | ClientRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClosed:
+    now: float
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTick:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class TxnsDurable:
+    """Every txn appended up to ``zxid`` is on disk."""
+
+    now: float
+    zxid: int
+
+
+ServerEvent = ClientConnected | ClientMessage | ClientClosed | ServerTick | TxnsDurable
+
+
+@dataclass(slots=True)
+class ServerOut:
+    sends: list[tuple[int, bytes]] = field(default_factory=list)
+    """Bytes per connection, in the order they must be written."""
+    closes: list[int] = field(default_factory=list)
+    """Connections to close once their bytes above are written."""
+    append: list[Txn] = field(default_factory=list)
+    wake_at: float = INF
+
+
+# -- java.util.Random passwords ----------------------------------------------------------
+
+
+def generate_password(session_id: int) -> bytes:
+    """``ZooKeeperServer#generatePasswd``: ``new Random(id ^ 0xB3415C00L).nextBytes(16)``."""
+    mask = (1 << 48) - 1
+    seed = ((session_id ^ 0xB3415C00) ^ 0x5DEECE66D) & mask
+    out = bytearray()
+    while len(out) < 16:
+        seed = (seed * 0x5DEECE66D + 0xB) & mask
+        r = seed >> 16
+        for _ in range(4):
+            if len(out) == 16:
+                break
+            out.append(r & 0xFF)
+            r >>= 8
+    return bytes(out)
+
+
+def initial_session_id(server_id: int, wall_ms: int) -> int:
+    """``SessionTrackerImpl#initializeNextSessionId``."""
+    value = (((wall_ms << 24) & 0xFFFFFFFFFFFFFFFF) >> 8) | (server_id << 56)
+    value &= 0xFFFFFFFFFFFFFFFF
+    if value >= 1 << 63:
+        value -= 1 << 64
+    if value == -(1 << 63):
+        value += 1
+    return value
+
+
+# -- per connection ------------------------------------------------------------------------
+
+
+class ConnState(enum.Enum):
+    HANDSHAKE = "handshake"
+    CONNECTING = "connecting"
+    """A createSession txn is on its way; the ConnectResponse follows its commit."""
+    OPEN = "open"
+    CLOSING = "closing"
+
+
+@dataclass(slots=True)
+class _Pending:
+    xid: int
+    op: int
+    record: object
+    zxid: int | None = None
+    """A write's zxid (``None`` for a read)."""
+    reply: bytes | None = None
+    close_after: bool = False
+
+
+@dataclass(slots=True)
+class Connection:
+    conn: int
+    remote_ip: str
+    state: ConnState = ConnState.HANDSHAKE
+    session_id: int = 0
+    timeout: int = 0
+    old_client: bool = False
+    """No readOnly byte in the ConnectRequest: none in the response either."""
+    auth: list[Id] = field(default_factory=list)
+    queue: collections.deque[_Pending] = field(default_factory=collections.deque)
+    received: int = 0
+    sent: int = 0
+
+
+@dataclass(slots=True)
+class Session:
+    session_id: int
+    timeout: int
+    expires_at: float
+    conn: int | None = None
+    closing: bool = False
+
+
+def client_stat(node: Node) -> Stat:
+    """``DataNode#copyStat``: the client-visible cversion and ephemeral owner."""
+    s = node.stat
+    n = len(node.children)
+    owner = s.ephemeral_owner
+    if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
+        owner = 0
+    return Stat(
+        s.czxid,
+        s.mzxid,
+        s.ctime,
+        s.mtime,
+        s.version,
+        s.cversion * 2 - n,
+        s.aversion,
+        owner,
+        len(node.data or b""),
+        n,
+        s.pzxid,
+    )
+
+
+_READ_OPS = frozenset(
+    {
+        OpCode.EXISTS,
+        OpCode.GET_DATA,
+        OpCode.GET_ACL,
+        OpCode.GET_CHILDREN,
+        OpCode.GET_CHILDREN2,
+        OpCode.SYNC,
+        OpCode.PING,
+        OpCode.MULTI_READ,
+        OpCode.SET_WATCHES,
+        OpCode.SET_WATCHES2,
+        OpCode.ADD_WATCH,
+        OpCode.CHECK_WATCHES,
+        OpCode.REMOVE_WATCHES,
+        OpCode.GET_EPHEMERALS,
+        OpCode.GET_ALL_CHILDREN_NUMBER,
+        OpCode.WHO_AM_I,
+    }
+)
+_WRITE_OPS = frozenset(
+    {
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_CONTAINER,
+        OpCode.CREATE_TTL,
+        OpCode.DELETE,
+        OpCode.SET_DATA,
+        OpCode.SET_ACL,
+        OpCode.MULTI,
+        OpCode.CHECK,
+        OpCode.CLOSE_SESSION,
+    }
+)
+
+
+class ServerCore:
+    """One server's clients, sessions and request pipeline (standalone)."""
+
+    def __init__(self, settings: ServerSettings, db: Database, *, now: float, wall_ms: int) -> None:
+        self.settings = settings
+        self.db = db
+        self._wall_offset = wall_ms - now
+        self.conns: dict[int, Connection] = {}
+        self.sessions: dict[int, Session] = {}
+        self._next_session = initial_session_id(settings.server_id, wall_ms)
+        self.prep = Prep(OutstandingChanges(db.tree), extended_types=settings.extended_types)
+        self.watches = WatchManager()
+        self._last_zxid = db.last_processed_zxid
+        self._inflight: collections.deque[tuple[Txn, int | None, _Pending | None]] = (
+            collections.deque()
+        )
+        """Prepared txns not yet applied: (txn, connection, its pending entry)."""
+        self.requests = 0
+        # Sessions restored from the files get a full timeout to come back.
+        for sid, timeout in db.tree.sessions.items():
+            self.sessions[sid] = Session(sid, timeout, now + timeout)
+
+    # -- queries -------------------------------------------------------------------------
+
+    @property
+    def last_zxid(self) -> int:
+        return self.db.last_processed_zxid
+
+    def wall(self, now: float) -> int:
+        return int(now + self._wall_offset)
+
+    def next_deadline(self) -> float:
+        return min((s.expires_at for s in self.sessions.values() if not s.closing), default=INF)
+
+    # -- the entry point -------------------------------------------------------------------
+
+    def step(self, event: ServerEvent) -> ServerOut:
+        out = ServerOut()
+        match event:
+            case ClientConnected(_, conn, ip):
+                self.conns[conn] = Connection(conn, ip, auth=[Id("ip", ip)])
+            case ClientMessage(now, conn, message):
+                c = self.conns.get(conn)
+                if c is not None and c.state is not ConnState.CLOSING:
+                    c.received += 1
+                    if isinstance(message, ConnectRequest):
+                        self._connect(out, c, message, now)
+                    else:
+                        self._request(out, c, message, now)
+            case ClientClosed(_, conn):
+                self._closed(conn)
+            case ServerTick(now):
+                self._expire(out, now)
+            case TxnsDurable(now, zxid):
+                self._durable(out, zxid, now)
+        out.wake_at = self.next_deadline()
+        return out
+
+    # -- connections and sessions ----------------------------------------------------------
+
+    def _send(self, out: ServerOut, c: Connection, data: bytes) -> None:
+        c.sent += 1
+        out.sends.append((c.conn, data))
+
+    def _close(self, out: ServerOut, c: Connection) -> None:
+        c.state = ConnState.CLOSING
+        out.closes.append(c.conn)
+
+    def _closed(self, conn: int) -> None:
+        c = self.conns.pop(conn, None)
+        if c is None:
+            return
+        self.watches.remove_watcher(conn)
+        s = self.sessions.get(c.session_id)
+        if s is not None and s.conn == conn:
+            s.conn = None
+
+    def _negotiate(self, timeout: int) -> int:
+        return max(self.settings.min_timeout, min(timeout, self.settings.max_timeout))
+
+    def _touch(self, c: Connection, now: float) -> None:
+        s = self.sessions.get(c.session_id)
+        if s is not None and not s.closing:
+            s.expires_at = now + s.timeout
+
+    def _connect(self, out: ServerOut, c: Connection, req: ConnectRequest, now: float) -> None:
+        if c.state is not ConnState.HANDSHAKE:
+            self._close(out, c)
+            return
+        c.old_client = req.read_only is None
+        if req.last_zxid_seen > self.last_zxid:
+            log.info(
+                "Refusing session request for client as it has seen zxid 0x%s our last "
+                "zxid is 0x%s client must try another server",
+                zxid_hex(req.last_zxid_seen),
+                zxid_hex(self.last_zxid),
+            )
+            self._close(out, c)
+            return
+        timeout = self._negotiate(req.timeout)
+        if req.session_id == 0:
+            sid = self._next_session
+            self._next_session += 1
+            c.session_id, c.timeout = sid, timeout
+            c.state = ConnState.CONNECTING
+            self.sessions[sid] = Session(sid, timeout, now + timeout, conn=c.conn)
+            pending = _Pending(0, OpCode.CREATE_SESSION, None)
+            txn = self.prep.create_session(sid, timeout, self._zxid(), self.wall(now))
+            self._submit(out, txn, c.conn, pending)
+            return
+        s = self.sessions.get(req.session_id)
+        if s is None or s.closing or req.passwd != generate_password(req.session_id):
+            self._send(
+                out,
+                c,
+                encode_connect_response(
+                    ConnectResponse(0, 0, 0, _NO_PASSWORD, None if c.old_client else False)
+                ),
+            )
+            self._close(out, c)
+            return
+        if s.conn is not None and s.conn != c.conn:
+            old = self.conns.get(s.conn)
+            if old is not None:
+                self._close(out, old)
+        s.conn = c.conn
+        s.timeout = timeout
+        s.expires_at = now + timeout
+        c.session_id, c.timeout = s.session_id, timeout
+        c.state = ConnState.OPEN
+        self._send(out, c, self._connect_response(c))
+
+    def _connect_response(self, c: Connection) -> bytes:
+        return encode_connect_response(
+            ConnectResponse(
+                0,
+                c.timeout,
+                c.session_id,
+                generate_password(c.session_id),
+                None if c.old_client else False,
+            )
+        )
+
+    def _expire(self, out: ServerOut, now: float) -> None:
+        for s in list(self.sessions.values()):
+            if s.closing or s.expires_at > now:
+                continue
+            log.info("Expiring session 0x%x, timeout of %dms exceeded", s.session_id, s.timeout)
+            s.closing = True
+            txn = self.prep.close_session(s.session_id, self._zxid(), self.wall(now))
+            self._submit(out, txn, None, None)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _zxid(self) -> int:
+        self._last_zxid += 1
+        return self._last_zxid
+
+    def _request(self, out: ServerOut, c: Connection, req: ClientRequest, now: float) -> None:
+        if c.state is ConnState.HANDSHAKE:
+            self._close(out, c)  # a request before the ConnectRequest
+            return
+        self._touch(c, now)
+        self.requests += 1
+        op, rec = req.op, req.record
+        if req.xid == AUTHPACKET_XID or op == OpCode.AUTH:
+            self._auth(out, c, req)
+            return
+        if isinstance(rec, MalformedRequest):
+            c.queue.append(
+                _Pending(req.xid, op, None, reply=self._error(req.xid, ErrorCode.MARSHALLINGERROR))
+            )
+            self._flush(out, c)
+            return
+        if op in _READ_OPS:
+            c.queue.append(_Pending(req.xid, op, rec))
+            self._flush(out, c)
+            return
+        if op not in _WRITE_OPS or (op != OpCode.CLOSE_SESSION and rec is None):
+            code = ErrorCode.RECONFIGDISABLED if op == OpCode.RECONFIG else ErrorCode.UNIMPLEMENTED
+            pending = _Pending(req.xid, op, None, reply=self._error(req.xid, code))
+            pending.close_after = code is ErrorCode.UNIMPLEMENTED
+            c.queue.append(pending)
+            self._flush(out, c)
+            return
+        pending = _Pending(req.xid, op, rec)
+        c.queue.append(pending)
+        zxid = self._zxid()
+        wall = self.wall(now)
+        if op == OpCode.CLOSE_SESSION:
+            s = self.sessions.get(c.session_id)
+            if s is not None:
+                s.closing = True
+            txn = self.prep.close_session(c.session_id, zxid, wall)
+        else:
+            txn = self.prep.prepare(
+                PrepRequest(c.session_id, req.xid, op, rec, tuple(c.auth), zxid, wall)
+            )
+        self._submit(out, txn, c.conn, pending)
+
+    def _submit(self, out: ServerOut, txn: Txn, conn: int | None, pending: _Pending | None) -> None:
+        if pending is not None:
+            pending.zxid = txn.header.zxid
+        self._inflight.append((txn, conn, pending))
+        out.append.append(txn)
+
+    def _auth(self, out: ServerOut, c: Connection, req: ClientRequest) -> None:
+        rec = req.record
+        ids = None
+        if isinstance(rec, AuthPacket):
+            ids = acls.authenticate(rec.scheme, rec.auth, self.settings.super_digest)
+        if ids is None:
+            self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, ErrorCode.AUTHFAILED)))
+            self._close(out, c)
+            return
+        for i in ids:
+            if i not in c.auth:
+                c.auth.append(i)
+        self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, 0)))
+
+    # -- final: apply, watches, replies ------------------------------------------------------
+
+    def _durable(self, out: ServerOut, zxid: int, now: float) -> None:
+        while self._inflight and self._inflight[0][0].header.zxid <= zxid:
+            txn, conn, pending = self._inflight.popleft()
+            self._apply(out, txn, conn, pending, now)
+
+    def _apply(
+        self, out: ServerOut, txn: Txn, conn: int | None, pending: _Pending | None, now: float
+    ) -> None:
+        h = txn.header
+        result = apply_txn(self.db.tree, txn, self.db.apply)
+        self.prep.applied(h.zxid)
+        for event_type, path in result.events:
+            self._fire(out, event_type, path)
+        if h.type == OpCode.CLOSE_SESSION:
+            s = self.sessions.pop(h.client_id, None)
+            if s is not None and s.conn is not None and s.conn != conn:
+                other = self.conns.get(s.conn)
+                if other is not None:
+                    self._close(out, other)
+        c = self.conns.get(conn) if conn is not None else None
+        if c is None or pending is None:
+            return
+        if h.type == OpCode.CREATE_SESSION and isinstance(txn.record, CreateSessionTxn):
+            c.queue.clear()
+            if c.state is ConnState.CONNECTING:
+                c.state = ConnState.OPEN
+                self._touch(c, now)
+                self._send(out, c, self._connect_response(c))
+            return
+        pending.reply = self._write_reply(pending, result, h.zxid)
+        if pending.op == OpCode.CLOSE_SESSION:
+            pending.close_after = True
+        self._flush(out, c)
+
+    def _write_reply(self, p: _Pending, result: Effects, zxid: int) -> bytes:
+        hdr_zxid = self.last_zxid
+        if p.op == OpCode.MULTI:
+            return encode_reply(
+                ReplyHeader(p.xid, hdr_zxid, 0), MultiResponse(self._multi_results(result))
+            )
+        if result.err:
+            return self._error(p.xid, result.err)
+        body: Record | None = None
+        tree = self.db.tree
+        node = tree.get(result.path) if result.path is not None else None
+        stat = client_stat(node) if node is not None else Stat()
+        if p.op == OpCode.CREATE:
+            body = CreateResponse(result.path or "")
+        elif p.op in (OpCode.CREATE2, OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL):
+            body = Create2Response(result.path or "", stat)
+        elif p.op == OpCode.SET_DATA:
+            body = SetDataResponse(stat)
+        elif p.op == OpCode.SET_ACL:
+            body = SetACLResponse(stat)
+        return encode_reply(ReplyHeader(p.xid, hdr_zxid, 0), body)
+
+    def _multi_results(self, result: Effects) -> tuple[OpResult, ...]:
+        out: list[OpResult] = []
+        tree = self.db.tree
+        for sub in result.subs:
+            if sub.err or result.err:
+                out.append(ErrorResult(sub.err))
+                continue
+            node = tree.get(sub.path) if sub.path is not None else None
+            match sub.op:
+                case OpCode.CREATE:
+                    out.append(CreateResult(sub.path or ""))
+                case OpCode.CREATE2 | OpCode.CREATE_CONTAINER | OpCode.CREATE_TTL:
+                    out.append(CreateResult(sub.path or "", client_stat(node) if node else Stat()))
+                case OpCode.DELETE:
+                    out.append(DeleteResult())
+                case OpCode.SET_DATA:
+                    out.append(SetDataResult(client_stat(node) if node else Stat()))
+                case _:
+                    out.append(CheckResult())
+        return tuple(out)
+
+    def _fire(self, out: ServerOut, event_type: EventType, path: str) -> None:
+        node = self.db.tree.get(path)
+        for conn in self.watches.trigger(path, event_type):
+            c = self.conns.get(conn)
+            if c is None or c.state is ConnState.CLOSING:
+                continue
+            if (
+                self.settings.watch_read_filter
+                and node is not None
+                and not acls.check_acl(acls.READ, node.acl, c.auth)
+            ):
+                continue
+            self._notify(out, c, event_type, path)
+
+    def _notify(self, out: ServerOut, c: Connection, event_type: EventType, path: str) -> None:
+        event = WatcherEvent(event_type, KeeperState.SYNC_CONNECTED, path)
+        self._send(out, c, encode_notification(event))
+
+    def _error(self, xid: int, err: int) -> bytes:
+        return encode_reply(ReplyHeader(xid, self.last_zxid, err))
+
+    def _flush(self, out: ServerOut, c: Connection) -> None:
+        """Send every reply at the head of the queue that is ready, in order."""
+        while c.queue:
+            p = c.queue[0]
+            if p.reply is None:
+                if p.zxid is not None:
+                    return  # a write not yet applied: everything behind it waits
+                p.reply = self._read(out, c, p)
+            c.queue.popleft()
+            self._send(out, c, p.reply)
+            if p.close_after:
+                self._close(out, c)
+                return
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _read(self, out: ServerOut, c: Connection, p: _Pending) -> bytes:
+        tree = self.db.tree
+        zxid = self.last_zxid
+        rec = p.record
+        ok = ReplyHeader(p.xid, zxid, 0)
+        match rec:
+            case None if p.op == OpCode.PING:
+                return encode_reply(ReplyHeader(p.xid, zxid, 0))
+            case None if p.op == OpCode.WHO_AM_I:
+                infos = tuple(ClientInfo(i.scheme, i.id) for i in c.auth)
+                return encode_reply(ok, WhoAmIResponse(infos))
+            case ExistsRequest(path, watch):
+                node = tree.get(path)
+                if watch:
+                    self.watches.add_data(path, c.conn)
+                if node is None:
+                    return self._error(p.xid, ErrorCode.NONODE)
+                return encode_reply(ok, ExistsResponse(client_stat(node)))
+            case GetDataRequest(path, watch):
+                node = tree.get(path)
+                if node is None:
+                    return self._error(p.xid, ErrorCode.NONODE)
+                if not acls.check_acl(acls.READ, node.acl, c.auth):
+                    return self._error(p.xid, ErrorCode.NOAUTH)
+                if watch:
+                    self.watches.add_data(path, c.conn)
+                return encode_reply(ok, GetDataResponse(node.data, client_stat(node)))
+            case GetChildrenRequest(path, watch) | GetChildren2Request(path, watch):
+                node = tree.get(path)
+                if node is None:
+                    return self._error(p.xid, ErrorCode.NONODE)
+                if not acls.check_acl(acls.READ, node.acl, c.auth):
+                    return self._error(p.xid, ErrorCode.NOAUTH)
+                if watch:
+                    self.watches.add_child(path, c.conn)
+                children = tuple(sorted(node.children))
+                if isinstance(rec, GetChildren2Request):
+                    return encode_reply(ok, GetChildren2Response(children, client_stat(node)))
+                return encode_reply(ok, GetChildrenResponse(children))
+            case GetACLRequest(path):
+                node = tree.get(path)
+                if node is None:
+                    return self._error(p.xid, ErrorCode.NONODE)
+                acl = node.acl if node.acl is not None else acls_open()
+                return encode_reply(ok, GetACLResponse(acl, client_stat(node)))
+            case SyncRequest(path):
+                return encode_reply(ok, SyncResponse(path))
+            case GetEphemeralsRequest(prefix):
+                mine = sorted(
+                    path
+                    for path in tree.ephemerals.get(c.session_id, ())
+                    if path.startswith(prefix)
+                )
+                return encode_reply(ok, GetEphemeralsResponse(tuple(mine)))
+            case GetAllChildrenNumberRequest(path):
+                node = tree.get(path)
+                if node is None:
+                    return self._error(p.xid, ErrorCode.NONODE)
+                prefix = path.rstrip("/") + "/"
+                total = sum(1 for q in tree.nodes if q.startswith(prefix))
+                return encode_reply(ok, GetAllChildrenNumberResponse(total))
+            case SetWatches() | SetWatches2():
+                for event_type, path in self._set_watches(c, rec):
+                    self._notify(out, c, event_type, path)
+                return encode_reply(ok)
+            case AddWatchRequest(path, mode):
+                self.watches.add_persistent(path, c.conn, recursive=mode == 1)
+                return encode_reply(ok, ErrorResponse(0))
+            case CheckWatchesRequest(path, wtype) | RemoveWatchesRequest(path, wtype):
+                remove = isinstance(rec, RemoveWatchesRequest)
+                if not self.watches.has_or_remove(path, c.conn, wtype, remove=remove):
+                    return self._error(p.xid, ErrorCode.NOWATCHER)
+                return encode_reply(ok)
+            case MultiOperationRecord(ops):
+                results: list[OpResult] = []
+                for op in ops:
+                    r = op.request
+                    node = tree.get(r.path)
+                    if node is None:
+                        results.append(ErrorResult(ErrorCode.NONODE))
+                    elif not acls.check_acl(acls.READ, node.acl, c.auth):
+                        results.append(ErrorResult(ErrorCode.NOAUTH))
+                    elif op.type == OpCode.GET_DATA:
+                        results.append(GetDataResult(node.data, client_stat(node)))
+                    else:
+                        results.append(GetChildrenResult(tuple(sorted(node.children))))
+                return encode_reply(ok, MultiResponse(tuple(results)))
+        return self._error(p.xid, ErrorCode.UNIMPLEMENTED)
+
+    def _set_watches(
+        self, c: Connection, rec: SetWatches | SetWatches2
+    ) -> list[tuple[EventType, str]]:
+        """``DataTree#setWatches``: missed events fire at once, the others are re-armed."""
+        tree = self.db.tree
+        rel = rec.relative_zxid
+        fire: list[tuple[EventType, str]] = []
+        for path in rec.data_watches:
+            node = tree.get(path)
+            if node is None:
+                fire.append((EventType.NODE_DELETED, path))
+            elif node.stat.mzxid > rel:
+                fire.append((EventType.NODE_DATA_CHANGED, path))
+            else:
+                self.watches.add_data(path, c.conn)
+        for path in rec.exist_watches:
+            if tree.get(path) is not None:
+                fire.append((EventType.NODE_CREATED, path))
+            else:
+                self.watches.add_data(path, c.conn)
+        for path in rec.child_watches:
+            node = tree.get(path)
+            if node is None:
+                fire.append((EventType.NODE_DELETED, path))
+            elif node.stat.pzxid > rel:
+                fire.append((EventType.NODE_CHILDREN_CHANGED, path))
+            else:
+                self.watches.add_child(path, c.conn)
+        if isinstance(rec, SetWatches2):
+            for path in rec.persistent_watches:
+                self.watches.add_persistent(path, c.conn, recursive=False)
+            for path in rec.persistent_recursive_watches:
+                self.watches.add_persistent(path, c.conn, recursive=True)
+        return fire
+
+
+def acls_open() -> tuple[ACL, ...]:
+    return (ACL(acls.ALL, Id("world", "anyone")),)

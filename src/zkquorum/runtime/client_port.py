@@ -1,0 +1,147 @@
+"""The client port's I/O pump: accept connections, decode frames, write what the core says.
+
+Every decision is the server core's (:mod:`zkquorum.core.server`); this module numbers
+connections, turns bytes into decoded messages (:mod:`zkquorum.wire.client`) and hands
+them to a :class:`ClientSink`, and writes bytes and closes connections on request.  A
+four-letter word is answered by ``answer_word`` and the connection closed, as 3.8 does.
+A malformed frame closes that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+from collections.abc import Callable
+from typing import Protocol
+
+from zkquorum.runtime.tasks import TaskOwner
+from zkquorum.wire.client import (
+    DEFAULT_MAX_BUFFER,
+    ClientRequest,
+    FourLetterWord,
+    RequestStreamDecoder,
+)
+from zkquorum.wire.client_records import ClientProtocolError, ConnectRequest
+from zkquorum.wire.reader import Sentinel
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+
+
+class ClientSink(Protocol):
+    def client_connected(self, conn: int, remote_ip: str) -> None: ...
+
+    def client_message(self, conn: int, message: ConnectRequest | ClientRequest) -> None: ...
+
+    def client_closed(self, conn: int) -> None: ...
+
+
+class ClientPort:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sink: ClientSink,
+        tasks: TaskOwner,
+        *,
+        answer_word: Callable[[str], str | None],
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._sink = sink
+        self._tasks = tasks
+        self._answer_word = answer_word
+        self._max_buffer = max_buffer
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: dict[int, asyncio.StreamWriter] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        self.bound: tuple[str, int] | None = None
+        self.bad_frames = 0
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, reuse_address=True, limit=READ_SIZE
+        )
+        self.bound = self._server.sockets[0].getsockname()[:2]
+
+    @property
+    def connections(self) -> int:
+        return len(self._writers)
+
+    def send(self, conn: int, data: bytes) -> None:
+        w = self._writers.get(conn)
+        if w is not None and not w.is_closing():
+            w.write(data)
+
+    def close_conn(self, conn: int) -> None:
+        """Close after what was written (``StreamWriter.close`` flushes the buffer)."""
+        w = self._writers.pop(conn, None)
+        if w is not None:
+            w.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._writers.values()):
+            w.close()
+        self._writers.clear()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closed or self._tasks.closed:
+            writer.close()
+            return
+        self._tasks.adopt(asyncio.current_task())
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        conn = next(self._ids)
+        self._writers[conn] = writer
+        decoder = RequestStreamDecoder(max_buffer=self._max_buffer)
+        told = False
+        try:
+            while conn in self._writers:
+                data = await reader.read(READ_SIZE)
+                decoder.receive_data(data)
+                while conn in self._writers:
+                    msg = decoder.next_message()
+                    if msg is Sentinel.NEED_DATA:
+                        break
+                    if msg is Sentinel.CLOSED:
+                        return
+                    if isinstance(msg, FourLetterWord):
+                        answer = self._answer_word(msg.word)
+                        if answer is not None:
+                            writer.write(answer.encode())
+                        return
+                    if not told:
+                        told = True
+                        self._sink.client_connected(conn, ip)
+                    self._sink.client_message(conn, msg)
+                w = self._writers.get(conn)
+                if w is not None:
+                    await w.drain()
+        except ClientProtocolError as exc:
+            self.bad_frames += 1
+            log.info("client %s: closing the connection: %s", ip, exc)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            log.debug("client %s: connection ended: %s", ip, exc)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._writers.pop(conn, None)
+            writer.close()
+            if told and not self._closed:
+                self._sink.client_closed(conn)

@@ -1,0 +1,234 @@
+"""A standalone ZooKeeper server (zoo.cfg without server lines): the client port, the
+server core, one database and the group-committed log.
+
+The loop: a client frame -> :class:`~zkquorum.core.server.ServerCore` -> bytes back,
+txns to the :class:`~zkquorum.runtime.txnlog.TxnLog` -> once durable, ``TxnsDurable`` ->
+the core applies them and replies.  A snapshot is written every ``snapCount`` txns
+(3.8's randomised rule, in the log), in slices of the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.core.database import Database
+from zkquorum.core.server import (
+    ClientClosed,
+    ClientConnected,
+    ClientMessage,
+    ServerCore,
+    ServerEvent,
+    ServerSettings,
+    ServerTick,
+    TxnsDurable,
+)
+from zkquorum.runtime import admin
+from zkquorum.runtime.client_port import ClientPort
+from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
+from zkquorum.runtime.tasks import TaskOwner
+from zkquorum.runtime.txnlog import TxnLog
+from zkquorum.wire.client import ClientRequest
+from zkquorum.wire.client_records import ConnectRequest
+from zkquorum.wire.zxid import zxid_hex
+
+log = logging.getLogger("zkquorum.server")
+
+INF = float("inf")
+
+
+class StandaloneServer:
+    def __init__(self, config: QuorumConfig, *, storage: Storage | None = None) -> None:
+        self.config = config
+        self.storage = storage or Storage(
+            Path(config.data_dir),
+            Path(config.data_log_dir or config.data_dir),
+            settings=StorageSettings.from_config(config),
+        )
+        self.settings = ServerSettings(
+            server_id=0,
+            tick_time_ms=config.tick_time,
+            min_session_timeout_ms=config.min_session_timeout,
+            max_session_timeout_ms=config.max_session_timeout,
+        )
+        self.core: ServerCore | None = None
+        self.port: ClientPort | None = None
+        self._tasks = TaskOwner("zkquorum-server", on_crash=self._crashed)
+        self._log: TxnLog | None = None
+        self._wake: asyncio.TimerHandle | None = None
+        self._wake_at = INF
+        self._t0 = time.monotonic()
+        self._closed = False
+        self._failed = asyncio.Event()
+        self._snapshotting = False
+
+    def now(self) -> float:
+        return (time.monotonic() - self._t0) * 1000.0
+
+    async def start(self) -> None:
+        loaded = self.storage.load()
+        db = Database(loaded.tree, loaded.committed)
+        self.core = ServerCore(self.settings, db, now=self.now(), wall_ms=int(time.time() * 1000))
+        self._log = self.storage.txn_log(
+            on_synced=lambda zxid: self._step(TxnsDurable(self.now(), zxid)),
+            on_error=self._log_failed,
+            on_snapshot_due=self._snapshot_due,
+        )
+        self._log.start()
+        host = self.config.client_port_address or "0.0.0.0"
+        port = self.config.client_port if self.config.client_port is not None else 2181
+        self.port = ClientPort(host, port, self, self._tasks, answer_word=self._word)
+        await self.port.open()
+        log.info(
+            "serving clients on %s:%s, last zxid 0x%s",
+            *self.port.bound or (host, port),
+            zxid_hex(db.last_processed_zxid),
+        )
+        self._arm(self.core.next_deadline())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._wake is not None:
+            self._wake.cancel()
+        if self.port is not None:
+            await self.port.close()
+        await self._tasks.close()
+        if self._log is not None:
+            try:
+                await self._log.close()
+            except StorageError as exc:
+                log.error("closing the txn log: %s", exc)
+        self.storage.close()
+
+    async def __aenter__(self) -> StandaloneServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def wait_failed(self) -> None:
+        await self._failed.wait()
+
+    # -- the sink of the client port --------------------------------------------------------
+
+    def client_connected(self, conn: int, remote_ip: str) -> None:
+        self._step(ClientConnected(self.now(), conn, remote_ip))
+
+    def client_message(self, conn: int, message: ConnectRequest | ClientRequest) -> None:
+        self._step(ClientMessage(self.now(), conn, message))
+
+    def client_closed(self, conn: int) -> None:
+        self._step(ClientClosed(self.now(), conn))
+
+    # -- stepping ---------------------------------------------------------------------------
+
+    def _step(self, event: ServerEvent) -> None:
+        core, port = self.core, self.port
+        if self._closed or core is None or port is None:
+            return
+        out = core.step(event)
+        for conn, data in out.sends:
+            port.send(conn, data)
+        for conn in out.closes:
+            port.close_conn(conn)
+        if out.append and self._log is not None:
+            self._log.append(out.append)
+        self._arm(out.wake_at)
+
+    def _arm(self, at: float) -> None:
+        if at == self._wake_at or self._closed:
+            return
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        self._wake_at = at
+        if at < INF:
+            delay = max(0.0, (at - self.now()) / 1000.0)
+            self._wake = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._wake = None
+        self._wake_at = INF
+        self._step(ServerTick(self.now()))
+
+    def _log_failed(self, exc: BaseException) -> None:
+        log.error("the txn log failed: %s; no write can be acknowledged any more", exc)
+        self._failed.set()
+
+    def _crashed(self, name: str, exc: BaseException) -> None:
+        self._failed.set()
+
+    def _snapshot_due(self, zxid: int) -> None:
+        self._tasks.spawn(self._snapshot(), "snapshot")
+
+    async def _snapshot(self) -> None:
+        if self._snapshotting or self.core is None:
+            log.warning("Too busy to snap, skipping")
+            return
+        self._snapshotting = True
+        try:
+            await self.storage.take_snapshot(self.core.db.tree)
+        finally:
+            self._snapshotting = False
+
+    # -- four-letter words --------------------------------------------------------------------
+
+    def _word(self, word: str) -> str | None:
+        if word not in admin.KNOWN_WORDS:
+            return None
+        if not admin.is_allowed(word, self.config.four_letter_words):
+            return f"{word} is not executed because it is not in the whitelist.\n"
+        core = self.core
+        if word == "ruok":
+            return "imok"
+        if word == "envi":
+            return admin.envi()
+        if word == "isro":
+            return "rw"
+        if core is None:
+            return admin.NOT_SERVING
+        tree = core.db.tree
+        conns = self.port.connections if self.port is not None else 0
+        if word in ("srvr", "stat"):
+            lines = [f"Zookeeper version: {admin.VERSION_STRING}"]
+            if word == "stat":
+                lines += ["Clients:", ""]
+            lines += [
+                "Latency min/avg/max: 0/0.0/0",
+                f"Received: {core.requests}",
+                f"Sent: {core.requests}",
+                f"Connections: {conns}",
+                "Outstanding: 0",
+                f"Zxid: 0x{zxid_hex(core.last_zxid)}",
+                "Mode: standalone",
+                f"Node count: {tree.node_count + 1}",
+            ]
+            return "\n".join(lines) + "\n"
+        if word == "mntr":
+            rows = [
+                ("zk_version", admin.VERSION_STRING),
+                ("zk_server_state", "standalone"),
+                ("zk_znode_count", tree.node_count + 1),
+                ("zk_watch_count", core.watches.count()),
+                ("zk_ephemerals_count", sum(len(v) for v in tree.ephemerals.values())),
+                ("zk_num_alive_connections", conns),
+                ("zk_outstanding_requests", 0),
+                ("zk_global_sessions", len(core.sessions)),
+            ]
+            return "".join(f"{k}\t{v}\n" for k, v in rows)
+        if word == "conf":
+            return (
+                f"clientPort={self.config.client_port}\n"
+                f"dataDir={self.config.data_dir}/version-2\n"
+                f"tickTime={self.config.tick_time}\n"
+                f"minSessionTimeout={self.settings.min_timeout}\n"
+                f"maxSessionTimeout={self.settings.max_timeout}\n"
+                "serverId=0\n"
+            )
+        return None
