@@ -21,13 +21,18 @@ it against Java).  The second form has no zoo.cfg equivalent in Java (3.8 reads
 from the JVM only); zkquorum reads them from zoo.cfg under the same name.  A key already in
 zoo.cfg keeps its zoo.cfg value, as in Java, where the parse runs after the JVM started.
 
-    flag (as kazoo / the C client's zkServer.sh pass it)      zoo.cfg line in zkquorum.cfg
-    -Dreadonlymode.enabled=true                               readonlymode.enabled=true
-    -Dzookeeper.DigestAuthenticationProvider.superDigest=S    DigestAuthenticationProvider.superDigest=S
-    -Djava.security.auth.login.config=/path/jaas.conf         java.security.auth.login.config=/path/jaas.conf
-    -Dzookeeper.extendedTypesEnabled=true                     extendedTypesEnabled=true
-    -Dznode.container.checkIntervalMs=100                     znode.container.checkIntervalMs=100
-    -Dznode.container.maxNeverUsedIntervalMs=N                znode.container.maxNeverUsedIntervalMs=N
+    -Dreadonlymode.enabled=true
+        -> readonlymode.enabled=true
+    -Dzookeeper.DigestAuthenticationProvider.superDigest=S
+        -> DigestAuthenticationProvider.superDigest=S
+    -Djava.security.auth.login.config=/path/jaas.conf
+        -> java.security.auth.login.config=/path/jaas.conf
+    -Dzookeeper.extendedTypesEnabled=true
+        -> extendedTypesEnabled=true
+    -Dznode.container.checkIntervalMs=100          (the C client's test server uses it)
+        -> znode.container.checkIntervalMs=100
+    -Dznode.container.maxNeverUsedIntervalMs=N
+        -> znode.container.maxNeverUsedIntervalMs=N
 
 Every other flag (``-cp``, ``-X...``, ``-Dfile.encoding``, logging flags) is dropped and
 named in the log.  The rest of kazoo's zoo.cfg stays as it is; a zkquorum serving kazoo must
@@ -164,9 +169,12 @@ def translated_config(config_text: str, translation: Translation) -> str:
     head = config_text if config_text.endswith("\n") or not config_text else config_text + "\n"
     if not translation.lines:
         return head
-    return head + "# translated from JVM flags by tests/judges/javashim.py\n" + "\n".join(
-        translation.lines
-    ) + "\n"
+    return (
+        head
+        + "# translated from JVM flags by tests/judges/javashim.py\n"
+        + "\n".join(translation.lines)
+        + "\n"
+    )
 
 
 def _real_java(argv: Sequence[str]) -> None:

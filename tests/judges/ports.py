@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.interop.zkserver import LOOPBACK, _ephemeral_range, _PORT_RNG
+from tests.interop.zkserver import _PORT_RNG, LOOPBACK, _ephemeral_range
 
 
 def free_port_block(span: int, host: str = LOOPBACK, attempts: int = 200) -> int:

@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.interop.zk import ZooKeeperInstall
-from tests.interop.zkserver import LOOPBACK, wait_for
+from tests.interop.zkserver import wait_for
 from tests.judges.javashim import config_key
 from tests.peer.cluster import Ensemble, ensemble
 
@@ -190,25 +190,28 @@ class RunningTarget:
                     f"{self.spec.name}: server {self.spec.leader} should lead, modes {modes}"
                 )
         for sid in self.spec.client_sids:
-            host, port = self.address(sid)
-            last: list[BaseException] = []
+            self._wait_session(sid, session_timeout)
 
-            def session_ok(host: str = host, port: int = port) -> bool:
-                try:
-                    open_and_close_session(host, port)
-                    return True
-                except OSError as exc:
-                    last[:] = [exc]
-                    return False
+    def _wait_session(self, sid: int, timeout: float) -> None:
+        host, port = self.address(sid)
+        last: list[BaseException] = []
 
+        def session_ok() -> bool:
             try:
-                wait_for(session_ok, timeout=session_timeout, what="a client session")
-            except TimeoutError:
-                kind = "zkquorum" if sid in self.spec.py_sids else "Java"
-                raise AssertionError(
-                    f"{self.spec.name}: server {sid} ({kind}) at {host}:{port} opened no "
-                    f"client session within {session_timeout} s: {last[0] if last else '?'}"
-                ) from None
+                open_and_close_session(host, port)
+                return True
+            except OSError as exc:
+                last[:] = [exc]
+                return False
+
+        try:
+            wait_for(session_ok, timeout=timeout, what="a client session")
+        except TimeoutError:
+            kind = "zkquorum" if sid in self.spec.py_sids else "Java"
+            raise AssertionError(
+                f"{self.spec.name}: server {sid} ({kind}) at {host}:{port} opened no "
+                f"client session within {timeout} s: {last[0] if last else '?'}"
+            ) from None
 
     def restart(self, sid: int) -> None:
         server = self.ens.servers[sid]
@@ -257,7 +260,6 @@ def run_target(
         if wait:
             running.wait_serving()
         yield running
-
 
 
 def hosts_of(running: RunningTarget, sids: Sequence[int]) -> str:

@@ -23,7 +23,7 @@ from tests.judges.targets import (
 )
 from tests.judges.zkcli.zkcli import GOLDEN, SESSION, ZKCLI, normalise, run_session
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.judge]
 
 SERVER_PROPERTIES = {"zookeeper.extendedTypesEnabled": "true"}
 
@@ -40,7 +40,8 @@ def _diff(expected: str, actual: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "spec", target_params(JAVA_STANDALONE, JAVA_ENSEMBLE, ZKQUORUM_STANDALONE, MIXED_ZKQUORUM_LEADER)
+    "spec",
+    target_params(JAVA_STANDALONE, JAVA_ENSEMBLE, ZKQUORUM_STANDALONE, MIXED_ZKQUORUM_LEADER),
 )
 def test_zkcli_session_matches_golden(
     spec: TargetSpec, judge_target: Callable[..., RunningTarget]
