@@ -1,0 +1,50 @@
+"""kazoo's own test suite (2.11.0, run unpatched from the installed package) against a target.
+
+kazoo's harness starts the servers itself through ``java`` on PATH, which is
+``tests/judges/bin/java``: the Debian ZooKeeper 3.8.0 JVM (the baseline) or ``zkquorum run``
+(tests/judges/javashim.py translates the JVM flags).  See tests/judges/README.md.
+
+* By default (CI): the subset :data:`~tests.judges.kazoo.runner.CI_SUBSET` against one
+  server (``ZOOKEEPER_CLUSTER_SIZE=1``), the tests that need three servers deselected.
+* ``ZKQUORUM_KAZOO_SUITE=full``: every test; ``ZKQUORUM_KAZOO_CLUSTER_SIZE=3`` (default 1)
+  for kazoo's default 3-server cluster, which runs the ensemble-only tests too.
+
+Every test run must pass (skips are kazoo's own: Kerberos, its CI-only build test).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.interop.zk import ZooKeeperInstall
+from tests.judges.kazoo.runner import CI_SUBSET, run_suite
+from tests.judges.targets import NOT_YET, ZKQUORUM_SERVES_CLIENTS
+
+pytestmark = [pytest.mark.interop, pytest.mark.judge]
+
+FULL = os.environ.get("ZKQUORUM_KAZOO_SUITE", "") == "full"
+SIZE = int(os.environ.get("ZKQUORUM_KAZOO_CLUSTER_SIZE", "1"))
+_NOT_YET = [] if ZKQUORUM_SERVES_CLIENTS else [pytest.mark.xfail(strict=True, reason=NOT_YET)]
+
+
+@pytest.mark.parametrize("target", ["java", pytest.param("zkquorum", marks=_NOT_YET)])
+def test_kazoo_suite_passes(
+    target: str, zookeeper: ZooKeeperInstall, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    not_yet = target == "zkquorum" and not ZKQUORUM_SERVES_CLIENTS
+    result = run_suite(
+        target,
+        SIZE,
+        tmp_path / "kazoo",
+        selection=() if FULL else CI_SUBSET,
+        # Until zkquorum serves, stop at the first failure and do not wait long for it.
+        per_test_timeout=30.0 if not_yet else 180.0,
+        exitfirst=not_yet,
+    )
+    request.node.zk_log_sources = [("kazoo's pytest output (tail)", result.tail)]
+    print(result.report())
+    assert result.outcomes, f"kazoo's suite ran no test:\n{result.tail()}"
+    assert result.returncode == 0 and not result.not_passed, result.report()
