@@ -287,6 +287,26 @@ class DataTree:
                 self._delete(path, zxid)
             # 3.8 logs "Ignoring NoNodeException" and goes on
 
+    def container_candidates(self, now_wall: int, max_never_used_ms: int = 0) -> list[str]:
+        """``ContainerManager#getCandidates``: childless containers whose stored cversion
+        is above 0 (or never used for ``max_never_used_ms``), and childless TTL nodes whose
+        last change is older than their TTL."""
+        out = []
+        for path, node in self.nodes.items():
+            if node.children:
+                continue
+            owner = node.stat.ephemeral_owner
+            if owner == CONTAINER_EPHEMERAL_OWNER:
+                if node.stat.cversion > 0 or (
+                    max_never_used_ms > 0 and now_wall - node.stat.mtime > max_never_used_ms
+                ):
+                    out.append(path)
+            elif is_ttl_owner(owner):
+                ttl = owner & 0x00FFFFFFFFFFFFFF
+                if now_wall - node.stat.mtime > ttl:
+                    out.append(path)
+        return out
+
     # -- snapshots ---------------------------------------------------------------------
 
     def to_snapshot(self) -> Snapshot:

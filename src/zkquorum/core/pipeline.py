@@ -171,6 +171,18 @@ class Prep:
         header = TxnHeader(session_id, 0, zxid, time, OpCode.CLOSE_SESSION)
         return Txn(header, CloseSessionTxn(tuple(ordered)))
 
+    def delete_container(self, path: str, zxid: int, time: int) -> Txn | None:
+        """``deleteContainer`` from the container manager: None when the node changed
+        meanwhile (gone, or children again)."""
+        try:
+            node = self.changes.get(path)
+        except PrepError:
+            return None
+        if node.child_count > 0 or node.stat is None:
+            return None
+        self._delete_record(path, zxid)
+        return Txn(TxnHeader(0, 0, zxid, time, OpCode.DELETE_CONTAINER), DeleteTxn(path))
+
     # -- writes -----------------------------------------------------------------------------
 
     def prepare(self, req: PrepRequest) -> Txn:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zkquorum.core import acl as acls
@@ -121,6 +122,45 @@ class ServerSettings:
     """``zookeeper.DigestAuthenticationProvider.superDigest``."""
     watch_read_filter: bool = True
     """Deliver a watch event only to a watcher that may READ the node (3.8.4+)."""
+    container_check_interval_ms: int = 60_000
+    """``znode.container.checkIntervalMs``: how often empty containers and expired TTL
+    nodes are looked for."""
+    container_max_never_used_ms: int = 0
+    """``znode.container.maxNeverUsedIntervalMs``: 0 keeps never-used containers."""
+
+    @classmethod
+    def from_properties(
+        cls,
+        props: Mapping[str, str],
+        *,
+        server_id: int,
+        tick_time_ms: int,
+        min_session_timeout_ms: int,
+        max_session_timeout_ms: int,
+    ) -> ServerSettings:
+        """From zoo.cfg's values; 3.8 reads these as system properties, and a zoo.cfg
+        line ``name=value`` is ``-Dzookeeper.name=value`` (``QuorumPeerConfig``)."""
+
+        def get(name: str) -> str | None:
+            value = props.get(name)
+            return value if value is not None else props.get(f"zookeeper.{name}")
+
+        def num(name: str, default: int) -> int:
+            try:
+                return int(get(name) or default)
+            except ValueError:
+                return default
+
+        return cls(
+            server_id=server_id,
+            tick_time_ms=tick_time_ms,
+            min_session_timeout_ms=min_session_timeout_ms,
+            max_session_timeout_ms=max_session_timeout_ms,
+            extended_types=(get("extendedTypesEnabled") or "").lower() == "true",
+            super_digest=get("DigestAuthenticationProvider.superDigest"),
+            container_check_interval_ms=num("znode.container.checkIntervalMs", 60_000),
+            container_max_never_used_ms=num("znode.container.maxNeverUsedIntervalMs", 0),
+        )
 
     @property
     def min_timeout(self) -> int:
@@ -331,6 +371,7 @@ class ServerCore:
         )
         """Prepared txns not yet applied: (txn, connection, its pending entry)."""
         self.requests = 0
+        self._next_container_check = now + settings.container_check_interval_ms
         # Sessions restored from the files get a full timeout to come back.
         for sid, timeout in db.tree.sessions.items():
             self.sessions[sid] = Session(sid, timeout, now + timeout)
@@ -345,7 +386,8 @@ class ServerCore:
         return int(now + self._wall_offset)
 
     def next_deadline(self) -> float:
-        return min((s.expires_at for s in self.sessions.values() if not s.closing), default=INF)
+        expiry = min((s.expires_at for s in self.sessions.values() if not s.closing), default=INF)
+        return min(expiry, self._next_container_check)
 
     # -- the entry point -------------------------------------------------------------------
 
@@ -366,6 +408,9 @@ class ServerCore:
                 self._closed(conn)
             case ServerTick(now):
                 self._expire(out, now)
+                if now >= self._next_container_check:
+                    self._next_container_check = now + self.settings.container_check_interval_ms
+                    self._delete_containers(out, now)
             case TxnsDurable(now, zxid):
                 self._durable(out, zxid, now)
         out.wake_at = self.next_deadline()
@@ -464,6 +509,16 @@ class ServerCore:
             s.closing = True
             txn = self.prep.close_session(s.session_id, self._zxid(), self.wall(now))
             self._submit(out, txn, None, None)
+
+    def _delete_containers(self, out: ServerOut, now: float) -> None:
+        """``ContainerManager#checkContainers``: empty containers that had children, and
+        childless TTL nodes older than their TTL, are deleted by ``deleteContainer``."""
+        wall = self.wall(now)
+        never_used = self.settings.container_max_never_used_ms
+        for path in self.db.tree.container_candidates(wall, never_used):
+            txn = self.prep.delete_container(path, self._zxid(), wall)
+            if txn is not None:
+                self._submit(out, txn, None, None)
 
     # -- requests --------------------------------------------------------------------------
 

@@ -1,0 +1,208 @@
+"""The pure server core: handshake, pipelined writes, ordering, watches, sessions, errors."""
+
+from __future__ import annotations
+
+from zkquorum.core.database import Database
+from zkquorum.core.datatree import DataTree
+from zkquorum.core.server import (
+    ClientClosed,
+    ClientConnected,
+    ClientMessage,
+    ServerCore,
+    ServerSettings,
+    ServerTick,
+    TxnsDurable,
+    generate_password,
+)
+from zkquorum.wire.client import ClientReply, ReplyStreamDecoder, decode_client_request, frame
+from zkquorum.wire.client_records import (
+    OPEN_ACL_UNSAFE,
+    ConnectRequest,
+    ConnectResponse,
+    CreateRequest,
+    DeleteRequest,
+    ErrorCode,
+    EventType,
+    GetDataRequest,
+    MultiOperationRecord,
+    Op,
+    RequestHeader,
+    SetDataRequest,
+)
+from zkquorum.wire.reader import Sentinel
+from zkquorum.wire.txn import OpCode
+
+SETTINGS = ServerSettings(tick_time_ms=100)
+
+
+class Client:
+    """One connection to a ServerCore, speaking the wire protocol."""
+
+    def __init__(self, core: ServerCore, conn: int) -> None:
+        self.core = core
+        self.conn = conn
+        self.decoder = ReplyStreamDecoder()
+        self.xid = 0
+        self.got: list[object] = []
+        self.closed = False
+        self.appended: list[object] = []
+        core.step(ClientConnected(0.0, conn, "127.0.0.1"))
+
+    def feed(self, out: object) -> None:
+        for conn, data in out.sends:  # type: ignore[attr-defined]
+            if conn == self.conn:
+                self.decoder.receive_data(data)
+        if self.conn in out.closes:  # type: ignore[attr-defined]
+            self.closed = True
+        self.appended.extend(out.append)  # type: ignore[attr-defined]
+        while True:
+            msg = self.decoder.next_message()
+            if msg is Sentinel.NEED_DATA or msg is Sentinel.CLOSED:
+                break
+            self.got.append(msg)
+
+    def connect(self, session_id: int = 0, passwd: bytes = bytes(16)) -> None:
+        req = ConnectRequest(0, 0, 10_000, session_id, passwd, False)
+        out = self.core.step(ClientMessage(0.0, self.conn, req))
+        self.feed(out)
+
+    def send(self, op: int, record: object, now: float = 0.0) -> int:
+        self.xid += 1
+        self.decoder.expect(self.xid, op)
+        payload = RequestHeader(self.xid, op).encode() + (record.encode() if record else b"")  # type: ignore[attr-defined]
+        req = decode_client_request(frame(payload)[4:])
+        self.feed(self.core.step(ClientMessage(now, self.conn, req)))
+        return self.xid
+
+
+def durable(core: ServerCore, clients: list[Client], zxid: int = 1 << 62) -> None:
+    out = core.step(TxnsDurable(0.0, zxid))
+    for c in clients:
+        c.feed(out)
+
+
+def _core() -> ServerCore:
+    return ServerCore(SETTINGS, Database(DataTree()), now=0.0, wall_ms=1_700_000_000_000)
+
+
+def test_session_is_created_by_a_txn_then_answered() -> None:
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    assert c.got == []  # the ConnectResponse waits for the createSession txn
+    assert [t.header.type for t in c.appended] == [OpCode.CREATE_SESSION]  # type: ignore[attr-defined]
+    durable(core, [c])
+    resp = c.got[0]
+    assert isinstance(resp, ConnectResponse)
+    assert resp.timeout == 2_000  # clamped to 20 x tickTime
+    assert resp.passwd == generate_password(resp.session_id)
+
+
+def test_writes_are_pipelined_and_replies_keep_request_order() -> None:
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    durable(core, [c])
+    c.got.clear()
+    c.send(OpCode.CREATE, CreateRequest("/a", b"1", OPEN_ACL_UNSAFE, 0))
+    # the second create sees /a although it is not applied yet (outstanding changes)
+    c.send(OpCode.CREATE, CreateRequest("/a/b", b"2", OPEN_ACL_UNSAFE, 0))
+    c.send(OpCode.GET_DATA, GetDataRequest("/a/b", False))  # waits behind the writes
+    assert c.got == []
+    durable(core, [c])
+    errs = [r.header.err for r in c.got if isinstance(r, ClientReply)]
+    assert errs == [0, 0, 0]
+    assert c.got[2].response.data == b"2"  # type: ignore[attr-defined]
+
+
+def test_a_failed_write_still_takes_a_zxid() -> None:
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    durable(core, [c])
+    c.got.clear()
+    c.send(OpCode.DELETE, DeleteRequest("/nope", -1))
+    c.send(OpCode.CREATE, CreateRequest("/x", b"", OPEN_ACL_UNSAFE, 0))
+    durable(core, [c])
+    replies = [r for r in c.got if isinstance(r, ClientReply)]
+    assert replies[0].header.err == ErrorCode.NONODE
+    assert replies[1].header.err == 0
+    zxids = [t.header.zxid for t in c.appended]  # type: ignore[attr-defined]
+    assert zxids == [1, 2, 3]  # createSession, the error txn, the create
+
+
+def test_multi_failure_results_and_nothing_applied() -> None:
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    durable(core, [c])
+    c.got.clear()
+    multi = MultiOperationRecord(
+        (
+            Op(OpCode.CREATE, CreateRequest("/m", b"", OPEN_ACL_UNSAFE, 0)),
+            Op(OpCode.DELETE, DeleteRequest("/absent", -1)),
+            Op(OpCode.SET_DATA, SetDataRequest("/m", b"", -1)),
+        )
+    )
+    c.send(OpCode.MULTI, multi)
+    durable(core, [c])
+    reply = c.got[0]
+    assert isinstance(reply, ClientReply) and reply.header.err == 0
+    errs = [getattr(r, "err", None) for r in reply.response.results]  # type: ignore[union-attr]
+    assert errs == [0, ErrorCode.NONODE, ErrorCode.RUNTIMEINCONSISTENCY]
+    assert core.db.tree.get("/m") is None
+
+
+def test_watch_fires_before_the_reply_that_follows_it() -> None:
+    core = _core()
+    a, b = Client(core, 1), Client(core, 2)
+    a.connect()
+    b.connect()
+    durable(core, [a, b])
+    a.send(OpCode.CREATE, CreateRequest("/w", b"", OPEN_ACL_UNSAFE, 0))
+    durable(core, [a, b])
+    b.got.clear()
+    b.send(OpCode.GET_DATA, GetDataRequest("/w", True))
+    a.send(OpCode.SET_DATA, SetDataRequest("/w", b"new", -1))
+    durable(core, [a, b])
+    events = [m for m in b.got if not isinstance(m, ClientReply) or m.header.xid == -1]
+    assert len(events) == 1
+    event = events[0]
+    assert isinstance(event, ClientReply)
+    assert event.response.type == EventType.NODE_DATA_CHANGED  # type: ignore[union-attr]
+    # one-shot: a second change fires nothing
+    a.send(OpCode.SET_DATA, SetDataRequest("/w", b"again", -1))
+    durable(core, [a, b])
+    assert len([m for m in b.got if isinstance(m, ClientReply) and m.header.xid == -1]) == 1
+
+
+def test_reconnect_with_the_password_and_expiry_deletes_ephemerals() -> None:
+    core = _core()
+    a = Client(core, 1)
+    a.connect()
+    durable(core, [a])
+    resp = a.got[0]
+    assert isinstance(resp, ConnectResponse)
+    a.send(OpCode.CREATE, CreateRequest("/e", b"", OPEN_ACL_UNSAFE, 1))
+    durable(core, [a])
+    core.step(ClientClosed(0.0, 1))
+    b = Client(core, 2)
+    b.connect(resp.session_id, resp.passwd)
+    assert isinstance(b.got[0], ConnectResponse) and b.got[0].session_id == resp.session_id
+    bad = Client(core, 3)
+    bad.connect(resp.session_id, bytes(16))
+    assert isinstance(bad.got[0], ConnectResponse) and bad.got[0].timeout == 0 and bad.closed
+    core.step(ClientClosed(0.0, 2))
+    out = core.step(ServerTick(10_000.0))
+    assert [t.header.type for t in out.append] == [OpCode.CLOSE_SESSION]
+    durable(core, [])
+    assert core.db.tree.get("/e") is None
+    assert resp.session_id not in core.sessions
+
+
+def test_a_client_that_has_seen_a_later_zxid_is_refused() -> None:
+    core = _core()
+    c = Client(core, 1)
+    out = core.step(ClientMessage(0.0, 1, ConnectRequest(0, 99, 10_000, 0, bytes(16), False)))
+    c.feed(out)
+    assert c.closed and c.got == []
