@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from zkquorum.core.datatree import (
@@ -184,7 +184,7 @@ class Database:
     def max_committed_zxid(self) -> int:
         return self.committed[-1].header.zxid if self.committed else self.last_processed_zxid
 
-    def apply(self, txn: Txn) -> int:
+    def apply(self, txn: Txn, on_sub: Callable[[int], None] | None = None) -> int:
         """Apply a committed txn (``ZKDatabase#processTxn`` + ``#addCommittedProposal``);
         the error code, 0 = OK."""
         tree = self.tree
@@ -199,7 +199,7 @@ class Database:
         if h.type in (OpCode.CREATE_SESSION, OpCode.CLOSE_SESSION):
             session = (h.client_id, tree.sessions.get(h.client_id))
         before = tree.last_processed_zxid
-        err = tree.apply(txn)
+        err = tree.apply(txn, on_sub)
         self.last_txn_zxid = max(self.last_txn_zxid, h.zxid)
         self._undo.append(_Undo(h.zxid, before, tuple(images), session))
         self.committed.append(txn)

@@ -22,7 +22,7 @@ Rules kept from 3.8.0:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -101,6 +101,8 @@ def _parent(path: str) -> tuple[str, str]:
 class DataTree:
     """Paths (root ``"/"``) to nodes, the open sessions, and the last processed zxid."""
 
+    _on_sub: Callable[[int], None] | None = None
+
     def __init__(self, config_text: str | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.sessions: dict[int, int] = {}
@@ -148,8 +150,12 @@ class DataTree:
 
     # -- applying txns -----------------------------------------------------------------
 
-    def apply(self, txn: Txn) -> int:
-        """Apply one txn (``ZKDatabase#processTxn``); return the error code, 0 = OK."""
+    def apply(self, txn: Txn, on_sub: Callable[[int], None] | None = None) -> int:
+        """Apply one txn (``ZKDatabase#processTxn``); return the error code, 0 = OK.
+
+        ``on_sub(i)`` runs right after the i-th op of a multi is applied (the server
+        reads each op's Stat at that moment, as ``ProcessTxnResult`` does)."""
+        self._on_sub = on_sub
         h = txn.header
         if h.type == OpCode.CREATE_SESSION:
             timeout = txn.record.timeout if isinstance(txn.record, CreateSessionTxn) else 0
@@ -217,9 +223,11 @@ class DataTree:
         if any(op.type == OpCode.ERROR for op in subs):
             return  # 3.8 turns every sub-txn into an error: nothing changes
         first_err = OK
-        for op in subs:
+        for i, op in enumerate(subs):
             sub_header = TxnHeader(h.client_id, h.cxid, h.zxid, h.time, op.type)
             err = self._process(sub_header, op.record)
+            if self._on_sub is not None:
+                self._on_sub(i)
             if err and not first_err:
                 first_err = err
         if first_err:

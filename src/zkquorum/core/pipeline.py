@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from zkquorum.core import acl as acls
-from zkquorum.core.datatree import CONTAINER_EPHEMERAL_OWNER, DataTree, is_ttl_owner
+from zkquorum.core.datatree import CONTAINER_EPHEMERAL_OWNER, DataTree, Node, is_ttl_owner
 from zkquorum.wire.client_records import (
     CheckVersionRequest,
     CreateMode,
@@ -30,6 +30,7 @@ from zkquorum.wire.client_records import (
     MultiOperationRecord,
     SetACLRequest,
     SetDataRequest,
+    Stat,
 )
 from zkquorum.wire.jute import ACL, Id, StatPersisted
 from zkquorum.wire.txn import (
@@ -381,11 +382,35 @@ def _signed64(value: int) -> int:
 # -- what an applied txn changed ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubResult:
     op: int
     path: str | None
     err: int
+    stat: Stat | None = None
+    """The op's node right after the op (``ProcessTxnResult.stat``)."""
+
+
+def client_stat(node: Node) -> Stat:
+    """``DataNode#copyStat``: the client-visible cversion and ephemeral owner."""
+    s = node.stat
+    n = len(node.children)
+    owner = s.ephemeral_owner
+    if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
+        owner = 0
+    return Stat(
+        s.czxid,
+        s.mzxid,
+        s.ctime,
+        s.mtime,
+        s.version,
+        s.cversion * 2 - n,
+        s.aversion,
+        owner,
+        len(node.data or b""),
+        n,
+        s.pzxid,
+    )
 
 
 @dataclass(slots=True)
@@ -421,7 +446,10 @@ def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects)
     return None
 
 
-def apply_txn(tree: DataTree, txn: Txn, apply: Callable[[Txn], int]) -> Effects:
+Apply = Callable[[Txn, Callable[[int], None] | None], int]
+
+
+def apply_txn(tree: DataTree, txn: Txn, apply: Apply) -> Effects:
     """Apply ``txn`` to the database holding ``tree`` (through ``apply``) and say what
     it did."""
     fx = Effects()
@@ -455,19 +483,26 @@ def apply_txn(tree: DataTree, txn: Txn, apply: Callable[[Txn], int]) -> Effects:
                             o.type, None, 0 if not seen_failure else ErrorCode.RUNTIMEINCONSISTENCY
                         )
                     )
-            apply(txn)
+            apply(txn, None)
             return fx
         for o in ops:
             path = _record_effects(o.type, o.record, tree, fx)
             fx.subs.append(SubResult(o.type, path, 0))
-        fx.err = apply(txn)
+
+        def capture(i: int) -> None:
+            sub = fx.subs[i]
+            node = tree.get(sub.path) if sub.path is not None else None
+            if node is not None:
+                sub.stat = client_stat(node)
+
+        fx.err = apply(txn, capture)
         return fx
     if isinstance(rec, ErrorTxn):
         fx.err = rec.err
-        apply(txn)
+        apply(txn, None)
         return fx
     fx.path = _record_effects(txn.header.type, rec, tree, fx)
-    fx.err = apply(txn)
+    fx.err = apply(txn, None)
     if fx.err:
         fx.events.clear()
     return fx

@@ -35,8 +35,14 @@ from dataclasses import dataclass, field
 
 from zkquorum.core import acl as acls
 from zkquorum.core.database import Database
-from zkquorum.core.datatree import Node, is_ttl_owner
-from zkquorum.core.pipeline import Effects, OutstandingChanges, Prep, PrepRequest, apply_txn
+from zkquorum.core.pipeline import (
+    Effects,
+    OutstandingChanges,
+    Prep,
+    PrepRequest,
+    apply_txn,
+    client_stat,
+)
 from zkquorum.core.watch_manager import WatchManager
 from zkquorum.wire.client import (
     ClientRequest,
@@ -47,7 +53,6 @@ from zkquorum.wire.client import (
 )
 from zkquorum.wire.client_records import (
     AUTHPACKET_XID,
-    CONTAINER_EPHEMERAL_OWNER,
     AddWatchRequest,
     AuthPacket,
     CheckResult,
@@ -293,28 +298,6 @@ class Session:
     expires_at: float
     conn: int | None = None
     closing: bool = False
-
-
-def client_stat(node: Node) -> Stat:
-    """``DataNode#copyStat``: the client-visible cversion and ephemeral owner."""
-    s = node.stat
-    n = len(node.children)
-    owner = s.ephemeral_owner
-    if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
-        owner = 0
-    return Stat(
-        s.czxid,
-        s.mzxid,
-        s.ctime,
-        s.mtime,
-        s.version,
-        s.cversion * 2 - n,
-        s.aversion,
-        owner,
-        len(node.data or b""),
-        n,
-        s.pzxid,
-    )
 
 
 _READ_OPS = frozenset(
@@ -648,21 +631,20 @@ class ServerCore:
 
     def _multi_results(self, result: Effects) -> tuple[OpResult, ...]:
         out: list[OpResult] = []
-        tree = self.db.tree
         for sub in result.subs:
             if sub.err or result.err:
                 out.append(ErrorResult(sub.err))
                 continue
-            node = tree.get(sub.path) if sub.path is not None else None
+            stat = sub.stat or Stat()
             match sub.op:
                 case OpCode.CREATE:
                     out.append(CreateResult(sub.path or ""))
                 case OpCode.CREATE2 | OpCode.CREATE_CONTAINER | OpCode.CREATE_TTL:
-                    out.append(CreateResult(sub.path or "", client_stat(node) if node else Stat()))
+                    out.append(CreateResult(sub.path or "", stat))
                 case OpCode.DELETE:
                     out.append(DeleteResult())
                 case OpCode.SET_DATA:
-                    out.append(SetDataResult(client_stat(node) if node else Stat()))
+                    out.append(SetDataResult(stat))
                 case _:
                     out.append(CheckResult())
         return tuple(out)
@@ -747,7 +729,17 @@ class ServerCore:
                 node = tree.get(path)
                 if node is None:
                     return self._error(p.xid, ErrorCode.NONODE)
+                if not acls.check_acl(acls.READ | acls.ADMIN, node.acl, c.auth):
+                    return self._error(p.xid, ErrorCode.NOAUTH)
                 acl = node.acl if node.acl is not None else acls_open()
+                if not acls.check_acl(acls.ADMIN, node.acl, c.auth):
+                    # FinalRequestProcessor: without ADMIN the digests are hidden
+                    acl = tuple(
+                        ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x"))
+                        if a.id.scheme == "digest"
+                        else a
+                        for a in acl
+                    )
                 return encode_reply(ok, GetACLResponse(acl, client_stat(node)))
             case SyncRequest(path):
                 return encode_reply(ok, SyncResponse(path))
