@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from zkquorum.config.verifier import MajorityVerifier
-from zkquorum.core.datatree import DataTree
-from zkquorum.core.leader import Leader, LeaderPhase, LeaderSettings, plan_sync
 from zkquorum.core.zab import (
     Action,
     Close,
@@ -15,6 +12,10 @@ from zkquorum.core.zab import (
     Send,
     SendSnapshot,
 )
+
+from zkquorum.config.verifier import MajorityVerifier
+from zkquorum.core.datatree import DataTree
+from zkquorum.core.leader import Leader, LeaderPhase, LeaderSettings, plan_sync
 from zkquorum.wire.quorum import (
     LearnerInfo,
     PacketType,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from zkquorum.core.zab import Failed, PersistAcceptedEpoch, Send, TruncateLog
+
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.learner import Learner, LearnerSettings
-from zkquorum.core.zab import Failed, PersistAcceptedEpoch, Send, TruncateLog
 from zkquorum.wire.quorum import PacketType, QuorumPacket, encode_int_payload, encode_packet
 from zkquorum.wire.zxid import make_zxid
 

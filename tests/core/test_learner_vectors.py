@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.vectors import VECTORS
-from zkquorum.core.datatree import DataTree
-from zkquorum.core.learner import Learner, LearnerPhase, LearnerSettings
 from zkquorum.core.zab import (
     AppendTxns,
     Established,
@@ -17,6 +14,10 @@ from zkquorum.core.zab import (
     Send,
     TakeSnapshot,
 )
+
+from tests.vectors import VECTORS
+from zkquorum.core.datatree import DataTree
+from zkquorum.core.learner import Learner, LearnerPhase, LearnerSettings
 from zkquorum.wire.quorum import PacketType, QuorumPacket, QuorumStreamDecoder, encode_packet
 from zkquorum.wire.reader import Sentinel
 from zkquorum.wire.txn import decode_txn

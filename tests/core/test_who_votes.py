@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zkquorum.core.zab import Action, Close, Established, Failed
+
 from zkquorum.config.verifier import MajorityVerifier
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.election import (
@@ -23,7 +25,6 @@ from zkquorum.core.election import (
     TimerFired,
 )
 from zkquorum.core.leader import Leader, LeaderPhase, LeaderSettings
-from zkquorum.core.zab import Action, Close, Established, Failed
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import (
     LearnerInfo,

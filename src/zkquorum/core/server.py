@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from zkquorum.core import acl as acls
 from zkquorum.core.database import Database
+from zkquorum.core.javaorder import auth_order, hashset_clone_order
 from zkquorum.core.pipeline import (
     Effects,
     OutstandingChanges,
@@ -547,7 +548,7 @@ class ServerCore:
             txn = self.prep.close_session(c.session_id, zxid, wall)
         else:
             txn = self.prep.prepare(
-                PrepRequest(c.session_id, req.xid, op, rec, tuple(c.auth), zxid, wall)
+                PrepRequest(c.session_id, req.xid, op, rec, tuple(auth_order(c.auth)), zxid, wall)
             )
         self._submit(out, txn, c.conn, pending)
 
@@ -695,7 +696,10 @@ class ServerCore:
             case None if p.op == OpCode.PING:
                 return encode_reply(ReplyHeader(p.xid, zxid, 0))
             case None if p.op == OpCode.WHO_AM_I:
-                infos = tuple(ClientInfo(i.scheme, i.id) for i in c.auth)
+                infos = tuple(
+                    ClientInfo(i.scheme, i.id.split(":", 1)[0] if i.scheme == "digest" else i.id)
+                    for i in auth_order(c.auth)
+                )
                 return encode_reply(ok, WhoAmIResponse(infos))
             case ExistsRequest(path, watch):
                 node = tree.get(path)
@@ -744,11 +748,8 @@ class ServerCore:
             case SyncRequest(path):
                 return encode_reply(ok, SyncResponse(path))
             case GetEphemeralsRequest(prefix):
-                mine = sorted(
-                    path
-                    for path in tree.ephemerals.get(c.session_id, ())
-                    if path.startswith(prefix)
-                )
+                every = hashset_clone_order(list(tree.ephemerals.get(c.session_id, ())))
+                mine = [path for path in every if prefix == "/" or path.startswith(prefix)]
                 return encode_reply(ok, GetEphemeralsResponse(tuple(mine)))
             case GetAllChildrenNumberRequest(path):
                 node = tree.get(path)

@@ -1,0 +1,83 @@
+"""The iteration order of Java's hash sets, where 3.8 lets it reach the client.
+
+3.8 answers some requests straight from a ``HashSet`` or a ``ConcurrentHashMap`` key set:
+``getEphemerals`` (a clone of the session's ``HashSet<String>``), ``whoAmI`` and the
+expansion of an ``auth`` ACL (the connection's ``authInfo``, a ``ConcurrentHashMap`` key
+set of ``Id``).  Clients print that order (``zkCli.sh``); so that a zkquorum server
+answers byte for byte as Java does, these functions reproduce it: buckets in index order
+(``(h ^ h >>> 16) & (capacity - 1)``), insertion order within a bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from zkquorum.wire.jute import Id
+
+T = TypeVar("T")
+
+_INT = 1 << 32
+
+
+def _int32(value: int) -> int:
+    value &= _INT - 1
+    return value - _INT if value >= 1 << 31 else value
+
+
+def string_hash(s: str) -> int:
+    """``String#hashCode`` over UTF-16 code units."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & (_INT - 1)
+    return _int32(h)
+
+
+def id_hash(ident: Id) -> int:
+    """``Id#hashCode`` as jute generates it: ``37 * (37 * 17 + scheme) + id``."""
+    result = 17
+    result = _int32(37 * result + string_hash(ident.scheme))
+    return _int32(37 * result + string_hash(ident.id))
+
+
+def _spread(h: int) -> int:
+    u = h & (_INT - 1)
+    return u ^ (u >> 16)
+
+
+def _capacity(size: int, initial: int = 16) -> int:
+    cap = initial
+    while size > cap * 3 // 4:
+        cap *= 2
+    return cap
+
+
+def hash_order(items: Sequence[T], key: Callable[[T], int], capacity: int) -> list[T]:
+    """``items`` (in insertion order) as a hash table of ``capacity`` iterates them."""
+    mask = capacity - 1
+    return [
+        item
+        for _, _, item in sorted(
+            ((_spread(key(item)) & mask, i, item) for i, item in enumerate(items)),
+            key=lambda t: (t[0], t[1]),
+        )
+    ]
+
+
+def hashset_clone_order(items: Sequence[str]) -> list[str]:
+    """A ``HashSet<String>`` filled in ``items`` order, then cloned, as iterated.
+
+    The clone is sized for its elements (``HashMap#putMapEntries``: the smallest power
+    of two above ``size / 0.75 + 1``) and filled in the source's order."""
+    source = hash_order(items, string_hash, _capacity(len(items)))
+    cap = 1
+    while cap < len(items) / 0.75 + 1:
+        cap *= 2
+    return hash_order(source, string_hash, cap)
+
+
+def auth_order(ids: Iterable[Id]) -> list[Id]:
+    """A connection's ``authInfo`` (a ``ConcurrentHashMap`` key set) as iterated."""
+    items = list(ids)
+    return hash_order(items, id_hash, _capacity(len(items)))
