@@ -1,0 +1,79 @@
+"""The standalone server in-process: kazoo works, bad bytes close one connection only, an
+acknowledged write survives a restart, four-letter words answer on the client port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.interop.zkserver import free_ports
+from zkquorum.config.zoocfg import parse_zoo_cfg
+from zkquorum.runtime.standalone import StandaloneServer
+
+kazoo_client = pytest.importorskip("kazoo.client")
+
+
+def _config(tmp_path: Path, port: int) -> object:
+    text = (
+        f"tickTime=200\ndataDir={tmp_path}/data\nclientPort={port}\n"
+        "clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
+    )
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(text)
+    return parse_zoo_cfg(text, path=str(cfg))
+
+
+def _kazoo(port: int):  # type: ignore[no-untyped-def]
+    zk = kazoo_client.KazooClient(hosts=f"127.0.0.1:{port}", timeout=5)
+    zk.start(timeout=10)
+    return zk
+
+
+def _word(port: int, word: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(word)
+        chunks = []
+        while chunk := s.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_kazoo_bad_bytes_restart_and_words(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    config = _config(tmp_path, port)
+
+    async def first_life() -> None:
+        async with StandaloneServer(config) as server:  # type: ignore[arg-type]
+            zk = await asyncio.to_thread(_kazoo, port)
+            try:
+                await asyncio.to_thread(zk.create, "/kept", b"v1")
+                # A frame far above jute.maxbuffer closes that connection only.
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"\x7f\xff\xff\xff")
+                await w.drain()
+                await asyncio.to_thread(zk.set, "/kept", b"v2")
+                assert (await asyncio.to_thread(zk.get, "/kept"))[0] == b"v2"
+                assert server.port is not None and server.port.bad_frames == 1
+                w.close()
+                assert await asyncio.to_thread(_word, port, b"ruok") == b"imok"
+                srvr = (await asyncio.to_thread(_word, port, b"srvr")).decode()
+                assert "Mode: standalone" in srvr
+            finally:
+                await asyncio.to_thread(zk.stop)
+                await asyncio.to_thread(zk.close)
+
+    async def second_life() -> None:
+        async with StandaloneServer(config):  # type: ignore[arg-type]
+            zk = await asyncio.to_thread(_kazoo, port)
+            try:
+                data, stat = await asyncio.to_thread(zk.get, "/kept")
+                assert data == b"v2" and stat.version == 1
+            finally:
+                await asyncio.to_thread(zk.stop)
+                await asyncio.to_thread(zk.close)
+
+    asyncio.run(first_life())
+    asyncio.run(second_life())
