@@ -14,6 +14,7 @@ the watch events in the order 3.8 fires them, and per-op results of a multi.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -104,6 +105,8 @@ class OutstandingChanges:
     def __init__(self, tree: DataTree) -> None:
         self.tree = tree
         self.changes: dict[str, ChangeRecord] = {}
+        self._order: deque[tuple[int, str]] = deque()
+        """(zxid, path) as records were put: what ``applied`` may drop, oldest first."""
 
     def get(self, path: str) -> ChangeRecord:
         rec = self.changes.get(path)
@@ -125,11 +128,17 @@ class OutstandingChanges:
 
     def put(self, rec: ChangeRecord) -> None:
         self.changes[rec.path] = rec
+        self._order.append((rec.zxid, rec.path))
 
     def applied(self, zxid: int) -> None:
-        """Txns up to ``zxid`` are in the tree: their records are no longer needed."""
-        if self.changes:
-            self.changes = {p: r for p, r in self.changes.items() if r.zxid > zxid}
+        """Txns up to ``zxid`` are in the tree: their records are no longer needed (a
+        record a later txn replaced stays, as 3.8's ``outstandingChangesForPath``)."""
+        order, changes = self._order, self.changes
+        while order and order[0][0] <= zxid:
+            _, path = order.popleft()
+            rec = changes.get(path)
+            if rec is not None and rec.zxid <= zxid:
+                del changes[path]
 
 
 @dataclass(frozen=True, slots=True)

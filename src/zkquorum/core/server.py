@@ -287,6 +287,8 @@ class Connection:
     old_client: bool = False
     """No readOnly byte in the ConnectRequest: none in the response either."""
     auth: list[Id] = field(default_factory=list)
+    auth_ordered: tuple[Id, ...] = ()
+    """``auth`` in Java's iteration order (kept up to date with it)."""
     queue: collections.deque[_Pending] = field(default_factory=collections.deque)
     received: int = 0
     sent: int = 0
@@ -379,7 +381,8 @@ class ServerCore:
         out = ServerOut()
         match event:
             case ClientConnected(_, conn, ip):
-                self.conns[conn] = Connection(conn, ip, auth=[Id("ip", ip)])
+                ident = Id("ip", ip)
+                self.conns[conn] = Connection(conn, ip, auth=[ident], auth_ordered=(ident,))
             case ClientMessage(now, conn, message):
                 c = self.conns.get(conn)
                 if c is not None and c.state is not ConnState.CLOSING:
@@ -548,7 +551,7 @@ class ServerCore:
             txn = self.prep.close_session(c.session_id, zxid, wall)
         else:
             txn = self.prep.prepare(
-                PrepRequest(c.session_id, req.xid, op, rec, tuple(auth_order(c.auth)), zxid, wall)
+                PrepRequest(c.session_id, req.xid, op, rec, c.auth_ordered, zxid, wall)
             )
         self._submit(out, txn, c.conn, pending)
 
@@ -570,6 +573,7 @@ class ServerCore:
         for i in ids:
             if i not in c.auth:
                 c.auth.append(i)
+        c.auth_ordered = tuple(auth_order(c.auth))
         self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, 0)))
 
     # -- final: apply, watches, replies ------------------------------------------------------
@@ -698,7 +702,7 @@ class ServerCore:
             case None if p.op == OpCode.WHO_AM_I:
                 infos = tuple(
                     ClientInfo(i.scheme, i.id.split(":", 1)[0] if i.scheme == "digest" else i.id)
-                    for i in auth_order(c.auth)
+                    for i in c.auth_ordered
                 )
                 return encode_reply(ok, WhoAmIResponse(infos))
             case ExistsRequest(path, watch):

@@ -144,8 +144,15 @@ class StandaloneServer:
         if self._closed or core is None or port is None:
             return
         out = core.step(event)
-        for conn, data in out.sends:
-            port.send(conn, data)
+        if len(out.sends) == 1:
+            port.send(*out.sends[0])
+        elif out.sends:
+            # One write per connection per step: the bytes of each in their order.
+            per: dict[int, list[bytes]] = {}
+            for conn, data in out.sends:
+                per.setdefault(conn, []).append(data)
+            for conn, chunks in per.items():
+                port.send(conn, b"".join(chunks))
         for conn in out.closes:
             port.close_conn(conn)
         if out.append and self._log is not None:
