@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypothesis import Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.interop.zk import NOP_JAR, ZooKeeperInstall, _cache_root, require_zookeeper
@@ -81,15 +81,22 @@ def ask_probe(questions: Sequence[str], *, timeout: float = 120.0) -> list[str]:
 
 
 def hex_text(s: str) -> str:
-    return s.encode("utf-8").hex()
+    """How the probe spells a string: ``x`` + hex of its UTF-8 (never empty)."""
+    return "x" + s.encode("utf-8").hex()
 
 
-# Hypothesis draws the examples; one JVM answers them all (a JVM per example would be slow,
-# so no shrinking either: the failure message names the id).
-ONE_BATCH = settings(max_examples=1, deadline=None, phases=[Phase.generate])
+# Hypothesis draws batches of cases and one JVM answers a whole batch (a JVM per case would be
+# slow, so no shrinking either: the failure message names the case).  A few batches, since
+# the first one Hypothesis draws is its simplest.
+BATCHES = settings(
+    max_examples=6,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow],
+)
 
 
-@ONE_BATCH
+@BATCHES
 @given(st.lists(LONGS, min_size=300, max_size=300, unique=True))
 def test_passwords_match_generate_passwd(ids: list[int]) -> None:
     ids = [0, 1, -1, (1 << 63) - 1, -(1 << 63), 0xB3415C00, 0x100003AE6E00000, *ids]
@@ -98,7 +105,7 @@ def test_passwords_match_generate_passwd(ids: list[int]) -> None:
         assert generate_password(i).hex() == answer, hex(i)
 
 
-@ONE_BATCH
+@BATCHES
 @given(st.lists(LONGS, min_size=100, max_size=100))
 def test_java_random_sequences(seeds: list[int]) -> None:
     seeds = [0, 42, -1, *seeds]

@@ -5,8 +5,8 @@
 // Compiled at test time against the installed jar; calls ZooKeeper's classes, including the
 // package-private ZooKeeperServer#generatePasswd through reflection.
 //
-// Every string in a question or an answer is hex-encoded UTF-8, so any text survives; fields
-// are separated by single spaces. Questions:
+// Every string in a question or an answer is "x" + hex-encoded UTF-8, so any text (the empty
+// one too) survives; fields are separated by single spaces. Questions:
 //   random SEED                 -> nextInt x3, nextLong, nextInt(1..4 bounds), nextBytes(7) hex
 //   passwd ID                   -> hex of ZooKeeperServer#generatePasswd(ID)
 //   nextid SID                  -> BEFORE ID AFTER (elapsed ms around initializeNextSessionId)
@@ -47,10 +47,11 @@ public final class ServerRulesProbe {
     }
 
     private static String hexText(String s) {
-        return hex(s.getBytes(StandardCharsets.UTF_8));
+        return "x" + hex(s.getBytes(StandardCharsets.UTF_8));
     }
 
-    private static String unhex(String h) {
+    private static String unhex(String text) {
+        String h = text.substring(1);
         byte[] b = new byte[h.length() / 2];
         for (int i = 0; i < b.length; i++) {
             b[i] = (byte) Integer.parseInt(h.substring(2 * i, 2 * i + 2), 16);
