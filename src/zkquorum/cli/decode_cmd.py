@@ -1,11 +1,13 @@
-"""``zkquorum decode CAPTURE.pcap``: print the election and quorum messages of a capture.
+"""``zkquorum decode CAPTURE.pcap``: print the election, quorum and client messages of a capture.
 
 One line per message in time order: time (ms from the first connection), connection,
 port, direction, sids where known, message type and key fields.  ``--json`` prints one
 JSON object per line instead: first one ``"kind": "connection"`` object per TCP
 connection, then the messages with ``port``, ``kind`` (``initial``, ``notification``,
-``packet``, ``snapshot``, ``snapshot_signature``, ``truncated``, ``error``), ``type``
-(packet type name) and the decoded fields (see :mod:`zkquorum.wire.capture`).  A damaged
+``packet``, ``snapshot``, ``snapshot_signature``; on the client port ``connect``,
+``connect_response``, ``request``, ``reply``, ``four_letter_word``; ``truncated``,
+``error``), ``type`` (packet type name) and the decoded fields (see
+:mod:`zkquorum.wire.capture`).  A damaged
 or truncated stream is reported as an ``error`` / ``truncated`` line and decoding goes
 on.
 """
@@ -47,6 +49,14 @@ def register(subparsers: Any) -> None:
         metavar="P",
         help="treat connections to port P as quorum connections (repeatable)",
     )
+    p.add_argument(
+        "--client-port",
+        type=_port,
+        action="append",
+        default=[],
+        metavar="P",
+        help="treat connections to port P as client connections (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {args.capture}: {exc.strerror or exc}") from None
     try:
         report = decode_capture(
-            data, election_ports=args.election_port, quorum_ports=args.quorum_port
+            data,
+            election_ports=args.election_port,
+            quorum_ports=args.quorum_port,
+            client_ports=args.client_port,
         )
     except PcapError as exc:
         raise CliError(f"{args.capture}: {exc}") from None
@@ -182,6 +195,8 @@ def summary(e: CaptureEvent) -> str:
         )
     if e.kind == "snapshot_signature":
         return f"SIGNATURE {f['signature']!r}"
+    if e.kind in _CLIENT_KINDS:
+        return _client_summary(e.kind, f)
     if e.kind == "truncated":
         return f"TRUNCATED: the stream ends inside a message ({f['bytes']} bytes)"
     return f"ERROR at stream offset {e.stream_offset}: {f.get('reason')}"
@@ -215,3 +230,27 @@ def _packet_detail(f: dict[str, Any]) -> str:
         extra = f"valid={f['valid']}" if "valid" in f else f"timeout={f.get('timeout')}"
         return f" session={f['session_id']} {extra}"
     return ""
+
+
+_CLIENT_KINDS = frozenset({"connect", "connect_response", "request", "reply", "four_letter_word"})
+
+
+def _client_summary(kind: str, f: dict[str, Any]) -> str:
+    if kind == "four_letter_word":
+        return f"4LW {f['word']}"
+    if kind == "connect":
+        return (
+            f"CONNECT session={f['session_id']} lastZxidSeen={f['last_zxid_seen']} "
+            f"timeout={f['timeout']} readOnly={f['read_only']}"
+        )
+    if kind == "connect_response":
+        return f"CONNECTED session={f['session_id']} timeout={f['timeout']}"
+    head = f"{kind.upper():<7} xid={f['xid']:<4} {f['op']}"
+    if kind == "request":
+        body = f.get("request")
+        path = f" {body['path']}" if isinstance(body, dict) and "path" in body else ""
+        bad = f" (malformed: {f['malformed']})" if "malformed" in f else ""
+        return head + path + bad
+    response = f.get("response")
+    path = f" {response['path']}" if isinstance(response, dict) and "path" in response else ""
+    return f"{head} zxid={f['zxid']} err={f['err']}{path}"

@@ -6,9 +6,11 @@ Pure (bytes in, events out); ``zkquorum decode`` formats the events.  Each event
 ``election_epoch``, ``peer_epoch``, ``version``, ``config``, ...).  Zxids are hex strings
 (``"0x100000000"``, as ZooKeeper logs them); other numbers are JSON numbers.
 
-Connections are recognised by port when told (``election_ports`` / ``quorum_ports``),
-else by the connecting side's first bytes (an initial message V1/V2 or old style; a
-FOLLOWERINFO / OBSERVERINFO packet), else by an acceptor port already recognised.  Sids
+Connections are recognised by port when told (``election_ports`` / ``quorum_ports`` /
+``client_ports``), else by the connecting side's first bytes (an initial message V1/V2 or
+old style; a FOLLOWERINFO / OBSERVERINFO packet; a ConnectRequest or a four-letter word),
+else by an acceptor port already recognised.  On a client connection the replies are
+paired with the requests by xid, as a client does (:mod:`zkquorum.wire.client`).  Sids
 come from initial messages, LearnerInfo, and the ``server.N=`` lines of config texts
 seen in notifications and NEWLEADER.
 """
@@ -16,12 +18,31 @@ seen in notifications and NEWLEADER.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import enum
 import itertools
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkquorum.wire.client import (
+    FOUR_LETTER_WORDS,
+    ClientReply,
+    ClientRequest,
+    FourLetterWord,
+    MalformedRequest,
+    ReplyStreamDecoder,
+    RequestStreamDecoder,
+)
+from zkquorum.wire.client_records import (
+    ConnectRequest,
+    ConnectResponse,
+    ErrorCode,
+    Op,
+    Stat,
+    is_null,
+)
 from zkquorum.wire.election import (
     PROTOCOL_VERSION_V1,
     PROTOCOL_VERSION_V2,
@@ -72,6 +93,9 @@ from zkquorum.wire.zxid import zxid_hex
 
 ELECTION = "election"
 QUORUM = "quorum"
+CLIENT = "client"
+
+_WORD_LENGTHS = frozenset(int.from_bytes(w.encode("ascii"), "big") for w in FOUR_LETTER_WORDS)
 
 JsonValue = Any
 
@@ -130,6 +154,10 @@ def _classify(first: bytes) -> str | None:
             return ELECTION
     if len(first) >= 4 and int.from_bytes(first[:4], "big") in (11, 16):
         return QUORUM
+    if len(first) >= 4 and int.from_bytes(first[:4], "big") in _WORD_LENGTHS:
+        return CLIENT
+    if len(first) >= 8 and int.from_bytes(first[:4], "big") in (44, 45) and not any(first[4:8]):
+        return CLIENT  # a ConnectRequest (protocolVersion 0), with or without readOnly
     if len(first) >= 12:
         sid = int.from_bytes(first[:8], "big", signed=True)
         frame = int.from_bytes(first[8:12], "big", signed=True)
@@ -297,21 +325,85 @@ class _Ctx:
     initiator_sid: dict[int, int] = field(default_factory=dict)
 
 
+Handler = Callable[[object], tuple[str, dict[str, JsonValue]] | None]
+"""What a message becomes: an event's kind and fields (``None``: no event)."""
+Decoder = (
+    ElectionConnectionDecoder | QuorumStreamDecoder | RequestStreamDecoder | ReplyStreamDecoder
+)
+
+
 def _decode_direction(
     conn: TcpConnection, port: str, d: Direction, from_initiator: bool, ctx: _Ctx
 ) -> list[CaptureEvent]:
+    dec: Decoder
+    if port == ELECTION:
+        direction = "initiator->acceptor" if from_initiator else "acceptor->initiator"
+        dec = ElectionConnectionDecoder(initial=from_initiator)
+    else:
+        direction = "learner->leader" if from_initiator else "leader->learner"
+        dec = QuorumStreamDecoder(snapshots=not from_initiator)
+    handle = _peer_handler(conn, from_initiator, ctx)
+    return _run_decoder(conn, port, d, from_initiator, direction, dec, handle, ctx)
+
+
+def _peer_handler(conn: TcpConnection, from_initiator: bool, ctx: _Ctx) -> Handler:
+    def handle(msg: object) -> tuple[str, dict[str, JsonValue]] | None:
+        if isinstance(msg, InitialMessage):
+            ctx.initiator_sid[conn.index] = msg.sid
+            for e in msg.endpoints():
+                if not e.wildcard:
+                    ctx.election_sids.setdefault((e.host, e.port), msg.sid)
+            return "initial", {
+                "protocol_version": msg.protocol_version,
+                "sid": msg.sid,
+                "addresses": list(msg.addresses),
+            }
+        if isinstance(msg, Notification):
+            if msg.config:
+                _learn_config(msg.config, ctx.election_sids, ctx.quorum_sids)
+            return "notification", {
+                "state": msg.state.name,
+                "leader": msg.leader,
+                "zxid": hexz(msg.zxid),
+                "election_epoch": msg.election_epoch,
+                "peer_epoch": msg.peer_epoch,
+                "version": msg.version,
+                "config": msg.config,
+            }
+        if isinstance(msg, DroppedNotification):
+            return "notification", {"dropped": msg.reason, "state": msg.state}
+        if isinstance(msg, QuorumPacket):
+            fields = _packet_fields(msg, from_initiator)
+            info = fields.get("learner_info")
+            if isinstance(info, dict):
+                ctx.learner_sid[conn.index] = info["server_id"]
+            if isinstance(fields.get("config"), str):
+                _learn_config(fields["config"], ctx.election_sids, ctx.quorum_sids)
+            return "packet", fields
+        if isinstance(msg, Snapshot):
+            return "snapshot", _snapshot_fields(msg)
+        if isinstance(msg, SnapshotSignature):
+            return "snapshot_signature", {"signature": msg.signature}
+        return None
+
+    return handle
+
+
+def _run_decoder(
+    conn: TcpConnection,
+    port: str,
+    d: Direction,
+    from_initiator: bool,
+    direction: str,
+    dec: Decoder,
+    handle: Handler,
+    ctx: _Ctx,
+) -> list[CaptureEvent]:
+    """Feed one direction's chunks to ``dec``; an event per message, error or truncation."""
     chunks, hole = d.chunks()
     src, dst = (
         (conn.initiator, conn.acceptor) if from_initiator else (conn.acceptor, conn.initiator)
     )
-    if port == ELECTION:
-        direction = "initiator->acceptor" if from_initiator else "acceptor->initiator"
-        dec: ElectionConnectionDecoder | QuorumStreamDecoder = ElectionConnectionDecoder(
-            initial=from_initiator
-        )
-    else:
-        direction = "learner->leader" if from_initiator else "leader->learner"
-        dec = QuorumStreamDecoder(snapshots=not from_initiator)
     events: list[CaptureEvent] = []
     offsets = [c.offset for c in chunks]
     times = list(itertools.accumulate((c.timestamp for c in chunks), max))
@@ -346,53 +438,9 @@ def _decode_direction(
                 return False
             if msg is NEED_DATA or msg is CLOSED:
                 return True
-            length = dec.offset - start
-            if isinstance(msg, InitialMessage):
-                ctx.initiator_sid[conn.index] = msg.sid
-                for e in msg.endpoints():
-                    if not e.wildcard:
-                        ctx.election_sids.setdefault((e.host, e.port), msg.sid)
-                event(
-                    "initial",
-                    start,
-                    length,
-                    {
-                        "protocol_version": msg.protocol_version,
-                        "sid": msg.sid,
-                        "addresses": list(msg.addresses),
-                    },
-                )
-            elif isinstance(msg, Notification):
-                if msg.config:
-                    _learn_config(msg.config, ctx.election_sids, ctx.quorum_sids)
-                event(
-                    "notification",
-                    start,
-                    length,
-                    {
-                        "state": msg.state.name,
-                        "leader": msg.leader,
-                        "zxid": hexz(msg.zxid),
-                        "election_epoch": msg.election_epoch,
-                        "peer_epoch": msg.peer_epoch,
-                        "version": msg.version,
-                        "config": msg.config,
-                    },
-                )
-            elif isinstance(msg, DroppedNotification):
-                event("notification", start, length, {"dropped": msg.reason, "state": msg.state})
-            elif isinstance(msg, QuorumPacket):
-                fields = _packet_fields(msg, from_initiator)
-                info = fields.get("learner_info")
-                if isinstance(info, dict):
-                    ctx.learner_sid[conn.index] = info["server_id"]
-                if isinstance(fields.get("config"), str):
-                    _learn_config(fields["config"], ctx.election_sids, ctx.quorum_sids)
-                event("packet", start, length, fields)
-            elif isinstance(msg, Snapshot):
-                event("snapshot", start, length, _snapshot_fields(msg))
-            elif isinstance(msg, SnapshotSignature):
-                event("snapshot_signature", start, length, {"signature": msg.signature})
+            described = handle(msg)
+            if described is not None:
+                event(described[0], start, dec.offset - start, described[1])
 
     ok = True
     for chunk in chunks:
@@ -406,6 +454,86 @@ def _decode_direction(
         elif dec.pending_bytes:
             event("truncated", dec.offset, dec.pending_bytes, {"bytes": dec.pending_bytes})
     return events
+
+
+_ZXID_FIELDS = frozenset({"czxid", "mzxid", "pzxid", "last_zxid_seen", "relative_zxid"})
+_ID_FIELDS = frozenset({"session_id", "ephemeral_owner"})
+
+
+def _client_json(value: object, name: str = "") -> JsonValue:
+    """A client record as JSON: fields by their Python names, zxids and session ids hex."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, str):
+        return None if is_null(value) else str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if name in _ZXID_FIELDS or name in _ID_FIELDS:
+            return hexz(value)
+        return value
+    if isinstance(value, bytes):
+        return {"hex": value.hex()} if name == "passwd" else _data_json(value)
+    if isinstance(value, tuple):
+        return [_client_json(v) for v in value]
+    if isinstance(value, Op):
+        return {"type": op_name(value.type), **_fields_json(value.request)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = _fields_json(value)
+        if not isinstance(value, Stat) and name != "id":
+            out = {"record": type(value).__name__, **out}
+        return out
+    return repr(value)
+
+
+def _fields_json(record: Any) -> dict[str, JsonValue]:
+    return {
+        f.name: _client_json(getattr(record, f.name), f.name) for f in dataclasses.fields(record)
+    }
+
+
+def _client_fields(msg: object) -> tuple[str, dict[str, JsonValue]]:
+    if isinstance(msg, FourLetterWord):
+        return "four_letter_word", {"word": msg.word}
+    if isinstance(msg, ConnectRequest | ConnectResponse):
+        kind = "connect" if isinstance(msg, ConnectRequest) else "connect_response"
+        return kind, _fields_json(msg)
+    if isinstance(msg, ClientRequest):
+        fields: dict[str, JsonValue] = {"xid": msg.xid, "op": op_name(msg.op)}
+        if isinstance(msg.record, MalformedRequest):
+            fields["malformed"] = msg.record.reason
+        elif msg.record is not None:
+            fields["request"] = _client_json(msg.record)
+        return "request", fields
+    assert isinstance(msg, ClientReply)
+    fields = {"xid": msg.xid, "op": op_name(msg.op), "zxid": hexz(msg.zxid)}
+    try:
+        fields["err"] = ErrorCode(msg.err).name
+    except ValueError:
+        fields["err"] = msg.err
+    if msg.response is not None:
+        fields["response"] = _client_json(msg.response)
+    if msg.raw:
+        fields["raw"] = msg.raw.hex()
+    return "reply", fields
+
+
+def _decode_client(conn: TcpConnection, ctx: _Ctx) -> list[CaptureEvent]:
+    """Both directions of a client connection: the requests first, to pair the replies."""
+    replies = ReplyStreamDecoder()
+
+    def request(msg: object) -> tuple[str, dict[str, JsonValue]] | None:
+        if isinstance(msg, ClientRequest):
+            replies.expect(msg.xid, msg.op)
+        return _client_fields(msg)
+
+    to_server = _run_decoder(
+        conn, CLIENT, conn.to_acceptor, True, "client->server", RequestStreamDecoder(), request, ctx
+    )
+    to_client = _run_decoder(
+        conn, CLIENT, conn.to_initiator, False, "server->client", replies, _client_fields, ctx
+    )
+    return to_server + to_client
 
 
 def _first_bytes(chunks: Iterable[Chunk], n: int = 16) -> bytes:
@@ -422,6 +550,7 @@ def decode_capture(
     *,
     election_ports: Collection[int] = (),
     quorum_ports: Collection[int] = (),
+    client_ports: Collection[int] = (),
 ) -> CaptureReport:
     """Decode a libpcap capture (raises :class:`~zkquorum.wire.pcap.PcapError`)."""
     capture = parse_pcap(data)
@@ -435,6 +564,8 @@ def decode_capture(
             kinds[c.index] = ELECTION
         elif port in quorum_ports:
             kinds[c.index] = QUORUM
+        elif port in client_ports:
+            kinds[c.index] = CLIENT
         else:
             kinds[c.index] = _classify(_first_bytes(c.to_acceptor.chunks()[0]))
     by_port = {conns[i].acceptor: k for i, k in kinds.items() if k is not None}
@@ -456,6 +587,9 @@ def decode_capture(
                 continue
             kind = kinds[c.index]
             assert kind is not None
+            if kind == CLIENT:
+                events.extend(_decode_client(c, ctx))
+                continue
             events.extend(_decode_direction(c, kind, c.to_acceptor, True, ctx))
             events.extend(_decode_direction(c, kind, c.to_initiator, False, ctx))
     infos = []
