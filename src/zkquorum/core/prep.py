@@ -477,11 +477,11 @@ class _Context:
             return None
         return self.record_for_path(path).node_digest
 
-    def check_session(self, request: PrepRequest, *, global_only: bool = False) -> None:
-        if global_only:
-            result = self.sessions.check_global_session(request.session_id, request.owner)
-        else:
-            result = self.sessions.check_session(request.session_id, request.owner)
+    def check_session(self, request: PrepRequest) -> None:
+        """``LeaderSessionTracker#checkSession`` / ``#checkGlobalSession`` (local sessions
+        off, so they agree): an unknown session is SESSIONEXPIRED, not UNKNOWNSESSION as
+        on a standalone server; a closing one too; another owner is SESSIONMOVED."""
+        result = self.sessions.check_global_session(request.session_id, request.owner)
         if result is not SessionCheck.OK:
             raise _Fail(_SESSION_ERRORS[result])
 
@@ -633,7 +633,7 @@ class Prep:
                 raise _Fail(ErrorCode.BADARGUMENTS)
         elif ttl >= 0:
             raise _Fail(ErrorCode.BADARGUMENTS)
-        ctx.check_session(request, global_only=mode.is_ephemeral)
+        ctx.check_session(request)
         parent_path = _parent_for_create(path)
         if _acl_has_null_provider_id(acl):
             raise _Marshalling("null id in an ACL")
