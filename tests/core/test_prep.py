@@ -74,6 +74,7 @@ class Leader:
         self.prep = Prep(PrepSettings(extended_types_enabled=extended))
         self.zxid = 0x100000000
         self.cxid = 0
+        self.log: list[Txn] = []
         self.session = self.new_session()
 
     def new_session(self, owner: object = "me") -> int:
@@ -114,11 +115,16 @@ class Leader:
 
     def commit(self, result: PrepResult) -> Txn:
         assert result.txn is not None
-        self.tree.apply(result.txn)
-        self.changes.applied(result.txn.header.zxid)
-        if result.txn.header.type == OpCode.CLOSE_SESSION:
-            self.sessions.remove_session(result.txn.header.client_id)
-        return result.txn
+        return self.commit_txn(result.txn)
+
+    def commit_txn(self, txn: Txn) -> Txn:
+        """Apply a proposed txn, as the leader does on COMMIT."""
+        self.tree.apply(txn)
+        self.changes.applied(txn.header.zxid)
+        if txn.header.type == OpCode.CLOSE_SESSION:
+            self.sessions.remove_session(txn.header.client_id)
+        self.log.append(txn)
+        return txn
 
     def run(
         self,
