@@ -549,3 +549,20 @@ def test_empty_multi(zk: Leader) -> None:
 )
 def test_validate_path(path: str, ok: bool) -> None:
     assert validate_path(path) is ok
+
+
+def test_failed_multi_forgets_parent_records_as_38_does(zk: Leader) -> None:
+    """getPendingChanges saves the ops' own paths only: after the rollback the parent's
+    earlier outstanding record is no longer the path's current one (the tree is)."""
+    pending = zk.prepare(zk.request(OpCode.CREATE, CreateRequest("/p", b"", OPEN_ACL_UNSAFE, 0)))
+    assert zk.changes.get("") is not None
+    multi = MultiOperationRecord(
+        (
+            Op(OpCode.CREATE, CreateRequest("/q", b"", OPEN_ACL_UNSAFE, 0)),
+            Op(OpCode.CHECK, CheckVersionRequest("/none", -1)),
+        )
+    )
+    assert zk.prepare(zk.request(OpCode.MULTI, multi)).err == E.NONODE
+    assert zk.changes.get("") is None
+    assert zk.changes.get("/p") is not None
+    zk.commit(pending)
