@@ -42,7 +42,16 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Set
+from collections.abc import (
+    Callable,
+    Collection,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    Set,
+)
 from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
@@ -96,6 +105,7 @@ __all__ = [
     "PrepSettings",
     "PrepTree",
     "ephemeral_type",
+    "java_hash_set_order",
     "validate_path",
 ]
 
@@ -790,19 +800,19 @@ class Prep:
     ) -> TxnRecord | None:
         """closeSession: the session's ephemerals, committed and outstanding, go.
 
-        No session check (the expirer submits it without owning the session).  The
-        order of the paths is the committed ones by creation, then outstanding ones;
-        3.8 iterates a ``HashSet`` instead (the set of paths is what matters: followers
-        delete each).
+        No session check (the expirer submits it without owning the session).  The paths
+        come in the order 3.8's ``HashSet`` gives them (:func:`java_hash_set_order`), so
+        that the txn is the Java leader's byte for byte.
         """
         sid = request.session_id
-        committed = ctx.tree.ephemerals.get(sid, ())
-        paths: dict[str, None] = dict.fromkeys(sorted(committed, key=_creation_key(ctx.tree)))
+        committed = sorted(ctx.tree.ephemerals.get(sid, ()), key=_creation_key(ctx.tree))
+        edits: list[tuple[str, bool]] = []
         for record in ctx.changes:
             if record.stat is None:
-                paths.pop(record.path, None)
+                edits.append((record.path, False))
             elif record.stat.ephemeral_owner == sid:
-                paths[record.path] = None
+                edits.append((record.path, True))
+        paths = java_hash_set_order(committed, edits)
         zxid = header.zxid
         for path in paths:
             if ctx.digests is not None:
@@ -890,6 +900,87 @@ def _digest_of(record: ChangeRecord) -> TxnDigest | None:
 def _error_txn(header: TxnHeader, code: ErrorCode) -> PrepResult:
     """A failed write: ``hdr.type = error``, ``ErrorTxn{code}``, no digest."""
     return PrepResult(Txn(replace(header, type=OpCode.ERROR), ErrorTxn(code)), code)
+
+
+def _java_string_hash(text: str) -> int:
+    """``String#hashCode`` over UTF-16 units, then ``HashMap#hash``'s spread."""
+    h = 0
+    units = text.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(units), 2):
+        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+class _JavaHashSet:
+    """Where ``java.util.HashSet<String>`` puts its members: a power-of-two table,
+    doubled when the size passes 3/4 of it, members of one bucket in insertion order
+    (resizing keeps that order).  Long buckets that Java would turn into trees (8 or
+    more colliding members in a table of 64 or more) are not modelled."""
+
+    __slots__ = ("_capacity", "_members", "_seq", "_threshold")
+
+    def __init__(self, presize: int = 0) -> None:
+        self._members: dict[str, tuple[int, int]] = {}
+        self._seq = 0
+        self._capacity = 0
+        # HashMap#putMapEntries on a clone: the table for `presize` members, made on the
+        # first put.
+        self._threshold = _table_size_for(int(presize / 0.75 + 1.0)) if presize else 0
+
+    def add(self, member: str) -> None:
+        if member in self._members:
+            return
+        if not self._capacity:
+            self._capacity = self._threshold or 16
+            self._threshold = int(self._capacity * 0.75)
+        self._members[member] = (_java_string_hash(member), self._seq)
+        self._seq += 1
+        if len(self._members) > self._threshold:
+            old = self._capacity
+            self._capacity = old * 2
+            self._threshold = self._threshold * 2 if old >= 16 else int(self._capacity * 0.75)
+
+    def remove(self, member: str) -> None:
+        self._members.pop(member, None)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def order(self) -> list[str]:
+        mask = self._capacity - 1
+        return sorted(
+            self._members, key=lambda m: (self._members[m][0] & mask, self._members[m][1])
+        )
+
+
+def _table_size_for(n: int) -> int:
+    """``HashMap#tableSizeFor``: the power of two at or above ``n`` (at least 1)."""
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def java_hash_set_order(
+    created: Sequence[str], edits: Iterable[tuple[str, bool]]
+) -> tuple[str, ...]:
+    """The iteration order of the set ``PrepRequestProcessor`` builds for a closeSession.
+
+    ``DataTree#getEphemerals`` clones the session's ``HashSet`` (filled in creation
+    order: ``created``), then the outstanding changes add (``True``) or remove paths.
+    The original set's table size is taken as the one its current members need; a set
+    that once held many more members (or was rebuilt from a snapshot) may iterate
+    differently in Java.  Followers delete every path whatever the order.
+    """
+    original = _JavaHashSet()
+    for path in created:
+        original.add(path)
+    clone = _JavaHashSet(len(original))
+    for path in original.order():
+        clone.add(path)
+    for path, add in edits:
+        if add:
+            clone.add(path)
+        else:
+            clone.remove(path)
+    return tuple(clone.order())
 
 
 def _creation_key(tree: PrepTree) -> Callable[[str], tuple[int, str]]:

@@ -14,6 +14,8 @@
 //   fixup NAUTH (S I)* NACL (P S I)*  -> INVALIDACL | OK (P S I)*   (PrepRequestProcessor#fixupACL)
 //   check PERM NIDS (S I)* NACL (P S I)* -> OK | NOAUTH            (ZooKeeperServer#checkACL)
 //   ipmatch HEXID HEXEXPR       -> true | false                   (IPAuthenticationProvider#matches)
+//   hashset N HEX* M (+|- HEX)* -> HEX*   a HashSet filled with the N strings, cloned (as
+//                                 DataTree#getEphemerals), then M adds/removes, iterated
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -21,6 +23,7 @@ import java.io.PrintStream;
 import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
 import org.apache.zookeeper.KeeperException;
@@ -157,6 +160,31 @@ public final class ServerRulesProbe {
                 } catch (KeeperException.NoAuthException e) {
                     out.println("NOAUTH");
                 }
+                break;
+            }
+            case "hashset": {
+                HashSet<String> original = new HashSet<>();
+                int n = Integer.parseInt(c.next());
+                for (int i = 0; i < n; i++) {
+                    original.add(unhex(c.next()));
+                }
+                @SuppressWarnings("unchecked")
+                HashSet<String> clone = (HashSet<String>) original.clone();
+                int m = Integer.parseInt(c.next());
+                for (int i = 0; i < m; i++) {
+                    String sign = c.next();
+                    String member = unhex(c.next());
+                    if (sign.equals("+")) {
+                        clone.add(member);
+                    } else {
+                        clone.remove(member);
+                    }
+                }
+                StringBuilder sb = new StringBuilder("ORDER");
+                for (String member : clone) {
+                    sb.append(' ').append(hexText(member));
+                }
+                out.println(sb);
                 break;
             }
             case "ipmatch":
