@@ -8,6 +8,10 @@ agreement with Java is in ``test_prep_quorum_writes.py``; pipelining in
 
 from __future__ import annotations
 
+import time
+import zlib
+from collections.abc import Callable
+
 import pytest
 
 from tests.core.test_prep_quorum_writes import TreeDigests
@@ -567,3 +571,54 @@ def test_failed_multi_forgets_parent_records_as_38_does(zk: Leader) -> None:
     assert zk.changes.get("") is None
     assert zk.changes.get("/p") is not None
     zk.commit(pending)
+
+
+def _timed(label: str, n: int, body: Callable[[], object]) -> None:  # pragma: no cover
+    start = time.perf_counter()
+    body()
+    print(f"{label:<52} {n / (time.perf_counter() - start):>10,.0f} /s")
+
+
+class _NodeDigestsOnly:  # pragma: no cover
+    """Node digests as DigestCalculator (CRC32); the tree's sum is not recomputed."""
+
+    def node_digest(self, path: str, data: bytes | None, stat: object) -> int:
+        return zlib.crc32(path.encode() + (data or b"") + repr(stat).encode())
+
+    def tree_digest(self) -> int:
+        return 0
+
+
+def _bench_prep(digest: bool, n: int = 20_000) -> None:  # pragma: no cover
+    zk = Leader(digest=False)
+    if digest:
+        zk.digests = _NodeDigestsOnly()  # type: ignore[assignment]
+    for i in range(100):
+        zk.create(f"/d{i}")
+    for i in range(100_000):
+        zk.create(f"/d{i % 100}/n{i}")
+    tag = "with node digests" if digest else "no digests"
+    _timed(f"create + apply ({tag})", n, lambda: [zk.create(f"/d7/x{i}") for i in range(n)])
+    sets = [zk.request(OpCode.SET_DATA, SetDataRequest(f"/d3/n{i}03", b"v", -1)) for i in range(n)]
+    _timed(f"setData, pipelined, prep only ({tag})", n, lambda: [zk.prepare(r) for r in sets])
+    _timed(f"create NODEEXISTS + apply ({tag})", n, lambda: [zk.create("/d7/x1") for _ in range(n)])
+
+
+def _throughput() -> None:  # pragma: no cover - `python -m tests.core.test_prep`
+    """Prep's throughput on one core, on a tree of 100 000 nodes; sessions and passwords."""
+    from zkquorum.core.sessions import generate_password
+
+    _bench_prep(False)
+    _bench_prep(True)
+    _timed("generate_password", 100_000, lambda: [generate_password(i) for i in range(100_000)])
+    tracker = SessionTracker(server_id=1, tick_time=2000, now=0)
+    ids = [tracker.create_session(10_000, now=0) for _ in range(10_000)]
+    _timed(
+        "touch_session (10 000 sessions, 1 ms apart)",
+        200_000,
+        lambda: [tracker.touch_session(ids[i % 10_000], 10_000, now=i) for i in range(200_000)],
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _throughput()
