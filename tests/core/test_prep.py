@@ -573,6 +573,18 @@ def test_failed_multi_forgets_parent_records_as_38_does(zk: Leader) -> None:
     zk.commit(pending)
 
 
+def test_container_op_with_other_flags_as_38(zk: Leader) -> None:
+    """createContainer with flags 0: a CreateContainerTxn, but the change record (and so
+    the TxnDigest) has the create mode's owner, 0, as in 3.8."""
+    res = zk.prepare(
+        zk.request(OpCode.CREATE_CONTAINER, CreateRequest("/c", b"", OPEN_ACL_UNSAFE, 0))
+    )
+    assert res.txn is not None and isinstance(res.txn.record, CreateContainerTxn)
+    record = zk.changes.get("/c")
+    assert record is not None and record.stat is not None
+    assert record.stat.ephemeral_owner == 0
+
+
 def _timed(label: str, n: int, body: Callable[[], object]) -> None:  # pragma: no cover
     start = time.perf_counter()
     body()
