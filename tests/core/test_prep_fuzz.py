@@ -67,6 +67,14 @@ ACLS = st.one_of(
 VERSIONS = st.sampled_from([-1, 0, 1, 5])
 FLAGS = st.integers(-1, 7)
 DATA = st.sampled_from([None, b"", b"x"])
+
+
+def _not_the_ttl_quirk(op: Op) -> bool:
+    r = op.request
+    assert isinstance(r, CreateTTLRequest)
+    return r.flags in (5, 6) or r.ttl >= 0
+
+
 SUB = st.one_of(
     st.builds(
         lambda o, p, d, a, f: Op(o, CreateRequest(p, d, a, f)),
@@ -83,7 +91,7 @@ SUB = st.one_of(
         ACLS,
         FLAGS,
         st.sampled_from([-1, 0, 1, 1 << 40]),
-    ).filter(lambda op: op.request.flags in (5, 6) or op.request.ttl >= 0),
+    ).filter(_not_the_ttl_quirk),
     st.builds(lambda p, v: Op(OpCode.DELETE, DeleteRequest(p, v)), PATHS, VERSIONS),
     st.builds(lambda p, v: Op(OpCode.SET_DATA, SetDataRequest(p, b"", v)), PATHS, VERSIONS),
     st.builds(lambda p, v: Op(OpCode.CHECK, CheckVersionRequest(p, v)), PATHS, VERSIONS),
