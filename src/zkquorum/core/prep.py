@@ -30,7 +30,18 @@ Rules kept from 3.8.0, in its order (``pRequest2Txn`` and ``pRequest2TxnCreate``
 * a request whose body does not decode is MARSHALLINGERROR as an error txn for the ops
   that decode inside ``pRequest2Txn`` (a null path where 3.8 dereferences it, too);
 * containers and TTL nodes, ``%010d`` sequential names from the parent's *stored*
-  cversion, ``""`` as the root's name when it is a parent (3.8's DataTree alias).
+  cversion, ``""`` as the root's name when it is a parent (3.8's DataTree alias);
+* session checks as ``LeaderSessionTracker`` (unknown or closing: SESSIONEXPIRED; another
+  owner: SESSIONMOVED, as an error txn like any other failure);
+* closeSession lists the session's ephemerals, committed and outstanding, in the order
+  of the ``HashSet`` 3.8 builds, and always carries the vector;
+* sync, like every read, only checks the session here; the leader then answers it once
+  nothing proposed before it is outstanding (``Leader#processSync``).
+
+3.8's own inconsistencies are kept, because a Java follower computes the same thing: a
+failed multi forgets its ops' parents' outstanding records (``getPendingChanges``), a
+closeSession's parent records keep their child counts, a createContainer or createTTL
+whose flags name another mode records that mode's owner.
 
 Left out: ``reconfig`` is answered as 3.8 does with ``reconfigEnabled=false`` (the
 default): RECONFIGDISABLED; quotas are not enforced (3.8's default,
