@@ -311,3 +311,12 @@ def test_learner_tracker_touch_table() -> None:
     lt.remove_session(sid)
     assert lt.snapshot() == ()
     assert lt.session_timeouts() == {}
+
+
+def test_a_new_leader_tracks_the_database_sessions() -> None:
+    t = SessionTracker(server_id=2, tick_time=100, now=5000, sessions={11: 1000, 12: 3000})
+    assert t.session_timeouts() == {11: 1000, 12: 3000}
+    assert t.expiry_time(11) == 6100 and t.expiry_time(12) == 8100
+    assert [s.session_id for s in t.expired(6100)] == [11]
+    lt = LearnerSessionTracker(server_id=2, now=0, sessions={11: 1000})
+    assert lt.is_global_session(11) and lt.snapshot() == ()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Generic, TypeVar
 
@@ -355,13 +355,22 @@ class SessionTracker:
 
     __slots__ = ("_committed", "_ids", "_queue", "_sessions")
 
-    def __init__(self, server_id: int, tick_time: int, now: float) -> None:
-        # EphemeralType.validateServerId: with extended types on, ids above 254 would
-        # collide with the TTL marker byte; zoo.cfg checking (config/) already limits sids.
+    def __init__(
+        self,
+        server_id: int,
+        tick_time: int,
+        now: float,
+        sessions: Mapping[int, int] | None = None,
+    ) -> None:
+        """A tracker for a new leader: ``sessions`` are the database's committed sessions
+        and timeouts, each tracked as if just touched (the ``SessionTrackerImpl``
+        constructor), so that a leader change gives every client a full timeout."""
         self._sessions: dict[int, Session] = {}
         self._queue: ExpiryQueue[int] = ExpiryQueue(tick_time, now)
         self._ids = SessionIdGenerator(server_id, now)
-        self._committed: dict[int, int] = {}
+        self._committed: dict[int, int] = dict(sessions or {})
+        for sid, timeout in self._committed.items():
+            self.track_session(sid, timeout, now)
 
     # -- creation and lookup
 
@@ -522,8 +531,10 @@ class LearnerSessionTracker:
 
     __slots__ = ("_global", "_ids", "_touched")
 
-    def __init__(self, server_id: int, now: float) -> None:
-        self._global: dict[int, int] = {}
+    def __init__(
+        self, server_id: int, now: float, sessions: Mapping[int, int] | None = None
+    ) -> None:
+        self._global: dict[int, int] = dict(sessions or {})
         self._touched: dict[int, int] = {}
         self._ids = SessionIdGenerator(server_id, now)
 
