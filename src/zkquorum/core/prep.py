@@ -64,9 +64,10 @@ from collections.abc import (
     Set,
 )
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Final, Protocol
 
-from zkquorum.core.acl import AuthSettings, InvalidACL, Perm, check_acl, fixup_acl
+from zkquorum.core.acl import AuthSettings, InvalidACL, Perm, Scheme, check_acl, fixup_acl
 from zkquorum.core.sessions import SessionCheck, SessionTracker
 from zkquorum.wire.client_records import (
     CheckVersionRequest,
@@ -435,11 +436,13 @@ class _Fail(Exception):
         self.code = code
 
 
-_SESSION_ERRORS: Final = {
-    SessionCheck.UNKNOWN: ErrorCode.UNKNOWNSESSION,
-    SessionCheck.EXPIRED: ErrorCode.SESSIONEXPIRED,
-    SessionCheck.MOVED: ErrorCode.SESSIONMOVED,
-}
+_SESSION_ERRORS: Final[Mapping[SessionCheck, ErrorCode]] = MappingProxyType(
+    {
+        SessionCheck.UNKNOWN: ErrorCode.UNKNOWNSESSION,
+        SessionCheck.EXPIRED: ErrorCode.SESSIONEXPIRED,
+        SessionCheck.MOVED: ErrorCode.SESSIONMOVED,
+    }
+)
 
 
 def _parent_for_create(path: str) -> str:
@@ -470,7 +473,7 @@ def _check_and_inc_version(current: int, expected: int) -> int:
 
 def _acl_has_null_provider_id(acls: tuple[ACL, ...] | None) -> bool:
     """fixupACL calls ``isValid(null)`` for a digest or ip id that is null: an NPE."""
-    return any(a.id.scheme in ("digest", "ip") and is_null(a.id.id) for a in acls or ())
+    return any(a.id.scheme in (Scheme.DIGEST, Scheme.IP) and is_null(a.id.id) for a in acls or ())
 
 
 # --------------------------------------------------------------------------- the processor
