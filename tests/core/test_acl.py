@@ -19,7 +19,7 @@ from zkquorum.core.acl import (
     SUPER_ID,
     AuthSettings,
     InvalidACL,
-    Perm,
+    Perms,
     add_auth_info,
     authenticate,
     check_acl,
@@ -39,7 +39,7 @@ IP_LOCAL = Id("ip", "127.0.0.1")
 
 
 def test_perm_values() -> None:
-    assert [int(p) for p in Perm.__members__.values()] == [1, 2, 4, 8, 16, 31]
+    assert [int(p) for p in Perms.__members__.values()] == [1, 2, 4, 8, 16, 31]
 
 
 def test_digest_of_the_captured_login() -> None:
@@ -153,23 +153,23 @@ def test_fixup_acl_without_the_digest_provider() -> None:
 
 
 def test_check_acl_rules() -> None:
-    acl = (ACL(Perm.READ | Perm.WRITE, DIGEST_USER), ACL(Perm.READ, Id("ip", "10.0.0.0/8")))
-    assert check_acl(Perm.WRITE, acl, [DIGEST_USER])
-    assert not check_acl(Perm.ADMIN, acl, [DIGEST_USER])
-    assert not check_acl(Perm.WRITE, acl, [IP_LOCAL])
-    assert check_acl(Perm.READ, acl, [Id("ip", "10.9.9.9")])
-    assert not check_acl(Perm.READ, acl, [Id("digest", "user:other")])
-    assert check_acl(Perm.ADMIN, acl, [SUPER_ID])
-    assert check_acl(Perm.ADMIN, (), [])  # an empty ACL allows all
-    assert check_acl(Perm.ADMIN, acl, [], AuthSettings(skip_acl=True))
-    assert check_acl(Perm.DELETE, OPEN_ACL_UNSAFE, [])
-    assert not check_acl(Perm.DELETE, (ACL(Perm.READ, ANYONE_ID_UNSAFE),), [])
+    acl = (ACL(Perms.READ | Perms.WRITE, DIGEST_USER), ACL(Perms.READ, Id("ip", "10.0.0.0/8")))
+    assert check_acl(Perms.WRITE, acl, [DIGEST_USER])
+    assert not check_acl(Perms.ADMIN, acl, [DIGEST_USER])
+    assert not check_acl(Perms.WRITE, acl, [IP_LOCAL])
+    assert check_acl(Perms.READ, acl, [Id("ip", "10.9.9.9")])
+    assert not check_acl(Perms.READ, acl, [Id("digest", "user:other")])
+    assert check_acl(Perms.ADMIN, acl, [SUPER_ID])
+    assert check_acl(Perms.ADMIN, (), [])  # an empty ACL allows all
+    assert check_acl(Perms.ADMIN, acl, [], AuthSettings(skip_acl=True))
+    assert check_acl(Perms.DELETE, OPEN_ACL_UNSAFE, [])
+    assert not check_acl(Perms.DELETE, (ACL(Perms.READ, ANYONE_ID_UNSAFE),), [])
     # The scheme must match: a digest-looking ip id grants nothing.
-    assert not check_acl(Perm.READ, acl, [Id("ip", USER_DIGEST)])
+    assert not check_acl(Perms.READ, acl, [Id("ip", USER_DIGEST)])
     # Without the digest provider, digest entries grant nothing.
-    assert not check_acl(Perm.READ, acl, [DIGEST_USER], AuthSettings(digest_enabled=False))
+    assert not check_acl(Perms.READ, acl, [DIGEST_USER], AuthSettings(digest_enabled=False))
     # Stored entries no provider knows are skipped.
-    assert not check_acl(Perm.READ, (ACL(31, Id("world", "x")),), [Id("world", "x")])
+    assert not check_acl(Perms.READ, (ACL(31, Id("world", "x")),), [Id("world", "x")])
 
 
 def test_authenticate() -> None:

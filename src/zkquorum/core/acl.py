@@ -26,6 +26,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Final
 
+from zkquorum.wire.client_records import (
+    ANYONE_ID_UNSAFE,
+    AUTH_IDS,
+    CREATOR_ALL_ACL,
+    OPEN_ACL_UNSAFE,
+    READ_ACL_UNSAFE,
+    Perms,
+)
 from zkquorum.wire.jute import ACL, Id
 
 __all__ = [
@@ -37,7 +45,7 @@ __all__ = [
     "SUPER_ID",
     "AuthSettings",
     "InvalidACL",
-    "Perm",
+    "Perms",
     "Scheme",
     "add_auth_info",
     "authenticate",
@@ -52,17 +60,6 @@ __all__ = [
 ]
 
 
-class Perm(enum.IntFlag):
-    """``ZooDefs.Perms``."""
-
-    READ = 1
-    WRITE = 2
-    CREATE = 4
-    DELETE = 8
-    ADMIN = 16
-    ALL = 31
-
-
 class Scheme(enum.StrEnum):
     """The schemes 3.8 knows without extra providers."""
 
@@ -73,12 +70,8 @@ class Scheme(enum.StrEnum):
     SUPER = "super"
 
 
-ANYONE_ID_UNSAFE: Final = Id(Scheme.WORLD.value, "anyone")
-AUTH_IDS: Final = Id(Scheme.AUTH.value, "")
 SUPER_ID: Final = Id(Scheme.SUPER.value, "")
-OPEN_ACL_UNSAFE: Final = (ACL(Perm.ALL, ANYONE_ID_UNSAFE),)
-CREATOR_ALL_ACL: Final = (ACL(Perm.ALL, AUTH_IDS),)
-READ_ACL_UNSAFE: Final = (ACL(Perm.READ, ANYONE_ID_UNSAFE),)
+"""What a login matching the super digest adds: every ACL check passes."""
 
 
 @dataclass(frozen=True, slots=True)

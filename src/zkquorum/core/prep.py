@@ -67,7 +67,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final, Protocol
 
-from zkquorum.core.acl import AuthSettings, InvalidACL, Perm, Scheme, check_acl, fixup_acl
+from zkquorum.core.acl import AuthSettings, InvalidACL, Perms, Scheme, check_acl, fixup_acl
 from zkquorum.core.sessions import SessionCheck, SessionTracker
 from zkquorum.wire.client_records import (
     CheckVersionRequest,
@@ -559,7 +559,7 @@ class _Context:
         if result is not SessionCheck.OK:
             raise _Fail(_SESSION_ERRORS[result])
 
-    def check_acl(self, perm: Perm, acl: tuple[ACL, ...] | None, request: PrepRequest) -> None:
+    def check_acl(self, perm: Perms, acl: tuple[ACL, ...] | None, request: PrepRequest) -> None:
         if not check_acl(perm, acl, request.auth_ids, self.settings.auth):
             raise _Fail(ErrorCode.NOAUTH)
 
@@ -663,7 +663,7 @@ class Prep:
             if not validate_path(body.path):
                 raise _Fail(ErrorCode.BADARGUMENTS)
             node = ctx.record_for_path(body.path)
-            ctx.check_acl(Perm.READ, node.acl, request)
+            ctx.check_acl(Perms.READ, node.acl, request)
             assert node.stat is not None
             version = _check_and_inc_version(node.stat.version, body.version)
             return CheckVersionTxn(body.path, version), None
@@ -716,7 +716,7 @@ class Prep:
         except InvalidACL:
             raise _Fail(ErrorCode.INVALIDACL) from None
         parent = ctx.record_for_path(parent_path)
-        ctx.check_acl(Perm.CREATE, parent.acl, request)
+        ctx.check_acl(Perms.CREATE, parent.acl, request)
         assert parent.stat is not None
         parent_cversion = parent.stat.cversion
         if mode.is_sequential:
@@ -785,7 +785,7 @@ class Prep:
             parent = ctx.record_for_path(parent_path)
         else:
             parent = ctx.record_for_path(parent_path)
-            ctx.check_acl(Perm.DELETE, parent.acl, request)
+            ctx.check_acl(Perms.DELETE, parent.acl, request)
             node = ctx.record_for_path(path)
             assert node.stat is not None
             _check_and_inc_version(node.stat.version, version)
@@ -810,7 +810,7 @@ class Prep:
         if not validate_path(path):
             raise _Fail(ErrorCode.BADARGUMENTS)
         node = ctx.record_for_path(path)
-        ctx.check_acl(Perm.WRITE, node.acl, request)
+        ctx.check_acl(Perms.WRITE, node.acl, request)
         assert node.stat is not None
         version = _check_and_inc_version(node.stat.version, body.version)
         zxid = header.zxid
@@ -834,7 +834,7 @@ class Prep:
         except InvalidACL:
             raise _Fail(ErrorCode.INVALIDACL) from None
         node = ctx.record_for_path(path)
-        ctx.check_acl(Perm.ADMIN, node.acl, request)
+        ctx.check_acl(Perms.ADMIN, node.acl, request)
         assert node.stat is not None
         version = _check_and_inc_version(node.stat.aversion, body.version)
         prev = node.node_digest
