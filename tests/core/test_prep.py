@@ -585,6 +585,18 @@ def test_container_op_with_other_flags_as_38(zk: Leader) -> None:
     assert record.stat.ephemeral_owner == 0
 
 
+def test_prep_request_decode() -> None:
+    body = SetDataRequest("/a", b"x", 3).encode()
+    req = PrepRequest.decode(5, 1, OpCode.SET_DATA, body, (USER,), "learner-1")
+    assert req == PrepRequest(
+        5, 1, OpCode.SET_DATA, SetDataRequest("/a", b"x", 3), (USER,), "learner-1"
+    )
+    bad = PrepRequest.decode(5, 2, OpCode.SET_DATA, body[:3])
+    assert bad.malformed and bad.record is None
+    closing = PrepRequest.decode(5, 3, OpCode.CLOSE_SESSION, b"")
+    assert closing.record is None and not closing.malformed
+
+
 def _timed(label: str, n: int, body: Callable[[], object]) -> None:  # pragma: no cover
     start = time.perf_counter()
     body()

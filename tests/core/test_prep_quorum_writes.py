@@ -23,7 +23,6 @@ from zkquorum.wire.client import ClientRequest, MalformedRequest, RequestStreamD
 from zkquorum.wire.client_records import (
     ConnectRequest,
     CreateSessionRequest,
-    decode_request_body,
 )
 from zkquorum.wire.jute import Id, StatPersisted
 from zkquorum.wire.pcap import TcpConnection, parse_pcap, reassemble, tcp_segments
@@ -106,11 +105,8 @@ def capture() -> tuple[list[Txn], dict[tuple[int, int], PrepRequest], dict[int, 
                 assert isinstance(p, QuorumPacket)
                 if p.type == PacketType.REQUEST:
                     req = decode_request(p.data)
-                    record = decode_request_body(req.type, req.request)
-                    if req.type == OpCode.CREATE_SESSION:
-                        record = CreateSessionRequest.decode(req.request)
-                    requests[(req.session_id, req.cxid)] = PrepRequest(
-                        req.session_id, req.cxid, req.type, record, p.authinfo or (), owner
+                    requests[(req.session_id, req.cxid)] = PrepRequest.decode(
+                        req.session_id, req.cxid, req.type, req.request, p.authinfo or (), owner
                     )
             for t in _messages(conn, False, QuorumStreamDecoder(snapshots=True)):
                 p = t.message

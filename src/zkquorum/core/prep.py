@@ -71,6 +71,7 @@ from zkquorum.core.acl import AuthSettings, InvalidACL, Perms, Scheme, check_acl
 from zkquorum.core.sessions import SessionCheck, SessionTracker
 from zkquorum.wire.client_records import (
     CheckVersionRequest,
+    ClientProtocolError,
     CreateMode,
     CreateRequest,
     CreateSessionRequest,
@@ -82,6 +83,7 @@ from zkquorum.wire.client_records import (
     RequestRecord,
     SetACLRequest,
     SetDataRequest,
+    decode_request_body,
     is_null,
 )
 from zkquorum.wire.jute import ACL, Id, StatPersisted
@@ -224,6 +226,24 @@ class PrepRequest:
     auth_ids: tuple[Id, ...] = ()
     owner: Hashable = None
     malformed: bool = False
+
+    @classmethod
+    def decode(
+        cls,
+        session_id: int,
+        cxid: int,
+        op: int,
+        body: bytes,
+        auth_ids: tuple[Id, ...] = (),
+        owner: Hashable = None,
+    ) -> PrepRequest:
+        """A request from its raw body: a learner's REQUEST packet (``sessionId | cxid |
+        type | body``, its authinfo) or a frame of the leader's own client port."""
+        try:
+            record = decode_request_body(op, body)
+        except ClientProtocolError:
+            return cls(session_id, cxid, op, None, auth_ids, owner, malformed=True)
+        return cls(session_id, cxid, op, record, auth_ids, owner)
 
 
 @dataclass(frozen=True, slots=True)
