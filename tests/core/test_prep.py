@@ -112,10 +112,11 @@ class Leader:
         ids: tuple[Id, ...] = (),
         session: int | None = None,
         owner: object = "me",
+        internal: bool = False,
     ) -> PrepRequest:
         self.cxid += 1
         sid = self.session if session is None else session
-        return PrepRequest(sid, self.cxid, op, record, ids, owner)
+        return PrepRequest(sid, self.cxid, op, record, ids, owner, internal=internal)
 
     def commit(self, result: PrepResult) -> Txn:
         assert result.txn is not None
@@ -138,11 +139,11 @@ class Leader:
         ids: tuple[Id, ...] = (),
         session: int | None = None,
         owner: object = "me",
+        internal: bool = False,
     ) -> Txn:
         """Prepare and commit one request; its txn."""
-        return self.commit(
-            self.prepare(self.request(op, record, ids=ids, session=session, owner=owner))
-        )
+        request = self.request(op, record, ids=ids, session=session, owner=owner, internal=internal)
+        return self.commit(self.prepare(request))
 
     def create(
         self,
@@ -334,7 +335,12 @@ def test_delete_container(zk: Leader) -> None:
     zk.create("/p")
 
     def delete_container(path: str) -> Txn:
-        return zk.run(OpCode.DELETE_CONTAINER, DeleteContainerRequest(path), session=0)
+        return zk.run(
+            OpCode.DELETE_CONTAINER, DeleteContainerRequest(path), session=0, internal=True
+        )
+
+    # From a client or a learner's REQUEST, 3.8 reads the header into the path.
+    assert err(zk.run(OpCode.DELETE_CONTAINER, DeleteContainerRequest("/p"))) == E.BADARGUMENTS
 
     assert err(delete_container("/c")) == E.NOTEMPTY
     assert err(delete_container("/e")) == E.BADVERSION  # an ephemeral is not removable here

@@ -141,7 +141,8 @@ def test_prep_always_answers_and_its_txns_apply(
     sessions = [zk.session, zk.new_session(), 0x0500000000000042]
     pending: list[Txn] = []
     for (op, record, malformed), ids, who in requests:
-        request = zk.request(op, record, ids=ids, session=sessions[who])
+        internal = op == OpCode.DELETE_CONTAINER and who != 1  # mostly the ContainerManager
+        request = zk.request(op, record, ids=ids, session=sessions[who], internal=internal)
         if malformed:
             request = replace(request, record=None, malformed=True)
         result = zk.prepare(request)

@@ -64,7 +64,7 @@ CALLERS = st.sampled_from([(), (USER,)])
 def run_one_at_a_time(requests: list[tuple[int, RequestRecord, tuple[Id, ...]]]) -> Leader:
     zk = Leader()
     for op, record, ids in requests:
-        zk.run(op, record, ids=ids)
+        zk.run(op, record, ids=ids, internal=op == OpCode.DELETE_CONTAINER)
     return zk
 
 
@@ -88,7 +88,8 @@ def test_pipelined_equals_one_at_a_time(
         ):
             while pending:
                 _commit(zk, pending.pop(0))
-        result = zk.prepare(zk.request(op, record, ids=ids))
+        internal = op == OpCode.DELETE_CONTAINER  # as the leader's ContainerManager
+        result = zk.prepare(zk.request(op, record, ids=ids, internal=internal))
         assert result.txn is not None
         pending.append(result.txn)
         # Commit a drawn number of the oldest proposals (possibly none) before the next.

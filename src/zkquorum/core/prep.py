@@ -226,6 +226,9 @@ class PrepRequest:
     auth_ids: tuple[Id, ...] = ()
     owner: Hashable = None
     malformed: bool = False
+    internal: bool = False
+    """Submitted by the leader itself: the ContainerManager's deleteContainer (the only
+    one 3.8 can carry out) or the session expirer's closeSession."""
 
     @classmethod
     def decode(
@@ -658,6 +661,11 @@ class Prep:
                 raise _Marshalling("create body")
             return self._create(ctx, request, header, op, body)
         if op == OpCode.DELETE_CONTAINER:
+            if not request.internal:
+                # 3.8 takes the path as `new String(request.request.array())`: for a
+                # client's frame or a learner's REQUEST that array starts with the
+                # header, whose op code (00 00 00 14) puts NULs in the "path".
+                raise _Fail(ErrorCode.BADARGUMENTS)
             if malformed or not isinstance(body, DeleteContainerRequest):
                 raise _Marshalling("deleteContainer body")
             return self._delete(ctx, request, header, body.path, -1, container=True)
