@@ -34,6 +34,7 @@ OPEN = cr.OPEN_ACL_UNSAFE
 NO_ACL: tuple[ACL, ...] = ()
 USER_ONLY = (ACL(31, Id("digest", "user:smGaoVKd/cQkjm7b88GyorAUz20=")),)
 AUTH = "AUTH"  # marks where the script logs in as digest user:pass
+NULL = cr.NULL_STRING
 
 
 def C(
@@ -119,6 +120,17 @@ SCRIPT: list[tuple[int, cr.RequestRecord] | str] = [
     M(),
     C(cr.NULL_STRING),
     S(cr.NULL_STRING),
+    # Null strings in ACLs, where 3.8's fixupACL trips (or not) over them.
+    C("/t/n1", 0, (ACL(31, Id("world", NULL)),)),
+    C("/t/n2", 0, (ACL(31, Id("x", "y")), ACL(31, Id("world", NULL)))),
+    C("/t/n3", 0, (ACL(31, Id("digest", NULL)),)),
+    C("/t/n4", 0, (ACL(31, Id("auth", NULL)), ACL(31, Id("auth", NULL)))),
+    C("/t/n5", 0, (ACL(31, Id(NULL, "x")),)),
+    C("/t/n6", 0, (ACL(1, Id("world", "anyone")), ACL(31, Id(NULL, "x")))),
+    C("/t/n7", 0, (ACL(31, Id("world", "anyone")), ACL(31, Id(NULL, "x")))),
+    C("/t/n8", 0, (ACL(31, Id("auth", "")), ACL(31, Id("auth", NULL)))),
+    C("/t/n9", 0, (ACL(31, Id("world", "anyone")), ACL(31, Id("world", "anyone")))),
+    A("/t", (ACL(31, Id("ip", NULL)),)),
     AUTH,
     C("/t/u/x"),
     C("/t/u/y", 0, ((ACL(31, Id("auth", ""))),)),

@@ -33,6 +33,7 @@ from zkquorum.wire.client_records import (
     OPEN_ACL_UNSAFE,
     READ_ACL_UNSAFE,
     Perms,
+    is_null,
 )
 from zkquorum.wire.jute import ACL, Id
 
@@ -45,6 +46,7 @@ __all__ = [
     "SUPER_ID",
     "AuthSettings",
     "InvalidACL",
+    "MalformedACL",
     "Perms",
     "Scheme",
     "add_auth_info",
@@ -94,6 +96,11 @@ DEFAULT_AUTH_SETTINGS: Final = AuthSettings()
 
 class InvalidACL(ValueError):
     """``KeeperException.InvalidACLException``: the request's ACL list is refused."""
+
+
+class MalformedACL(ValueError):
+    """A null string where 3.8's ``fixupACL`` dereferences it (a NullPointerException,
+    which 3.8 answers MARSHALLINGERROR)."""
 
 
 # --------------------------------------------------------------------------- Java text rules
@@ -222,15 +229,26 @@ def fixup_acl(
     Duplicates are dropped first (order kept), then: ``world:anyone`` stays; ``auth``
     becomes one entry per authenticated ``digest`` id of the caller (INVALIDACL if there
     is none; the entries are *not* de-duplicated again, as in 3.8); any other scheme must
-    have a provider that finds the id valid.  Raises :class:`InvalidACL`.
+    have a provider that finds the id valid.  Raises :class:`InvalidACL`, or
+    :class:`MalformedACL` where 3.8 trips over a null scheme or id (null strings are
+    ``wire.client_records.NULL_STRING``).
     """
-    unique = list(dict.fromkeys(acls or ()))
+    unique: list[ACL] = []
+    for acl in acls or ():
+        if not any(_java_acl_equals(acl, seen) for seen in unique):
+            unique.append(acl)
     if not unique:
         raise InvalidACL("empty ACL list")
     out: list[ACL] = []
     for acl in unique:
         ident = acl.id
-        if ident.scheme == Scheme.WORLD and ident.id == "anyone":
+        if is_null(ident.scheme):
+            raise InvalidACL("null scheme")
+        if ident.scheme == Scheme.WORLD:
+            if is_null(ident.id):
+                raise MalformedACL("world with a null id")
+            if ident.id != "anyone":
+                raise InvalidACL(f"invalid ACL id world:{ident.id}")
             out.append(acl)
         elif ident.scheme == Scheme.AUTH:
             granted = [
@@ -239,11 +257,30 @@ def fixup_acl(
             if not granted:
                 raise InvalidACL("auth ACL without an authenticated id")
             out.extend(granted)
+        elif not settings.has_provider(ident.scheme):
+            raise InvalidACL(f"no provider for scheme {ident.scheme}")
+        elif is_null(ident.id):
+            raise MalformedACL(f"{ident.scheme} with a null id")
         elif _is_valid(ident.scheme, ident.id, settings):
             out.append(acl)
         else:
             raise InvalidACL(f"invalid ACL id {ident.scheme}:{ident.id}")
     return tuple(out)
+
+
+def _java_acl_equals(new: ACL, old: ACL) -> bool:
+    """``new.equals(old)`` as jute generates it (``ArrayList#contains`` in
+    ``removeDuplicates``): field by field, ``String#equals`` on the new record's fields,
+    so a null one that gets compared is a NullPointerException."""
+    if new.perms != old.perms:
+        return False
+    if is_null(new.id.scheme):
+        raise MalformedACL("null scheme compared")
+    if is_null(old.id.scheme) or new.id.scheme != old.id.scheme:
+        return False
+    if is_null(new.id.id):
+        raise MalformedACL("null id compared")
+    return not is_null(old.id.id) and new.id.id == old.id.id
 
 
 def check_acl(

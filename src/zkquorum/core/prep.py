@@ -67,7 +67,14 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final, Protocol
 
-from zkquorum.core.acl import AuthSettings, InvalidACL, Perms, Scheme, check_acl, fixup_acl
+from zkquorum.core.acl import (
+    AuthSettings,
+    InvalidACL,
+    MalformedACL,
+    Perms,
+    check_acl,
+    fixup_acl,
+)
 from zkquorum.core.sessions import SessionCheck, SessionTracker
 from zkquorum.wire.client_records import (
     CheckVersionRequest,
@@ -488,15 +495,21 @@ def _parent_and_validate(path: str) -> str:
     return path[:slash]
 
 
+def _fixup_acl(
+    acl: tuple[ACL, ...] | None, request: PrepRequest, settings: PrepSettings
+) -> tuple[ACL, ...]:
+    try:
+        return fixup_acl(acl, request.auth_ids, settings.auth)
+    except InvalidACL:
+        raise _Fail(ErrorCode.INVALIDACL) from None
+    except MalformedACL:
+        raise _Marshalling("null string in an ACL") from None
+
+
 def _check_and_inc_version(current: int, expected: int) -> int:
     if expected != -1 and expected != current:
         raise _Fail(ErrorCode.BADVERSION)
     return current + 1
-
-
-def _acl_has_null_provider_id(acls: tuple[ACL, ...] | None) -> bool:
-    """fixupACL calls ``isValid(null)`` for a digest or ip id that is null: an NPE."""
-    return any(a.id.scheme in (Scheme.DIGEST, Scheme.IP) and is_null(a.id.id) for a in acls or ())
 
 
 # --------------------------------------------------------------------------- the processor
@@ -737,12 +750,7 @@ class Prep:
             raise _Fail(ErrorCode.BADARGUMENTS)
         ctx.check_session(request)
         parent_path = _parent_for_create(path)
-        if _acl_has_null_provider_id(acl):
-            raise _Marshalling("null id in an ACL")
-        try:
-            new_acl = fixup_acl(acl, request.auth_ids, ctx.settings.auth)
-        except InvalidACL:
-            raise _Fail(ErrorCode.INVALIDACL) from None
+        new_acl = _fixup_acl(acl, request, ctx.settings)
         parent = ctx.record_for_path(parent_path)
         ctx.check_acl(Perms.CREATE, parent.acl, request)
         assert parent.stat is not None
@@ -855,12 +863,7 @@ class Prep:
         path = body.path
         if not validate_path(path):
             raise _Fail(ErrorCode.BADARGUMENTS)
-        if _acl_has_null_provider_id(body.acl):
-            raise _Marshalling("null id in an ACL")
-        try:
-            new_acl = fixup_acl(body.acl, request.auth_ids, ctx.settings.auth)
-        except InvalidACL:
-            raise _Fail(ErrorCode.INVALIDACL) from None
+        new_acl = _fixup_acl(body.acl, request, ctx.settings)
         node = ctx.record_for_path(path)
         ctx.check_acl(Perms.ADMIN, node.acl, request)
         assert node.stat is not None
