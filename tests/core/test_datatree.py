@@ -63,7 +63,7 @@ def test_sessions_ephemerals_container_ttl() -> None:
     t.apply(_t(3, OpCode.CREATE_CONTAINER, CreateContainerTxn("/c", b"", None, -1)))
     t.apply(_t(4, OpCode.CREATE_TTL, CreateTTLTxn("/t", b"", None, -1, 3600000)))
     assert t.sessions == {S: 30000}
-    assert t.ephemerals == {S: {"/e": None}}
+    assert t.ephemerals == {S: {"/e"}}
     assert t.get("/c").stat.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER  # type: ignore[union-attr]
     assert is_ttl_owner(t.get("/t").stat.ephemeral_owner)  # type: ignore[union-attr]
     t.apply(_t(5, OpCode.CLOSE_SESSION, CloseSessionTxn(("/e",))))

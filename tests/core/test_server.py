@@ -12,8 +12,8 @@ from zkquorum.core.server import (
     ServerSettings,
     ServerTick,
     TxnsDurable,
-    generate_password,
 )
+from zkquorum.core.sessions import generate_password
 from zkquorum.wire.client import ClientReply, ReplyStreamDecoder, decode_client_request, frame
 from zkquorum.wire.client_records import (
     OPEN_ACL_UNSAFE,
@@ -197,7 +197,7 @@ def test_reconnect_with_the_password_and_expiry_deletes_ephemerals() -> None:
     assert [t.header.type for t in out.append] == [OpCode.CLOSE_SESSION]
     durable(core, [])
     assert core.db.tree.get("/e") is None
-    assert resp.session_id not in core.sessions
+    assert resp.session_id not in core.tracker
 
 
 def test_a_client_that_has_seen_a_later_zxid_is_refused() -> None:

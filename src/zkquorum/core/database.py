@@ -138,7 +138,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
         owner = current.stat.ephemeral_owner
         owned = tree.ephemerals.get(owner)
         if owned is not None:
-            owned.pop(img.path, None)
+            owned.discard(img.path)
             if not owned:
                 del tree.ephemerals[owner]
     if img.node is None or img.stat is None:
@@ -150,7 +150,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
         if parent_path is not None and parent_path in tree.nodes:
             tree.nodes[parent_path].children.add(name)
     if _owner_tracked(img.stat.ephemeral_owner):
-        tree.ephemerals.setdefault(img.stat.ephemeral_owner, {})[img.path] = None
+        tree.ephemerals.setdefault(img.stat.ephemeral_owner, set()).add(img.path)
 
 
 class Database:

@@ -106,8 +106,7 @@ class DataTree:
     def __init__(self, config_text: str | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.sessions: dict[int, int] = {}
-        self.ephemerals: dict[int, dict[str, None]] = {}
-        """Per session, its ephemeral paths in creation order (a dict as an ordered set)."""
+        self.ephemerals: dict[int, set[str]] = {}
         self.last_processed_zxid = 0
         self.nodes["/"] = Node(b"", None, StatPersisted())
         self._add_builtin(ZOOKEEPER_PATH)
@@ -271,7 +270,7 @@ class DataTree:
 
     def _track_owner(self, path: str, owner: int) -> None:
         if owner != 0 and owner != CONTAINER_EPHEMERAL_OWNER and not is_ttl_owner(owner):
-            self.ephemerals.setdefault(owner, {})[path] = None
+            self.ephemerals.setdefault(owner, set()).add(path)
 
     def _delete(self, path: str, zxid: int) -> None:
         parent_path, name = _parent(path)
@@ -283,12 +282,12 @@ class DataTree:
         del self.nodes[path]
         owned = self.ephemerals.get(node.stat.ephemeral_owner)
         if owned is not None:
-            owned.pop(path, None)
+            owned.discard(path)
             if not owned:
                 del self.ephemerals[node.stat.ephemeral_owner]
 
     def _kill_session(self, session: int, zxid: int, paths: tuple[str, ...] | None) -> None:
-        owned = self.ephemerals.pop(session, {})
+        owned = self.ephemerals.pop(session, set())
         targets = list(paths) if paths is not None else sorted(owned)
         for path in targets:
             node = self.nodes.get(path)

@@ -1,11 +1,10 @@
-"""The iteration order of Java's hash sets, where 3.8 lets it reach the client.
+"""The iteration order of Java's hash sets of ``Id``, where 3.8 lets it reach the client.
 
-3.8 answers some requests straight from a ``HashSet`` or a ``ConcurrentHashMap`` key set:
-``getEphemerals`` (a clone of the session's ``HashSet<String>``), ``whoAmI`` and the
-expansion of an ``auth`` ACL (the connection's ``authInfo``, a ``ConcurrentHashMap`` key
-set of ``Id``).  Clients print that order (``zkCli.sh``); so that a zkquorum server
-answers byte for byte as Java does, these functions reproduce it: buckets in index order
-(``(h ^ h >>> 16) & (capacity - 1)``), insertion order within a bucket.
+3.8 answers ``whoAmI`` and expands an ``auth`` ACL from the connection's ``authInfo``, a
+``ConcurrentHashMap`` key set of ``Id``; clients print that order (``zkCli.sh``).  So that
+a zkquorum server answers as Java does, :func:`auth_order` reproduces it: buckets in
+index order (``(h ^ h >>> 16) & (capacity - 1)``), insertion order within a bucket.
+Sets of strings: ``core.prep.java_hash_set_order``.
 """
 
 from __future__ import annotations
@@ -63,18 +62,6 @@ def hash_order(items: Sequence[T], key: Callable[[T], int], capacity: int) -> li
             key=lambda t: (t[0], t[1]),
         )
     ]
-
-
-def hashset_clone_order(items: Sequence[str]) -> list[str]:
-    """A ``HashSet<String>`` filled in ``items`` order, then cloned, as iterated.
-
-    The clone is sized for its elements (``HashMap#putMapEntries``: the smallest power
-    of two above ``size / 0.75 + 1``) and filled in the source's order."""
-    source = hash_order(items, string_hash, _capacity(len(items)))
-    cap = 1
-    while cap < len(items) / 0.75 + 1:
-        cap *= 2
-    return hash_order(source, string_hash, cap)
 
 
 def auth_order(ids: Iterable[Id]) -> list[Id]:

@@ -33,17 +33,20 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from zkquorum.core import acl as acls
+from zkquorum.core.acl import AuthSettings, add_auth_info, authenticate, check_acl
 from zkquorum.core.database import Database
-from zkquorum.core.javaorder import auth_order, hashset_clone_order
-from zkquorum.core.pipeline import (
-    Effects,
+from zkquorum.core.datatree import DataTree
+from zkquorum.core.final import Effects, apply_txn, client_stat
+from zkquorum.core.javaorder import auth_order
+from zkquorum.core.prep import (
     OutstandingChanges,
     Prep,
     PrepRequest,
-    apply_txn,
-    client_stat,
+    PrepResult,
+    PrepSettings,
+    java_hash_set_order,
 )
+from zkquorum.core.sessions import SessionTracker, generate_password
 from zkquorum.core.watch_manager import WatchManager
 from zkquorum.wire.client import (
     ClientRequest,
@@ -64,6 +67,8 @@ from zkquorum.wire.client_records import (
     Create2Response,
     CreateResponse,
     CreateResult,
+    CreateSessionRequest,
+    DeleteContainerRequest,
     DeleteResult,
     ErrorCode,
     ErrorResponse,
@@ -89,6 +94,7 @@ from zkquorum.wire.client_records import (
     MultiOperationRecord,
     MultiResponse,
     OpResult,
+    Perms,
     Record,
     RemoveWatchesRequest,
     ReplyHeader,
@@ -225,36 +231,6 @@ class ServerOut:
     wake_at: float = INF
 
 
-# -- java.util.Random passwords ----------------------------------------------------------
-
-
-def generate_password(session_id: int) -> bytes:
-    """``ZooKeeperServer#generatePasswd``: ``new Random(id ^ 0xB3415C00L).nextBytes(16)``."""
-    mask = (1 << 48) - 1
-    seed = ((session_id ^ 0xB3415C00) ^ 0x5DEECE66D) & mask
-    out = bytearray()
-    while len(out) < 16:
-        seed = (seed * 0x5DEECE66D + 0xB) & mask
-        r = seed >> 16
-        for _ in range(4):
-            if len(out) == 16:
-                break
-            out.append(r & 0xFF)
-            r >>= 8
-    return bytes(out)
-
-
-def initial_session_id(server_id: int, wall_ms: int) -> int:
-    """``SessionTrackerImpl#initializeNextSessionId``."""
-    value = (((wall_ms << 24) & 0xFFFFFFFFFFFFFFFF) >> 8) | (server_id << 56)
-    value &= 0xFFFFFFFFFFFFFFFF
-    if value >= 1 << 63:
-        value -= 1 << 64
-    if value == -(1 << 63):
-        value += 1
-    return value
-
-
 # -- per connection ------------------------------------------------------------------------
 
 
@@ -294,15 +270,6 @@ class Connection:
     sent: int = 0
 
 
-@dataclass(slots=True)
-class Session:
-    session_id: int
-    timeout: int
-    expires_at: float
-    conn: int | None = None
-    closing: bool = False
-
-
 _READ_OPS = frozenset(
     {
         OpCode.EXISTS,
@@ -339,6 +306,10 @@ _WRITE_OPS = frozenset(
 )
 
 
+LOCAL = "local"
+"""The owner of every session of this server's own clients (3.8: ``ServerCnxn.me``)."""
+
+
 class ServerCore:
     """One server's clients, sessions and request pipeline (standalone)."""
 
@@ -347,9 +318,18 @@ class ServerCore:
         self.db = db
         self._wall_offset = wall_ms - now
         self.conns: dict[int, Connection] = {}
-        self.sessions: dict[int, Session] = {}
-        self._next_session = initial_session_id(settings.server_id, wall_ms)
-        self.prep = Prep(OutstandingChanges(db.tree), extended_types=settings.extended_types)
+        self.auth = AuthSettings(super_digest=settings.super_digest)
+        self.prep = Prep(
+            PrepSettings(extended_types_enabled=settings.extended_types, auth=self.auth)
+        )
+        self.changes = OutstandingChanges()
+        # The tracker's clock is the wall clock's value at start plus monotonic time: its
+        # session ids carry the time as 3.8's do, and expiry never jumps with the wall.
+        self.tracker = SessionTracker(
+            settings.server_id, settings.tick_time_ms, self.wall(now), dict(db.tree.sessions)
+        )
+        self.session_conn: dict[int, int] = {}
+        """Which connection holds each session now."""
         self.watches = WatchManager()
         self._last_zxid = db.last_processed_zxid
         self._inflight: collections.deque[tuple[Txn, int | None, _Pending | None]] = (
@@ -358,9 +338,6 @@ class ServerCore:
         """Prepared txns not yet applied: (txn, connection, its pending entry)."""
         self.requests = 0
         self._next_container_check = now + settings.container_check_interval_ms
-        # Sessions restored from the files get a full timeout to come back.
-        for sid, timeout in db.tree.sessions.items():
-            self.sessions[sid] = Session(sid, timeout, now + timeout)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -368,12 +345,15 @@ class ServerCore:
     def last_zxid(self) -> int:
         return self.db.last_processed_zxid
 
+    @property
+    def session_count(self) -> int:
+        return len(self.tracker)
+
     def wall(self, now: float) -> int:
         return int(now + self._wall_offset)
 
     def next_deadline(self) -> float:
-        expiry = min((s.expires_at for s in self.sessions.values() if not s.closing), default=INF)
-        return min(expiry, self._next_container_check)
+        return min(self.tracker.wake_at - self._wall_offset, self._next_container_check)
 
     # -- the entry point -------------------------------------------------------------------
 
@@ -418,17 +398,15 @@ class ServerCore:
         if c is None:
             return
         self.watches.remove_watcher(conn)
-        s = self.sessions.get(c.session_id)
-        if s is not None and s.conn == conn:
-            s.conn = None
+        if self.session_conn.get(c.session_id) == conn:
+            del self.session_conn[c.session_id]
 
     def _negotiate(self, timeout: int) -> int:
         return max(self.settings.min_timeout, min(timeout, self.settings.max_timeout))
 
     def _touch(self, c: Connection, now: float) -> None:
-        s = self.sessions.get(c.session_id)
-        if s is not None and not s.closing:
-            s.expires_at = now + s.timeout
+        if c.session_id:
+            self.tracker.touch_session(c.session_id, c.timeout, self.wall(now))
 
     def _connect(self, out: ServerOut, c: Connection, req: ConnectRequest, now: float) -> None:
         if c.state is not ConnState.HANDSHAKE:
@@ -446,16 +424,16 @@ class ServerCore:
             return
         timeout = self._negotiate(req.timeout)
         if req.session_id == 0:
-            sid = self._next_session
-            self._next_session += 1
+            sid = self.tracker.create_session(timeout, self.wall(now))
             c.session_id, c.timeout = sid, timeout
             c.state = ConnState.CONNECTING
-            self.sessions[sid] = Session(sid, timeout, now + timeout, conn=c.conn)
-            pending = _Pending(0, OpCode.CREATE_SESSION, None)
-            txn = self.prep.create_session(sid, timeout, self._zxid(), self.wall(now))
-            self._submit(out, txn, c.conn, pending)
+            self.session_conn[sid] = c.conn
+            request = PrepRequest(
+                sid, 0, OpCode.CREATE_SESSION, CreateSessionRequest(timeout), owner=LOCAL
+            )
+            self._prepare(out, request, now, c.conn, _Pending(0, OpCode.CREATE_SESSION, None))
             return
-        s = self.sessions.get(req.session_id)
+        s = self.tracker.get(req.session_id)
         if s is None or s.closing or req.passwd != generate_password(req.session_id):
             self._send(
                 out,
@@ -466,14 +444,12 @@ class ServerCore:
             )
             self._close(out, c)
             return
-        if s.conn is not None and s.conn != c.conn:
-            old = self.conns.get(s.conn)
-            if old is not None:
-                self._close(out, old)
-        s.conn = c.conn
-        s.timeout = timeout
-        s.expires_at = now + timeout
+        old = self.conns.get(self.session_conn.get(s.session_id, -1))
+        if old is not None and old is not c:
+            self._close(out, old)
+        self.session_conn[s.session_id] = c.conn
         c.session_id, c.timeout = s.session_id, timeout
+        self.tracker.touch_session(s.session_id, timeout, self.wall(now))
         c.state = ConnState.OPEN
         self._send(out, c, self._connect_response(c))
 
@@ -489,29 +465,49 @@ class ServerCore:
         )
 
     def _expire(self, out: ServerOut, now: float) -> None:
-        for s in list(self.sessions.values()):
-            if s.closing or s.expires_at > now:
-                continue
+        for s in self.tracker.expired(self.wall(now)):
             log.info("Expiring session 0x%x, timeout of %dms exceeded", s.session_id, s.timeout)
-            s.closing = True
-            txn = self.prep.close_session(s.session_id, self._zxid(), self.wall(now))
-            self._submit(out, txn, None, None)
+            request = PrepRequest(s.session_id, 0, OpCode.CLOSE_SESSION, owner=LOCAL, internal=True)
+            self._prepare(out, request, now, None, None)
 
     def _delete_containers(self, out: ServerOut, now: float) -> None:
         """``ContainerManager#checkContainers``: empty containers that had children, and
         childless TTL nodes older than their TTL, are deleted by ``deleteContainer``."""
-        wall = self.wall(now)
         never_used = self.settings.container_max_never_used_ms
-        for path in self.db.tree.container_candidates(wall, never_used):
-            txn = self.prep.delete_container(path, self._zxid(), wall)
-            if txn is not None:
-                self._submit(out, txn, None, None)
+        for path in self.db.tree.container_candidates(self.wall(now), never_used):
+            request = PrepRequest(
+                0, 0, OpCode.DELETE_CONTAINER, DeleteContainerRequest(path), internal=True
+            )
+            self._prepare(out, request, now, None, None)
 
     # -- requests --------------------------------------------------------------------------
 
-    def _zxid(self) -> int:
-        self._last_zxid += 1
-        return self._last_zxid
+    def _prepare(
+        self,
+        out: ServerOut,
+        request: PrepRequest,
+        now: float,
+        conn: int | None,
+        pending: _Pending | None,
+    ) -> PrepResult:
+        """Prep ``request`` with the next zxid; a txn goes to the log."""
+        zxid = self._last_zxid + 1
+        result = self.prep.prepare(
+            request,
+            zxid=zxid,
+            time=self.wall(now),
+            now=self.wall(now),
+            tree=self.db.tree,
+            changes=self.changes,
+            sessions=self.tracker,
+        )
+        if result.txn is not None:
+            self._last_zxid = zxid
+            if pending is not None:
+                pending.zxid = zxid
+            self._inflight.append((result.txn, conn, pending))
+            out.append.append(result.txn)
+        return result
 
     def _request(self, out: ServerOut, c: Connection, req: ClientRequest, now: float) -> None:
         if c.state is ConnState.HANDSHAKE:
@@ -542,37 +538,22 @@ class ServerCore:
             return
         pending = _Pending(req.xid, op, rec)
         c.queue.append(pending)
-        zxid = self._zxid()
-        wall = self.wall(now)
-        if op == OpCode.CLOSE_SESSION:
-            s = self.sessions.get(c.session_id)
-            if s is not None:
-                s.closing = True
-            txn = self.prep.close_session(c.session_id, zxid, wall)
-        else:
-            txn = self.prep.prepare(
-                PrepRequest(c.session_id, req.xid, op, rec, c.auth_ordered, zxid, wall)
-            )
-        self._submit(out, txn, c.conn, pending)
-
-    def _submit(self, out: ServerOut, txn: Txn, conn: int | None, pending: _Pending | None) -> None:
-        if pending is not None:
-            pending.zxid = txn.header.zxid
-        self._inflight.append((txn, conn, pending))
-        out.append.append(txn)
+        request = PrepRequest(c.session_id, req.xid, op, rec, c.auth_ordered, owner=LOCAL)
+        result = self._prepare(out, request, now, c.conn, pending)
+        if result.txn is None:
+            pending.reply = self._error(req.xid, result.err or ErrorCode.SYSTEMERROR)
+            self._flush(out, c)
 
     def _auth(self, out: ServerOut, c: Connection, req: ClientRequest) -> None:
         rec = req.record
         ids = None
         if isinstance(rec, AuthPacket):
-            ids = acls.authenticate(rec.scheme, rec.auth, self.settings.super_digest)
+            ids = authenticate(rec.scheme, rec.auth, c.remote_ip, self.auth)
         if ids is None:
             self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, ErrorCode.AUTHFAILED)))
             self._close(out, c)
             return
-        for i in ids:
-            if i not in c.auth:
-                c.auth.append(i)
+        c.auth = list(add_auth_info(c.auth, ids))
         c.auth_ordered = tuple(auth_order(c.auth))
         self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, 0)))
 
@@ -588,19 +569,20 @@ class ServerCore:
     ) -> None:
         h = txn.header
         result = apply_txn(self.db.tree, txn, self.db.apply)
-        self.prep.applied(h.zxid)
+        self.changes.applied(h.zxid)
         for event_type, path in result.events:
             self._fire(out, event_type, path)
+        if h.type == OpCode.CREATE_SESSION and isinstance(txn.record, CreateSessionTxn):
+            self.tracker.commit_session(h.client_id, txn.record.timeout)
         if h.type == OpCode.CLOSE_SESSION:
-            s = self.sessions.pop(h.client_id, None)
-            if s is not None and s.conn is not None and s.conn != conn:
-                other = self.conns.get(s.conn)
-                if other is not None:
-                    self._close(out, other)
+            self.tracker.remove_session(h.client_id)
+            holder = self.conns.get(self.session_conn.pop(h.client_id, -1))
+            if holder is not None and holder.conn != conn:
+                self._close(out, holder)
         c = self.conns.get(conn) if conn is not None else None
         if c is None or pending is None:
             return
-        if h.type == OpCode.CREATE_SESSION and isinstance(txn.record, CreateSessionTxn):
+        if h.type == OpCode.CREATE_SESSION:
             c.queue.clear()
             if c.state is ConnState.CONNECTING:
                 c.state = ConnState.OPEN
@@ -663,7 +645,7 @@ class ServerCore:
             if (
                 self.settings.watch_read_filter
                 and node is not None
-                and not acls.check_acl(acls.READ, node.acl, c.auth)
+                and not check_acl(Perms.READ, node.acl, c.auth, self.auth)
             ):
                 continue
             self._notify(out, c, event_type, path)
@@ -716,7 +698,7 @@ class ServerCore:
                 node = tree.get(path)
                 if node is None:
                     return self._error(p.xid, ErrorCode.NONODE)
-                if not acls.check_acl(acls.READ, node.acl, c.auth):
+                if not check_acl(Perms.READ, node.acl, c.auth, self.auth):
                     return self._error(p.xid, ErrorCode.NOAUTH)
                 if watch:
                     self.watches.add_data(path, c.conn)
@@ -725,7 +707,7 @@ class ServerCore:
                 node = tree.get(path)
                 if node is None:
                     return self._error(p.xid, ErrorCode.NONODE)
-                if not acls.check_acl(acls.READ, node.acl, c.auth):
+                if not check_acl(Perms.READ, node.acl, c.auth, self.auth):
                     return self._error(p.xid, ErrorCode.NOAUTH)
                 if watch:
                     self.watches.add_child(path, c.conn)
@@ -737,10 +719,10 @@ class ServerCore:
                 node = tree.get(path)
                 if node is None:
                     return self._error(p.xid, ErrorCode.NONODE)
-                if not acls.check_acl(acls.READ | acls.ADMIN, node.acl, c.auth):
+                if not check_acl(Perms.READ | Perms.ADMIN, node.acl, c.auth, self.auth):
                     return self._error(p.xid, ErrorCode.NOAUTH)
                 acl = node.acl if node.acl is not None else acls_open()
-                if not acls.check_acl(acls.ADMIN, node.acl, c.auth):
+                if not check_acl(Perms.ADMIN, node.acl, c.auth, self.auth):
                     # FinalRequestProcessor: without ADMIN the digests are hidden
                     acl = tuple(
                         ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x"))
@@ -752,7 +734,9 @@ class ServerCore:
             case SyncRequest(path):
                 return encode_reply(ok, SyncResponse(path))
             case GetEphemeralsRequest(prefix):
-                every = hashset_clone_order(list(tree.ephemerals.get(c.session_id, ())))
+                owned = tree.ephemerals.get(c.session_id, ())
+                created = sorted(owned, key=lambda q: _czxid(tree, q))
+                every = java_hash_set_order(created, ())
                 mine = [path for path in every if prefix == "/" or path.startswith(prefix)]
                 return encode_reply(ok, GetEphemeralsResponse(tuple(mine)))
             case GetAllChildrenNumberRequest(path):
@@ -781,7 +765,7 @@ class ServerCore:
                     node = tree.get(r.path)
                     if node is None:
                         results.append(ErrorResult(ErrorCode.NONODE))
-                    elif not acls.check_acl(acls.READ, node.acl, c.auth):
+                    elif not check_acl(Perms.READ, node.acl, c.auth, self.auth):
                         results.append(ErrorResult(ErrorCode.NOAUTH))
                     elif op.type == OpCode.GET_DATA:
                         results.append(GetDataResult(node.data, client_stat(node)))
@@ -827,4 +811,9 @@ class ServerCore:
 
 
 def acls_open() -> tuple[ACL, ...]:
-    return (ACL(acls.ALL, Id("world", "anyone")),)
+    return (ACL(Perms.ALL, Id("world", "anyone")),)
+
+
+def _czxid(tree: DataTree, path: str) -> int:
+    node = tree.get(path)
+    return node.stat.czxid if node is not None else 0

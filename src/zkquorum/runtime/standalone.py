@@ -237,7 +237,7 @@ class StandaloneServer:
                 ("zk_ephemerals_count", sum(len(v) for v in tree.ephemerals.values())),
                 ("zk_num_alive_connections", conns),
                 ("zk_outstanding_requests", 0),
-                ("zk_global_sessions", len(core.sessions)),
+                ("zk_global_sessions", core.session_count),
             ]
             return "".join(f"{k}\t{v}\n" for k, v in rows)
         if word == "conf":

@@ -1,0 +1,170 @@
+"""What an applied txn changed (3.8's ``ProcessTxnResult``), for the server's final stage.
+
+:func:`apply_txn` applies a txn to the database and says what it did: the path, the
+watch events in the order 3.8 fires them, and the per-op results of a multi with each
+op's Stat taken right after that op.  :func:`client_stat` is ``DataNode#copyStat``.
+Requests become txns in :mod:`zkquorum.core.prep`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zkquorum.core.datatree import CONTAINER_EPHEMERAL_OWNER, DataTree, Node, is_ttl_owner
+from zkquorum.wire.client_records import (
+    ErrorCode,
+    EventType,
+    Stat,
+)
+from zkquorum.wire.txn import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    OpCode,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnRecord,
+)
+
+
+def _parent_of(path: str) -> str:
+    slash = path.rfind("/")
+    if slash <= 0:
+        return "/"
+    return path[:slash]
+
+
+# -- what an applied txn changed ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SubResult:
+    op: int
+    path: str | None
+    err: int
+    stat: Stat | None = None
+    """The op's node right after the op (``ProcessTxnResult.stat``)."""
+
+
+def client_stat(node: Node) -> Stat:
+    """``DataNode#copyStat``: the client-visible cversion and ephemeral owner."""
+    s = node.stat
+    n = len(node.children)
+    owner = s.ephemeral_owner
+    if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
+        owner = 0
+    return Stat(
+        s.czxid,
+        s.mzxid,
+        s.ctime,
+        s.mtime,
+        s.version,
+        s.cversion * 2 - n,
+        s.aversion,
+        owner,
+        len(node.data or b""),
+        n,
+        s.pzxid,
+    )
+
+
+@dataclass(slots=True)
+class Effects:
+    """``ProcessTxnResult`` plus the watch events to fire."""
+
+    err: int = 0
+    path: str | None = None
+    subs: list[SubResult] = field(default_factory=list)
+    events: list[tuple[EventType, str]] = field(default_factory=list)
+
+
+def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects) -> str | None:
+    match rec:
+        case CreateTxn(path) | CreateContainerTxn(path) | CreateTTLTxn(path):
+            fx.events.append((EventType.NODE_CREATED, path))
+            fx.events.append((EventType.NODE_CHILDREN_CHANGED, _parent_of(path)))
+            return path
+        case DeleteTxn(path):
+            fx.events.append((EventType.NODE_DELETED, path))
+            fx.events.append((EventType.NODE_CHILDREN_CHANGED, _parent_of(path)))
+            return path
+        case SetDataTxn(path):
+            fx.events.append((EventType.NODE_DATA_CHANGED, path))
+            return path
+        case SetACLTxn(path) | CheckVersionTxn(path):
+            return path
+        case CloseSessionTxn(paths):
+            for path in paths or ():
+                if tree.get(path) is not None:
+                    fx.events.append((EventType.NODE_DELETED, path))
+                    fx.events.append((EventType.NODE_CHILDREN_CHANGED, _parent_of(path)))
+    return None
+
+
+Apply = Callable[[Txn, Callable[[int], None] | None], int]
+
+
+def apply_txn(tree: DataTree, txn: Txn, apply: Apply) -> Effects:
+    """Apply ``txn`` to the database holding ``tree`` (through ``apply``) and say what
+    it did."""
+    fx = Effects()
+    rec = txn.record
+    if isinstance(rec, MultiTxn):
+        ops = rec.ops or ()
+        failed = next(
+            (
+                o
+                for o in ops
+                if o.type == OpCode.ERROR
+                and isinstance(o.record, ErrorTxn)
+                and o.record.err not in (0, ErrorCode.RUNTIMEINCONSISTENCY)
+            ),
+            None,
+        )
+        if any(o.type == OpCode.ERROR for o in ops):
+            fx.err = (
+                failed.record.err
+                if failed and isinstance(failed.record, ErrorTxn)
+                else ErrorCode.RUNTIMEINCONSISTENCY
+            )
+            seen_failure = False
+            for o in ops:
+                if o.type == OpCode.ERROR and isinstance(o.record, ErrorTxn):
+                    fx.subs.append(SubResult(o.type, None, o.record.err))
+                    seen_failure = True
+                else:
+                    fx.subs.append(
+                        SubResult(
+                            o.type, None, 0 if not seen_failure else ErrorCode.RUNTIMEINCONSISTENCY
+                        )
+                    )
+            apply(txn, None)
+            return fx
+        for o in ops:
+            path = _record_effects(o.type, o.record, tree, fx)
+            fx.subs.append(SubResult(o.type, path, 0))
+
+        def capture(i: int) -> None:
+            sub = fx.subs[i]
+            node = tree.get(sub.path) if sub.path is not None else None
+            if node is not None:
+                sub.stat = client_stat(node)
+
+        fx.err = apply(txn, capture)
+        return fx
+    if isinstance(rec, ErrorTxn):
+        fx.err = rec.err
+        apply(txn, None)
+        return fx
+    fx.path = _record_effects(txn.header.type, rec, tree, fx)
+    fx.err = apply(txn, None)
+    if fx.err:
+        fx.events.clear()
+    return fx
