@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from zkquorum.core.zab import Failed, PersistAcceptedEpoch, Send, TruncateLog
-
+from tests.core.corehelp import (
+    Failed,
+    LearnerDriver,
+    PersistAcceptedEpoch,
+    Send,
+    Truncate,
+    learner_settings,
+)
 from zkquorum.core.datatree import DataTree
-from zkquorum.core.learner import Learner, LearnerSettings
+from zkquorum.core.peer import Role
 from zkquorum.wire.quorum import PacketType, QuorumPacket, encode_int_payload, encode_packet
+from zkquorum.wire.txn import CreateTxn, OpCode, Txn, TxnHeader
 from zkquorum.wire.zxid import make_zxid
 
 
-def _learner(accepted: int = 0, current: int = 0, observer: bool = False) -> Learner:
-    s = LearnerSettings(sid=3, tick_time_ms=1000, init_limit=10, sync_limit=5, observer=observer)
-    return Learner(s, accepted_epoch=accepted, current_epoch=current, tree=DataTree())
+def _learner(
+    accepted: int = 0, current: int = 0, observer: bool = False, tree: DataTree | None = None
+) -> LearnerDriver:
+    s = learner_settings(3, observer=observer)
+    return LearnerDriver(s, tree or DataTree(), accepted=accepted, current=current)
 
 
 def _leaderinfo(epoch: int) -> QuorumPacket:
@@ -77,17 +86,41 @@ def test_no_ping_reply_before_uptodate_and_empty_table_after() -> None:
     assert encode_packet(reply.packet).hex() == "00000005000000010000000000000000ffffffff"
 
 
-def test_trunc_asks_for_a_truncated_log_and_a_reloaded_tree() -> None:
+def _creates(n: int) -> list[Txn]:
+    return [
+        Txn(
+            TxnHeader(1, c, make_zxid(1, c), 0, OpCode.CREATE),
+            CreateTxn(f"/n{c}", b"", None, False, c),
+        )
+        for c in range(1, n + 1)
+    ]
+
+
+def test_trunc_truncates_the_log_and_rolls_back_in_place() -> None:
     lr = _learner(accepted=1, current=1)
-    lr.tree.last_processed_zxid = make_zxid(1, 9)
-    lr.last_logged_zxid = make_zxid(1, 9)
+    for txn in _creates(9):
+        lr.db.apply(txn)  # applied by this database: undoable
     lr.start(0.0)
     lr.receive(_leaderinfo(2), 0.0)
     assert lr.receive(QuorumPacket(PacketType.TRUNC, make_zxid(1, 6)), 0.0) == [
-        TruncateLog(make_zxid(1, 6))
+        Truncate(make_zxid(1, 6))
     ]
-    lr.replace_tree(DataTree())
     assert lr.last_logged_zxid == make_zxid(1, 6)
+    assert lr.tree.last_processed_zxid == make_zxid(1, 6)
+    assert lr.tree.get("/n6") is not None and lr.tree.get("/n7") is None
+
+
+def test_trunc_beyond_what_memory_can_undo_asks_for_a_reload() -> None:
+    tree = DataTree()
+    for txn in _creates(9):
+        tree.apply(txn)  # replayed before the database existed (start-up): no undo
+    lr = _learner(accepted=1, current=1, tree=tree)
+    lr.start(0.0)
+    lr.receive(_leaderinfo(2), 0.0)
+    acts = lr.receive(QuorumPacket(PacketType.TRUNC, make_zxid(1, 6)), 0.0)
+    assert acts[0] == Truncate(make_zxid(1, 6))
+    assert acts[-1] == Failed(f"cannot roll back to 0x{make_zxid(1, 6):x} in memory; reloading")
+    assert lr.core.role is Role.RELOADING
 
 
 def test_unexpected_sync_packet_fails() -> None:

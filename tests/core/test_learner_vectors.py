@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from zkquorum.core.zab import (
+from tests.core.corehelp import (
     AppendTxns,
     Established,
+    LearnerDriver,
     PersistAcceptedEpoch,
     PersistCurrentEpoch,
     Send,
     TakeSnapshot,
+    learner_settings,
 )
-
 from tests.vectors import VECTORS
 from zkquorum.core.datatree import DataTree
-from zkquorum.core.learner import Learner, LearnerPhase, LearnerSettings
+from zkquorum.core.learner import LearnerPhase
 from zkquorum.wire.quorum import PacketType, QuorumPacket, QuorumStreamDecoder, encode_packet
 from zkquorum.wire.reader import Sentinel
 from zkquorum.wire.txn import decode_txn
@@ -49,7 +50,7 @@ def _stream(d: dict[str, Any], conn: int, direction: str) -> bytes:
     )
 
 
-def _replay(learner: Learner, leader_bytes: bytes) -> tuple[bytes, list[object]]:
+def _replay(learner: LearnerDriver, leader_bytes: bytes) -> tuple[bytes, list[object]]:
     dec = QuorumStreamDecoder()
     dec.receive_data(leader_bytes)
     out = bytearray()
@@ -70,10 +71,9 @@ def _replay(learner: Learner, leader_bytes: bytes) -> tuple[bytes, list[object]]
     return bytes(out), actions
 
 
-def _settings() -> LearnerSettings:
-    return LearnerSettings(
-        sid=1, tick_time_ms=2000, init_limit=10, sync_limit=5, config_text=CONFIG
-    )
+def _learner(tree: DataTree, epoch: int) -> LearnerDriver:
+    settings = learner_settings(1, leader=2, tick_time_ms=2000, config_text=CONFIG)
+    return LearnerDriver(settings, tree, accepted=epoch, current=epoch)
 
 
 def _tree_before_diff(d: dict[str, Any], last: int) -> DataTree:
@@ -97,7 +97,7 @@ def _tree_before_diff(d: dict[str, Any], last: int) -> DataTree:
 def test_snap_sync_replay_is_byte_exact() -> None:
     d = _load("snap-sync")
     conn = _quorum_conns(d, 1)[-1]
-    learner = Learner(_settings(), accepted_epoch=0, current_epoch=0, tree=DataTree(CONFIG))
+    learner = _learner(DataTree(CONFIG), 0)
     ours, actions = _replay(learner, _stream(d, conn, "leader->learner"))
     assert ours.hex() == _stream(d, conn, "learner->leader").hex()
     # Files in 3.8's order: acceptedEpoch at LEADERINFO, snapshot then currentEpoch at NEWLEADER.
@@ -111,7 +111,7 @@ def test_snap_sync_replay_is_byte_exact() -> None:
     assert PersistAcceptedEpoch(1) in actions and PersistCurrentEpoch(1) in actions
     snap = next(a for a in actions if isinstance(a, TakeSnapshot))
     assert snap.zxid == 0x10000001D
-    assert learner.phase is LearnerPhase.BROADCAST
+    assert learner.learner is not None and learner.learner.phase is LearnerPhase.BROADCAST
     assert learner.tree.last_processed_zxid == 0x100000020
     assert learner.last_logged_zxid == 0x100000020
     assert learner.tree.get("/vec/after-rejoin") is not None
@@ -124,7 +124,7 @@ def test_diff_sync_replay_is_byte_exact() -> None:
     d = _load("diff-sync")
     conn = _quorum_conns(d, 1)[-1]
     tree = _tree_before_diff(d, 0x100000018)
-    learner = Learner(_settings(), accepted_epoch=1, current_epoch=1, tree=tree)
+    learner = _learner(tree, 1)
     ours, actions = _replay(learner, _stream(d, conn, "leader->learner"))
     assert ours.hex() == _stream(d, conn, "learner->leader").hex()
     # No acceptedEpoch write (same epoch), no snapshot after a DIFF; the five txns are
@@ -145,11 +145,9 @@ def test_diff_sync_replay_is_byte_exact() -> None:
 def test_diff_and_snap_sync_end_with_the_same_tree() -> None:
     """Two runs of the same workload: one learner rebuilt by DIFF, the other by SNAP."""
     diff, snap = _load("diff-sync"), _load("snap-sync")
-    a = Learner(
-        _settings(), accepted_epoch=1, current_epoch=1, tree=_tree_before_diff(diff, 0x100000018)
-    )
+    a = _learner(_tree_before_diff(diff, 0x100000018), 1)
     _replay(a, _stream(diff, _quorum_conns(diff, 1)[-1], "leader->learner"))
-    b = Learner(_settings(), accepted_epoch=0, current_epoch=0, tree=DataTree(CONFIG))
+    b = _learner(DataTree(CONFIG), 0)
     _replay(b, _stream(snap, _quorum_conns(snap, 1)[-1], "leader->learner"))
     paths_a, paths_b = set(a.tree.nodes), set(b.tree.nodes)
     assert paths_a == paths_b

@@ -140,6 +140,7 @@ def test_prep_always_answers_and_its_txns_apply(
     zk = Leader(extended=extended)
     sessions = [zk.session, zk.new_session(), 0x0500000000000042]
     pending: list[Txn] = []
+    quirks: list[int] = []
     for (op, record, malformed), ids, who in requests:
         internal = op == OpCode.DELETE_CONTAINER and who != 1  # mostly the ContainerManager
         request = zk.request(op, record, ids=ids, session=sessions[who], internal=internal)
@@ -148,14 +149,32 @@ def test_prep_always_answers_and_its_txns_apply(
         result = zk.prepare(request)
         if result.txn is None:
             continue
+        if _mode_disagrees(op, record):
+            quirks.append(result.txn.header.zxid)
         pending.append(result.txn)
         if not pipelined:
-            _apply(zk, pending.pop())
+            _apply(zk, pending.pop(), check_digest=not quirks)
     for txn in pending:
-        _apply(zk, txn)
+        _apply(zk, txn, check_digest=not quirks)
 
 
-def _apply(zk: Leader, txn: Txn) -> None:
+def _mode_disagrees(op: int, record: object) -> bool:
+    """A create whose flags name another kind of node than its op: 3.8 logs a plain node
+    but precalculates the digest with the flags' owner (a container's, a TTL's), so the
+    TxnDigest disagrees with the tree from there on, in Java as here (``core/prep.py``)."""
+    if not isinstance(record, CreateRequest | CreateTTLRequest):
+        return False
+    container, ttl = record.flags == 4, record.flags in (5, 6)
+    if op in (OpCode.CREATE, OpCode.CREATE2):
+        return container or ttl
+    if op == OpCode.CREATE_CONTAINER:
+        return not container
+    if op == OpCode.CREATE_TTL:
+        return not ttl
+    return False
+
+
+def _apply(zk: Leader, txn: Txn, *, check_digest: bool = True) -> None:
     code = zk.tree.apply(txn)
     zk.changes.applied(txn.header.zxid)
     zk.log.append(txn)
@@ -166,5 +185,5 @@ def _apply(zk: Leader, txn: Txn) -> None:
     )
     if not failed:
         assert code == ErrorCode.OK, txn
-        if txn.digest is not None and zk.digests is not None:
+        if check_digest and txn.digest is not None and zk.digests is not None:
             assert txn.digest.tree_digest == zk.digests.tree_digest(), txn

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from zkquorum.core.zab import Action, Close, Established, Failed
-
+from tests.core.corehelp import Action, Close, Established, Failed, LeaderDriver, leader_settings
 from zkquorum.config.verifier import MajorityVerifier
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.election import (
@@ -24,7 +23,7 @@ from zkquorum.core.election import (
     Timer,
     TimerFired,
 )
-from zkquorum.core.leader import Leader, LeaderPhase, LeaderSettings
+from zkquorum.core.leader import LeaderPhase
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import (
     LearnerInfo,
@@ -129,16 +128,8 @@ def test_an_observer_never_proposes_itself_and_decides_observing() -> None:
 # -- epoch acks, NEWLEADER acks, heartbeats -----------------------------------------------
 
 
-def _leader() -> Leader:
-    settings = LeaderSettings(
-        sid=1,
-        tick_time_ms=1000,
-        init_limit=10,
-        sync_limit=5,
-        verifier=V,
-        config_text=V.to_zk_string(),
-    )
-    return Leader(settings, accepted_epoch=0, current_epoch=0, tree=DataTree("cfg"))
+def _leader() -> LeaderDriver:
+    return LeaderDriver(leader_settings(1, V), DataTree("cfg"))
 
 
 def _info(sid: int, observer: bool = False) -> QuorumPacket:

@@ -207,7 +207,12 @@ class Learner:
             self.fail(PhaseEndReason.STORAGE, f"cannot write the snapshot 0x{zxid_hex(zxid)}")
             return
         ack.snapshot_zxid = None
+        self._save_current_epoch(out)
         self._maybe_ack_newleader(out)
+
+    def _save_current_epoch(self, out: ReadyBuilder) -> None:
+        self.current_epoch = self.new_epoch
+        out.hard_state.append(SaveCurrentEpoch(self.new_epoch))
 
     def _maybe_ack_newleader(self, out: ReadyBuilder) -> None:
         ack = self._newleader_ack
@@ -374,8 +379,10 @@ class Learner:
             snapshot_zxid = self.db.last_processed_zxid
             out.snapshot.append(TakeSnapshot(snapshot_zxid, sync=True))
             self._snapshot_needed = False
-        self.current_epoch = self.new_epoch
-        out.hard_state.append(SaveCurrentEpoch(self.new_epoch))
+        if snapshot_zxid is None:
+            self._save_current_epoch(out)
+        # else 3.8's order (Learner#syncWithLeader): the snapshot is on disk before
+        # currentEpoch says we are in the new epoch (on_snapshot_written).
         self._write_to_txn_log = True
         self.phase = LearnerPhase.WAIT_UPTODATE
         self.sync_mode = SyncMode.NONE
