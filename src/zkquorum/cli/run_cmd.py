@@ -8,12 +8,16 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from zkquorum.cli.main import CliError
 from zkquorum.config.errors import ConfigError
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.files import load_config
+
+if TYPE_CHECKING:
+    from zkquorum.runtime.opssettings import OpsSettings
 
 LOG_FORMAT = "%(asctime)s [myid:%(myid)s] - %(levelname)s [%(name)s] - %(message)s"
 
@@ -56,6 +60,7 @@ def setup_logging(myid: int | str, level: str) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
+        ops = _ops_settings(config.path)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     standalone = not config.is_distributed
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if standalone:
             return asyncio.run(_serve_standalone(config))
-        return asyncio.run(_serve(config, shortcuts=not args.no_shortcut, events=args.events))
+        return asyncio.run(_serve(config, ops, shortcuts=not args.no_shortcut, events=args.events))
     except (BindError, TlsConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
     except OSError as exc:
@@ -112,7 +117,20 @@ async def _serve_standalone(config: QuorumConfig) -> int:
     return 0
 
 
-async def _serve(config: QuorumConfig, *, shortcuts: bool, events: str | None) -> int:
+def _ops_settings(path: str) -> OpsSettings:
+    """The AdminServer and Prometheus keys of zoo.cfg (``ConfigError`` with file:line)."""
+    from zkquorum.runtime.opssettings import OpsSettings
+
+    try:
+        text = Path(path).read_bytes().decode("iso-8859-1")
+    except OSError:
+        return OpsSettings()
+    return OpsSettings.from_zoo_cfg(text, path)
+
+
+async def _serve(
+    config: QuorumConfig, ops: OpsSettings, *, shortcuts: bool, events: str | None
+) -> int:
     import asyncio
 
     from zkquorum.runtime.peer import PeerRuntime
@@ -137,10 +155,21 @@ async def _serve(config: QuorumConfig, *, shortcuts: bool, events: str | None) -
             config, all_voted_shortcut=shortcuts, failover_shortcut=shortcuts, trace=trace
         )
         log = logging.getLogger("zkquorum.peer")
+        endpoints = None
         try:
             await peer.start()
+            if ops.admin_enabled or ops.metrics_enabled:
+                # Only when zoo.cfg asks: the HTTP modules stay unimported otherwise.
+                from zkquorum.runtime.http_admin import for_peer
+
+                endpoints = for_peer(
+                    peer, ops, config_text=Path(config.path).read_text(encoding="iso-8859-1")
+                )
+                await endpoints.start()
             await stop.wait()
             log.info("shutting down")
         finally:
+            if endpoints is not None:
+                await endpoints.close()
             await peer.close()
     return 0
