@@ -10,12 +10,13 @@ time is passed in), record, and TxnDigest.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TypeVar
 
+from zkquorum.core import digest
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.prep import OutstandingChanges, Prep, PrepRequest, PrepSettings
 from zkquorum.core.sessions import SessionTimeouts, SessionTracker
@@ -24,7 +25,7 @@ from zkquorum.wire.client_records import (
     ConnectRequest,
     CreateSessionRequest,
 )
-from zkquorum.wire.jute import Id, StatPersisted
+from zkquorum.wire.jute import Id
 from zkquorum.wire.pcap import TcpConnection, parse_pcap, reassemble, tcp_segments
 from zkquorum.wire.quorum import (
     PacketType,
@@ -42,31 +43,21 @@ LEADER_CLIENT_PORT = 21813
 TICK = 200
 
 
-class TreeDigests:
-    """``DigestCalculator`` (version 2) and the tree's sum over a DataTree, recomputed
-    (the tree here is a few dozen nodes)."""
+class TreeDigests(digest.TreeDigests):
+    """zkquorum's digests (``core/digest.py``: the tree keeps its sum as it changes) over a
+    bare tree, checked against a sum recomputed from every node at each read."""
 
     def __init__(self, tree: DataTree) -> None:
+        super().__init__(SimpleNamespace(tree=tree))
         self.tree = tree
 
-    def node_digest(self, path: str, data: bytes | None, stat: StatPersisted) -> int:
-        if path.startswith("/zookeeper/"):
-            return 0
-        if path == "/":
-            path = ""
-        buf = b"".join(
-            v.to_bytes(8, "big", signed=True)
-            for v in (stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime)
-        )
-        buf += b"".join(
-            v.to_bytes(4, "big", signed=True) for v in (stat.version, stat.cversion, stat.aversion)
-        )
-        buf += stat.ephemeral_owner.to_bytes(8, "big", signed=True)
-        return zlib.crc32(path.encode() + (data or b"") + buf)
-
     def tree_digest(self) -> int:
-        total = sum(self.node_digest(p, n.data, n.stat) for p, n in self.tree.nodes.items())
-        return (total + (1 << 63)) % (1 << 64) - (1 << 63)
+        kept = super().tree_digest()
+        recomputed = digest.as_long(
+            sum(digest.node_digest(p, n.data, n.stat) for p, n in self.tree.nodes.items())
+        )
+        assert kept == recomputed, "the digest kept as the tree changed is not the sum"
+        return kept
 
 
 M = TypeVar("M")

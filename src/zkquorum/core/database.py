@@ -246,6 +246,7 @@ class Database:
         if tree.last_processed_zxid > zxid:
             tree.last_processed_zxid = zxid
         self.last_txn_zxid = min(self.last_txn_zxid, zxid)
+        tree.recompute_digest()
         return True
 
     def replace_tree(self, tree: DataTree) -> None:

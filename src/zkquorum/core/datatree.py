@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from zkquorum.core.digest import as_long, node_digest
 from zkquorum.wire.jute import ACL, Id, StatPersisted
 from zkquorum.wire.snapshot import Snapshot, TreeNode, build_snapshot, snapshot_tree
 from zkquorum.wire.txn import (
@@ -108,10 +109,28 @@ class DataTree:
         self.sessions: dict[int, int] = {}
         self.ephemerals: dict[int, set[str]] = {}
         self.last_processed_zxid = 0
+        self._digest = 0
         self.nodes["/"] = Node(b"", None, StatPersisted())
         self._add_builtin(ZOOKEEPER_PATH)
         self._add_builtin(QUOTA_PATH)
         self.set_config(config_text or "")
+        self.recompute_digest()
+
+    # -- the digest (core/digest.py) ---------------------------------------------------
+
+    @property
+    def digest(self) -> int:
+        """The tree's digest as 3.8 reports it (``DataTree#getTreeDigest``)."""
+        return as_long(self._digest)
+
+    def recompute_digest(self) -> None:
+        self._digest = sum(node_digest(p, n.data, n.stat) for p, n in self.nodes.items())
+
+    def _unhash(self, path: str, node: Node) -> None:
+        self._digest -= node_digest(path, node.data, node.stat)
+
+    def _hash(self, path: str, node: Node) -> None:
+        self._digest += node_digest(path, node.data, node.stat)
 
     def _add_builtin(self, path: str) -> None:
         parent, name = _parent(path)
@@ -196,12 +215,16 @@ class DataTree:
                 self._delete(path, h.zxid)
             case SetDataTxn(path, data, version):
                 node = self._node(path)
+                self._unhash(path, node)
                 node.data = data
                 node.stat = _with(node.stat, mtime=h.time, mzxid=h.zxid, version=version)
+                self._hash(path, node)
             case SetACLTxn(path, acl, version):
                 node = self._node(path)
+                self._unhash(path, node)
                 node.acl = acl
                 node.stat = _with(node.stat, aversion=version)
+                self._hash(path, node)
             case CloseSessionTxn(paths):
                 self._kill_session(h.client_id, h.zxid, paths)
             case None if op == OpCode.CLOSE_SESSION:
@@ -244,7 +267,9 @@ class DataTree:
         if parent_cversion == -1:
             parent_cversion = parent.stat.cversion + 1
         if parent_cversion > parent.stat.cversion:
+            self._unhash(parent_path, parent)
             parent.stat = _with(parent.stat, cversion=parent_cversion, pzxid=zxid)
+            self._hash(parent_path, parent)
 
     def _create(
         self,
@@ -265,7 +290,8 @@ class DataTree:
         stat = StatPersisted(
             czxid=zxid, mzxid=zxid, ctime=time, mtime=time, pzxid=zxid, ephemeral_owner=owner
         )
-        self.nodes[path] = Node(data, acl, stat)
+        node = self.nodes[path] = Node(data, acl, stat)
+        self._hash(path, node)
         self._track_owner(path, owner)
 
     def _track_owner(self, path: str, owner: int) -> None:
@@ -278,7 +304,10 @@ class DataTree:
         node = self._node(path)
         parent.children.discard(name)
         if zxid > parent.stat.pzxid:
+            self._unhash(parent_path, parent)
             parent.stat = _with(parent.stat, pzxid=zxid)
+            self._hash(parent_path, parent)
+        self._unhash(path, node)
         del self.nodes[path]
         owned = self.ephemerals.get(node.stat.ephemeral_owner)
         if owned is not None:
@@ -341,6 +370,7 @@ class DataTree:
             tree._track_owner(path, tn.stat.ephemeral_owner)
         if "/" not in tree.nodes:
             tree.nodes["/"] = Node(b"", None, StatPersisted())
+        tree.recompute_digest()
         return tree
 
 

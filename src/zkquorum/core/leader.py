@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.database import Database, NeedLog, SyncMode, SyncPlan, plan_sync
+from zkquorum.core.digest import TreeDigests
+from zkquorum.core.prep import OutstandingChanges, Prep, PrepRequest, PrepSettings
 from zkquorum.core.ready import (
     CloseLearner,
     CloseReason,
@@ -50,6 +52,8 @@ from zkquorum.core.ready import (
     SendSnapshotToLearner,
     SendToLearner,
 )
+from zkquorum.core.sessions import SessionTracker
+from zkquorum.wire.client_records import DeleteContainerRequest
 from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.quorum import (
     ZAB_PROTOCOL_VERSION,
@@ -65,7 +69,7 @@ from zkquorum.wire.quorum import (
     encode_revalidate_reply,
     packet_type_name,
 )
-from zkquorum.wire.txn import OpCode, Txn, encode_txn
+from zkquorum.wire.txn import CreateSessionTxn, OpCode, Txn, encode_txn
 from zkquorum.wire.zxid import make_zxid, zxid_counter, zxid_epoch, zxid_hex
 
 log = logging.getLogger(__name__)
@@ -125,6 +129,12 @@ class LeaderSettings:
     log_sync: bool = True
     """Sync a learner older than the window from the log files (snapshotSizeFactor >= 0)."""
     snapshot_size_factor: float = 0.33
+    wall_offset_ms: float = 0.0
+    """Wall-clock ms minus the core's ms: txn times and the session tracker's clock."""
+    prep: PrepSettings = field(default_factory=PrepSettings)
+    container_check_interval_ms: int = 60_000
+    """``znode.container.checkIntervalMs`` (``ContainerManager``)."""
+    container_max_never_used_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -183,8 +193,18 @@ class Leader:
         self._phase_deadline = INF
         self._next_wake = INF
         self._tick_skip = True
+        # The request pipeline (PrepRequestProcessor, the session tracker), once in broadcast.
+        self.prep = Prep(settings.prep)
+        self.changes = OutstandingChanges()
+        self.sessions: SessionTracker | None = None
+        self._digests = TreeDigests(database)
+        self._next_container_check = INF
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _clock(self, now: float) -> float:
+        """The session tracker's and the txn headers' clock: wall-clock ms."""
+        return now + self.settings.wall_offset_ms
 
     @property
     def _tick_ms(self) -> float:
@@ -221,6 +241,9 @@ class Leader:
     def next_deadline(self) -> float:
         times = [self._phase_deadline, self._next_wake]
         times.extend(h.read_deadline for h in self.handlers.values())
+        if self.sessions is not None:
+            times.append(self.sessions.wake_at - self.settings.wall_offset_ms)
+        times.append(self._next_container_check)
         return min(times)
 
     def _send(self, out: ReadyBuilder, h: LearnerHandler, packet: QuorumPacket) -> None:
@@ -560,6 +583,14 @@ class Leader:
         self.last_synced = max(self.last_synced, self.newleader_zxid)
         self._next_wake = now + self._tick_ms / 2
         self._tick_skip = True
+        self._next_container_check = now + self.settings.container_check_interval_ms
+        # SessionTrackerImpl: the database's sessions, each given a full timeout.
+        self.sessions = SessionTracker(
+            self.settings.sid,
+            self.settings.tick_time_ms,
+            self._clock(now),
+            dict(self.db.tree.sessions),
+        )
         log.info(
             "leader %d: established in epoch %d with %s",
             self.settings.sid,
@@ -669,11 +700,70 @@ class Leader:
             else:
                 self._send(out, h, commit)
         self.db.apply(p.txn)
+        self.changes.applied(zxid)
+        self._committed_session_change(p.txn)
         for conn in self.pending_syncs.pop(zxid, ()):
             waiting = self.handlers.get(conn)
             if waiting is not None and waiting.state is not HandlerState.CLOSED:
                 self._send(out, waiting, QuorumPacket(PacketType.SYNC, 0))
         return True
+
+    def _committed_session_change(self, txn: Txn) -> None:
+        """``SessionTracker#commitSession`` / ``removeSession`` as the txn commits."""
+        h, sessions = txn.header, self.sessions
+        if sessions is None:
+            return
+        if h.type == OpCode.CREATE_SESSION and isinstance(txn.record, CreateSessionTxn):
+            sessions.commit_session(h.client_id, txn.record.timeout)
+        elif h.type == OpCode.CLOSE_SESSION:
+            sessions.remove_session(h.client_id)
+
+    def submit(self, out: ReadyBuilder, request: PrepRequest, now: float) -> bool:
+        """``PrepRequestProcessor``: ``request`` becomes a txn (or an error txn, which
+        takes its zxid too) and is proposed; False when it needs none (a read) or the
+        leader cannot propose (not in broadcast, or the zxid counter would roll over)."""
+        if self.phase is not LeaderPhase.BROADCAST or self.sessions is None:
+            return False
+        clock = self._clock(now)
+        result = self.prep.prepare(
+            request,
+            zxid=self.next_zxid(),
+            time=int(clock),
+            now=clock,
+            tree=self.db.tree,
+            changes=self.changes,
+            sessions=self.sessions,
+            digests=self._digests,
+        )
+        if result.txn is None:
+            return False
+        try:
+            self.propose(out, result.txn, now)
+        except XidRolloverError:
+            return False
+        return True
+
+    def _check_containers(self, out: ReadyBuilder, now: float) -> None:
+        """``ContainerManager#checkContainers``: a ``deleteContainer`` for every empty
+        container that had children and every expired TTL node without children."""
+        self._next_container_check = now + self.settings.container_check_interval_ms
+        wall = int(self._clock(now))
+        never_used = self.settings.container_max_never_used_ms
+        for path in self.db.tree.container_candidates(wall, never_used):
+            request = PrepRequest(
+                0, 0, OpCode.DELETE_CONTAINER, DeleteContainerRequest(path), internal=True
+            )
+            self.submit(out, request, now)
+
+    def _on_request(
+        self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float
+    ) -> None:
+        """A learner forwards a client's write or session request (``Leader.REQUEST``)."""
+        r = decode_request(p.data)
+        request = PrepRequest.decode(
+            r.session_id, r.cxid, r.type, r.request, tuple(p.authinfo or ()), owner=h.conn
+        )
+        self.submit(out, request, now)
 
     def _on_sync_request(self, out: ReadyBuilder, h: LearnerHandler) -> None:
         """``Leader#processSync``: answer once every proposal made so far committed."""
@@ -691,11 +781,16 @@ class Leader:
                 self._process_ack(out, h.sid, p.zxid)
             return
         if t == PacketType.PING:
-            decode_ping_sessions(p.data)
+            touches = decode_ping_sessions(p.data)
+            if touches and self.sessions is not None:
+                self.sessions.touch_from_learner(touches, self._clock(now))
             return
         if t == PacketType.REVALIDATE:
-            session_id, _timeout = decode_revalidate_request(p.data)
-            reply = encode_revalidate_reply(session_id, False)
+            session_id, timeout = decode_revalidate_request(p.data)
+            valid = self.sessions is not None and self.sessions.revalidate(
+                session_id, timeout, h.conn, self._clock(now)
+            )
+            reply = encode_revalidate_reply(session_id, valid)
             self._send(out, h, QuorumPacket(PacketType.REVALIDATE, p.zxid, reply))
             return
         if t == PacketType.REQUEST:
@@ -703,11 +798,7 @@ class Leader:
             if request.type == OpCode.SYNC:
                 self._on_sync_request(out, h)
                 return
-            log.info(
-                "leader %d: ignoring a client REQUEST from sid %s (no request pipeline yet)",
-                self.settings.sid,
-                h.sid,
-            )
+            self._on_request(out, h, p, now)
             return
         log.warning(
             "leader %d: unexpected %s from sid %s", self.settings.sid, packet_type_name(t), h.sid
@@ -744,6 +835,17 @@ class Leader:
                     f"{sorted(self.newleader_acks)} ]",
                 )
                 return
+        if self.phase is LeaderPhase.BROADCAST and self.sessions is not None:
+            for session in self.sessions.expired(self._clock(now)):
+                log.info(
+                    "Expiring session 0x%x, timeout of %dms exceeded",
+                    session.session_id,
+                    session.timeout,
+                )
+                closing = PrepRequest(session.session_id, 0, OpCode.CLOSE_SESSION, internal=True)
+                self.submit(out, closing, now)
+            if now >= self._next_container_check:
+                self._check_containers(out, now)
         if self.phase is LeaderPhase.BROADCAST and now >= self._next_wake:
             self._next_wake = max(self._next_wake + self._tick_ms / 2, now)
             if not self._tick_skip:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.config.zoocfg import QuorumConfig
@@ -62,6 +62,7 @@ from zkquorum.core.events import (
 )
 from zkquorum.core.leader import Leader, LeaderSettings
 from zkquorum.core.learner import Learner, LearnerSettings
+from zkquorum.core.prep import PrepSettings
 from zkquorum.core.ready import (
     INF,
     CloseLeaderConnection,
@@ -132,6 +133,11 @@ class PeerSettings:
     commit_log_count: int = COMMIT_LOG_COUNT
     snapshot_size_factor: float = SNAPSHOT_SIZE_FACTOR
     fixed: FixedRole | None = None
+    wall_offset_ms: float = 0.0
+    """Wall-clock ms minus the core's ms (txn header times, session ids)."""
+    prep: PrepSettings = field(default_factory=PrepSettings)
+    container_check_interval_ms: int = 60_000
+    container_max_never_used_ms: int = 0
 
     @classmethod
     def from_config(
@@ -423,6 +429,10 @@ class PeerCore:
                     config_text=s.config_text,
                     log_sync=s.snapshot_size_factor >= 0,
                     snapshot_size_factor=s.snapshot_size_factor,
+                    wall_offset_ms=s.wall_offset_ms,
+                    prep=s.prep,
+                    container_check_interval_ms=s.container_check_interval_ms,
+                    container_max_never_used_ms=s.container_max_never_used_ms,
                 ),
                 self.db,
                 accepted_epoch=self.accepted_epoch,

@@ -547,7 +547,7 @@ class _Context:
                 if self.digests is not None:
                     node_digest = self.digests.node_digest(path, node.data, node.stat)
                 record = ChangeRecord(
-                    -1, path, node.stat, len(node.children), node.acl, node.data, node_digest, 0
+                    -1, path, node.stat, len(node.children), node.acl, node.data, node_digest
                 )
         if record is None or record.stat is None:
             raise _Fail(ErrorCode.NONODE)

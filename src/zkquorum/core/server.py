@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from zkquorum.core.acl import AuthSettings, add_auth_info, authenticate, check_acl
 from zkquorum.core.database import Database
 from zkquorum.core.datatree import DataTree
+from zkquorum.core.digest import TreeDigests
 from zkquorum.core.final import Effects, apply_txn, client_stat
 from zkquorum.core.javaorder import auth_order
 from zkquorum.core.prep import (
@@ -323,6 +324,7 @@ class ServerCore:
             PrepSettings(extended_types_enabled=settings.extended_types, auth=self.auth)
         )
         self.changes = OutstandingChanges()
+        self._digests = TreeDigests(db)
         # The tracker's clock is the wall clock's value at start plus monotonic time: its
         # session ids carry the time as 3.8's do, and expiry never jumps with the wall.
         self.tracker = SessionTracker(
@@ -500,6 +502,7 @@ class ServerCore:
             tree=self.db.tree,
             changes=self.changes,
             sessions=self.tracker,
+            digests=self._digests,
         )
         if result.txn is not None:
             self._last_zxid = zxid

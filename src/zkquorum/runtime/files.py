@@ -62,3 +62,13 @@ def load_config(path: str | os.PathLike[str]) -> QuorumConfig:
         next_dynamic_text=next_text,
         next_dynamic_path=next_path,
     )
+
+
+def zoo_cfg_properties(config: QuorumConfig) -> dict[str, str]:
+    """zoo.cfg's keys and trimmed values again (``QuorumConfig`` keeps only what it uses;
+    the server reads the rest, 3.8's ``-Dzookeeper.*`` switches, from here)."""
+    try:
+        text = Path(config.path).read_bytes().decode("iso-8859-1")
+    except OSError:
+        return {}
+    return {e.key.strip(): e.value.strip() for e in load_properties(text, config.path)}

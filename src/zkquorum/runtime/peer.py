@@ -32,9 +32,11 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.core.acl import AuthSettings
 from zkquorum.core.database import Database
 from zkquorum.core.events import (
     DatabaseReloaded,
@@ -56,6 +58,7 @@ from zkquorum.core.events import (
 from zkquorum.core.leader import Leader
 from zkquorum.core.learner import Learner
 from zkquorum.core.peer import FixedRole, PeerCore, PeerSettings
+from zkquorum.core.prep import PrepSettings
 from zkquorum.core.ready import (
     INF,
     CloseLeaderConnection,
@@ -85,8 +88,10 @@ from zkquorum.core.ready import (
     TakeSnapshot,
     TruncateLog,
 )
+from zkquorum.core.server import ServerSettings
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import AdminServer, PeerStatus
+from zkquorum.runtime.files import zoo_cfg_properties
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
@@ -157,6 +162,25 @@ class PeerRuntime:
             commit_log_count=self.storage.settings.commit_log_count,
             snapshot_size_factor=self.storage.settings.snapshot_size_factor,
             fixed=fixed,
+        )
+        # Txn times and session ids need the wall clock; the core only counts ms from here.
+        server = ServerSettings.from_properties(
+            zoo_cfg_properties(config),
+            server_id=config.my_id,
+            tick_time_ms=config.tick_time,
+            min_session_timeout_ms=config.min_session_timeout,
+            max_session_timeout_ms=config.max_session_timeout,
+        )
+        prep = PrepSettings(
+            extended_types_enabled=server.extended_types,
+            auth=AuthSettings(super_digest=server.super_digest),
+        )
+        self.settings = replace(
+            self.settings,
+            wall_offset_ms=time.time() * 1000.0,
+            prep=prep,
+            container_check_interval_ms=server.container_check_interval_ms,
+            container_max_never_used_ms=server.container_max_never_used_ms,
         )
         self.tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
         self.cm: cnx.ConnectionManager | None = None

@@ -14,7 +14,6 @@ import logging
 import time
 from pathlib import Path
 
-from zkquorum.config.properties import load_properties
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core.database import Database
 from zkquorum.core.server import (
@@ -29,6 +28,7 @@ from zkquorum.core.server import (
 )
 from zkquorum.runtime import admin
 from zkquorum.runtime.client_port import ClientPort
+from zkquorum.runtime.files import zoo_cfg_properties
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
@@ -41,15 +41,6 @@ log = logging.getLogger("zkquorum.server")
 INF = float("inf")
 
 
-def _properties(config: QuorumConfig) -> dict[str, str]:
-    """zoo.cfg's keys and values (``QuorumConfig`` keeps only what it uses)."""
-    try:
-        text = Path(config.path).read_bytes().decode("iso-8859-1")
-    except OSError:
-        return {}
-    return {e.key.strip(): e.value.strip() for e in load_properties(text, config.path)}
-
-
 class StandaloneServer:
     def __init__(self, config: QuorumConfig, *, storage: Storage | None = None) -> None:
         self.config = config
@@ -59,7 +50,7 @@ class StandaloneServer:
             settings=StorageSettings.from_config(config),
         )
         self.settings = ServerSettings.from_properties(
-            _properties(config),
+            zoo_cfg_properties(config),
             server_id=0,
             tick_time_ms=config.tick_time,
             min_session_timeout_ms=config.min_session_timeout,
