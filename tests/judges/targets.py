@@ -42,10 +42,13 @@ from tests.interop.zkserver import wait_for
 from tests.judges.javashim import config_key
 from tests.peer.cluster import Ensemble, ensemble
 
-# The zkquorum targets that serve clients today; the others stay xfail(strict) until they
-# do (a quorum of zkquorum peers does not broadcast client writes yet).
-ZKQUORUM_SERVES_CLIENTS: frozenset[str] = frozenset({"zkquorum-standalone"})
-NOT_YET = "zkquorum serves clients standalone only: a quorum does not broadcast writes yet"
+# The zkquorum targets that serve clients today: standalone, and a zkquorum leader behind
+# Java followers; the others stay xfail(strict) until they do (a zkquorum follower does
+# not serve clients yet).
+ZKQUORUM_SERVES_CLIENTS: frozenset[str] = frozenset(
+    {"zkquorum-standalone", "java-2+zkquorum-leader"}
+)
+NOT_YET = "a zkquorum follower or observer does not serve clients yet"
 
 
 # The settings every judge's servers share: a short tick keeps session expiry (2 x tick to

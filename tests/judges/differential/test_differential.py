@@ -26,7 +26,6 @@ from tests.judges.targets import (
     JAVA_ENSEMBLE,
     JAVA_STANDALONE,
     MIXED_ZKQUORUM_LEADER,
-    NOT_YET,
     ZKQUORUM_STANDALONE,
     RunningTarget,
     TargetSpec,
@@ -37,13 +36,10 @@ pytestmark = [pytest.mark.interop, pytest.mark.judge]
 SEED = int(os.environ.get("ZKQUORUM_DIFF_SEED", "2026"))
 OPS = int(os.environ.get("ZKQUORUM_DIFF_OPS", "200"))
 
-_NOT_YET = [pytest.mark.xfail(strict=True, reason=NOT_YET)]
 PAIRS = [
     pytest.param(JAVA_STANDALONE, JAVA_ENSEMBLE, id="java-standalone~java-3"),
     pytest.param(JAVA_STANDALONE, ZKQUORUM_STANDALONE, id="java~zkquorum"),
-    pytest.param(
-        JAVA_ENSEMBLE, MIXED_ZKQUORUM_LEADER, id="java-3~java-2+zkquorum-leader", marks=_NOT_YET
-    ),
+    pytest.param(JAVA_ENSEMBLE, MIXED_ZKQUORUM_LEADER, id="java-3~java-2+zkquorum-leader"),
 ]
 
 
