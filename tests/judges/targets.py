@@ -46,7 +46,7 @@ from tests.peer.cluster import Ensemble, ensemble
 # Java followers; the others stay xfail(strict) until they do (a zkquorum follower does
 # not serve clients yet).
 ZKQUORUM_SERVES_CLIENTS: frozenset[str] = frozenset(
-    {"zkquorum-standalone", "java-2+zkquorum-leader"}
+    {"zkquorum-standalone", "java-2+zkquorum-leader", "zkquorum-3"}
 )
 NOT_YET = "a zkquorum follower or observer does not serve clients yet"
 

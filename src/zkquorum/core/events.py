@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from zkquorum.core.database import Database
 from zkquorum.wire.election import Notification
+from zkquorum.wire.jute import Id
 from zkquorum.wire.quorum import QuorumMessage, QuorumPacket
 from zkquorum.wire.txn import Txn
 
@@ -204,8 +205,44 @@ class DatabaseReloaded:
     current_epoch: int
 
 
+# -- the client side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientWrite:
+    """A client's write, session or sync request for the quorum: the leader prepares it,
+    a learner forwards it as a REQUEST (``sessionId | cxid | type | body``, auth ids)."""
+
+    now: float
+    session_id: int
+    cxid: int
+    op: int
+    body: bytes
+    auth: tuple[Id, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RevalidateSession:
+    """A client reconnects with ``session_id``: is it still valid, and may it move here?"""
+
+    now: float
+    session_id: int
+    timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsTouched:
+    """Sessions our clients used since the last report (a learner's PING reply table)."""
+
+    now: float
+    touches: tuple[tuple[int, int], ...]
+
+
 Event = (
-    Start
+    ClientWrite
+    | RevalidateSession
+    | SessionsTouched
+    | Start
     | Tick
     | StepDown
     | Propose

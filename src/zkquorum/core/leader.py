@@ -39,22 +39,27 @@ from dataclasses import dataclass, field
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.database import Database, NeedLog, SyncMode, SyncPlan, plan_sync
 from zkquorum.core.digest import TreeDigests
+from zkquorum.core.final import apply_txn
 from zkquorum.core.prep import OutstandingChanges, Prep, PrepRequest, PrepSettings
 from zkquorum.core.ready import (
+    Applied,
     CloseLearner,
     CloseReason,
     LearnerDropped,
     PhaseEndReason,
     ReadLog,
     ReadyBuilder,
+    Revalidated,
     SaveAcceptedEpoch,
     SaveCurrentEpoch,
     SendSnapshotToLearner,
     SendToLearner,
+    SyncAnswered,
 )
 from zkquorum.core.sessions import SessionTracker
 from zkquorum.wire.client_records import DeleteContainerRequest
 from zkquorum.wire.errors import QuorumProtocolError
+from zkquorum.wire.jute import Id
 from zkquorum.wire.quorum import (
     ZAB_PROTOCOL_VERSION,
     PacketType,
@@ -107,6 +112,12 @@ _READING = frozenset(
         HandlerState.BROADCAST,
     }
 )
+
+
+LOCAL_CONN = -1
+"""``pending_syncs``' name for a sync of our own clients."""
+LOCAL_OWNER = "local"
+"""The owner of sessions of our own clients (3.8: ``ServerCnxn.me``)."""
 
 
 class XidRolloverError(Exception):
@@ -699,10 +710,14 @@ class Leader:
                 self._send(out, h, inform)
             else:
                 self._send(out, h, commit)
-        self.db.apply(p.txn)
+        effects = apply_txn(self.db.tree, p.txn, self.db.apply)
+        out.outcomes.append(Applied(p.txn, effects))
         self.changes.applied(zxid)
         self._committed_session_change(p.txn)
         for conn in self.pending_syncs.pop(zxid, ()):
+            if conn == LOCAL_CONN:
+                out.outcomes.append(SyncAnswered())
+                continue
             waiting = self.handlers.get(conn)
             if waiting is not None and waiting.state is not HandlerState.CLOSED:
                 self._send(out, waiting, QuorumPacket(PacketType.SYNC, 0))
@@ -764,6 +779,41 @@ class Leader:
             r.session_id, r.cxid, r.type, r.request, tuple(p.authinfo or ()), owner=h.conn
         )
         self.submit(out, request, now)
+
+    # -- our own clients (core/server.py through the peer core)
+
+    def client_write(
+        self,
+        out: ReadyBuilder,
+        session_id: int,
+        cxid: int,
+        op: int,
+        body: bytes,
+        auth: tuple[Id, ...],
+        now: float,
+    ) -> None:
+        """A request of one of our own clients (``owner`` is this server)."""
+        if op == OpCode.SYNC:
+            if not self.outstanding:
+                out.outcomes.append(SyncAnswered())
+            else:
+                self.pending_syncs.setdefault(self.last_proposed, []).append(LOCAL_CONN)
+            return
+        request = PrepRequest.decode(session_id, cxid, op, body, auth, owner=LOCAL_OWNER)
+        self.submit(out, request, now)
+
+    def revalidate_local(
+        self, out: ReadyBuilder, session_id: int, timeout: int, now: float
+    ) -> None:
+        valid = self.sessions is not None and self.sessions.revalidate(
+            session_id, timeout, LOCAL_OWNER, self._clock(now)
+        )
+        out.outcomes.append(Revalidated(session_id, valid))
+
+    def touch_local(self, touches: Iterable[tuple[int, int]], now: float) -> None:
+        if self.sessions is not None:
+            for session_id, timeout in touches:
+                self.sessions.touch_session(session_id, timeout, self._clock(now))
 
     def _on_sync_request(self, out: ReadyBuilder, h: LearnerHandler) -> None:
         """``Leader#processSync``: answer once every proposal made so far committed."""

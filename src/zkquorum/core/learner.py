@@ -28,16 +28,21 @@ from dataclasses import dataclass
 
 from zkquorum.core.database import Database, SyncMode
 from zkquorum.core.datatree import DataTree
+from zkquorum.core.final import apply_txn
 from zkquorum.core.ready import (
+    Applied,
     PhaseEndReason,
     ReadyBuilder,
+    Revalidated,
     SaveAcceptedEpoch,
     SaveCurrentEpoch,
     SendToLeader,
+    SyncAnswered,
     TakeSnapshot,
     TruncateLog,
 )
 from zkquorum.wire.errors import QuorumProtocolError
+from zkquorum.wire.jute import Id
 from zkquorum.wire.quorum import (
     LearnerInfo,
     PacketType,
@@ -46,10 +51,14 @@ from zkquorum.wire.quorum import (
     decode_inform_and_activate,
     decode_int_payload,
     decode_proposal,
+    decode_revalidate_reply,
     encode_int_payload,
     encode_learner_info,
     encode_ping_sessions,
+    encode_revalidate_request,
 )
+from zkquorum.wire.reader import pack_int, pack_long
+from zkquorum.wire.snapshot import Session as TouchedSession
 from zkquorum.wire.snapshot import Snapshot, SnapshotSignature
 from zkquorum.wire.txn import Txn
 from zkquorum.wire.zxid import make_zxid, zxid_epoch, zxid_hex
@@ -128,6 +137,8 @@ class Learner:
         self._pending: deque[Txn] = deque()  # logged, waiting for their COMMIT
         self._unacked: deque[int] = deque()  # logged, their ACK waits for LogSynced
         self._newleader_ack: _NewLeaderAck | None = None
+        self.touched: dict[int, int] = {}
+        """Sessions our clients touched since the last PING reply (``LearnerSessionTracker``)."""
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -410,7 +421,7 @@ class Learner:
                 self._unacked.extend(t.header.zxid for t in txns)
                 self.on_log_synced(out, self.last_synced_zxid, 0.0)
             while self._committed:
-                failure = self._commit(self._committed.popleft())
+                failure = self._commit(self._committed.popleft(), out)
                 if failure:
                     self.fail(PhaseEndReason.PROTOCOL, failure)
                     return
@@ -437,8 +448,18 @@ class Learner:
     def _on_broadcast(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         t = p.type
         if t == PacketType.PING:
-            reply = QuorumPacket(PacketType.PING, p.zxid, encode_ping_sessions(()), p.authinfo)
+            # Learner#ping: the sessions our clients touched since the last PING.
+            table = tuple(TouchedSession(sid, timeout) for sid, timeout in self.touched.items())
+            self.touched.clear()
+            reply = QuorumPacket(PacketType.PING, p.zxid, encode_ping_sessions(table), p.authinfo)
             out.messages.append(SendToLeader(reply))
+            return
+        if t == PacketType.REVALIDATE:
+            session_id, valid = decode_revalidate_reply(p.data)
+            out.outcomes.append(Revalidated(session_id, valid))
+            return
+        if t == PacketType.SYNC:
+            out.outcomes.append(SyncAnswered())
             return
         if self.settings.observer:
             if t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
@@ -447,7 +468,7 @@ class Learner:
                 else:
                     txn = decode_inform_and_activate(p.data)[1]
                 self._log(out, (txn,), pend=False)
-                self._apply(txn)
+                self._apply(txn, out)
             elif t in (PacketType.PROPOSAL, PacketType.COMMIT):
                 log.warning("observer %d: ignoring %s", self.settings.sid, t)
             return
@@ -456,12 +477,12 @@ class Learner:
             self._log(out, (txn,))
             self._unacked.append(txn.header.zxid)
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
-            failure = self._commit(p.zxid)
+            failure = self._commit(p.zxid, out)
             if failure:
                 self.fail(PhaseEndReason.PROTOCOL, failure)
         elif t == PacketType.UPTODATE:
             log.error("learner %d: received an unexpected UPTODATE", self.settings.sid)
-        elif t not in (PacketType.SYNC, PacketType.REVALIDATE):
+        else:
             log.warning("learner %d: unknown packet type %s", self.settings.sid, t)
 
     # -- the log and the tree ----------------------------------------------------------
@@ -473,7 +494,7 @@ class Learner:
             self.last_logged_zxid = max(self.last_logged_zxid, txn.header.zxid)
         out.append.extend(txns)
 
-    def _commit(self, zxid: int) -> str | None:
+    def _commit(self, zxid: int, out: ReadyBuilder) -> str | None:
         if not self._pending:
             return f"Committing zxid 0x{zxid_hex(zxid)} but no txn is pending"
         head = self._pending[0]
@@ -484,12 +505,41 @@ class Learner:
                 f"0x{zxid_hex(head.header.zxid)}"
             )
         self._pending.popleft()
-        self._apply(head)
+        self._apply(head, out)
         return None
 
-    def _apply(self, txn: Txn) -> None:
-        self.db.apply(txn)
+    def _apply(self, txn: Txn, out: ReadyBuilder | None = None) -> None:
+        """Apply a committed txn; in broadcast (``out``) the client side hears of it."""
+        effects = apply_txn(self.db.tree, txn, self.db.apply)
         self.last_logged_zxid = max(self.last_logged_zxid, self.db.last_processed_zxid)
+        if out is not None:
+            out.outcomes.append(Applied(txn, effects))
+
+    # -- the client side -----------------------------------------------------------------
+
+    def forward(
+        self,
+        out: ReadyBuilder,
+        session_id: int,
+        cxid: int,
+        op: int,
+        body: bytes,
+        auth: tuple[Id, ...],
+    ) -> bool:
+        """``Learner#request``: a client's write goes to the leader as a REQUEST."""
+        if self.phase is not LearnerPhase.BROADCAST:
+            return False
+        data = pack_long(session_id) + pack_int(cxid) + pack_int(op) + body
+        out.messages.append(SendToLeader(QuorumPacket(PacketType.REQUEST, -1, data, auth)))
+        return True
+
+    def revalidate(self, out: ReadyBuilder, session_id: int, timeout: int) -> bool:
+        """``Learner#validateSession``: ask the leader whether a moving session is valid."""
+        if self.phase is not LearnerPhase.BROADCAST:
+            return False
+        data = encode_revalidate_request(session_id, timeout)
+        out.messages.append(SendToLeader(QuorumPacket(PacketType.REVALIDATE, -1, data)))
+        return True
 
     def finish(self) -> None:
         """The phase is over: what we logged but never saw committed is applied, as 3.8's

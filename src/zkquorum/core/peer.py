@@ -37,6 +37,7 @@ from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core import election as fle
 from zkquorum.core.database import COMMIT_LOG_COUNT, SNAPSHOT_SIZE_FACTOR, Database
 from zkquorum.core.events import (
+    ClientWrite,
     DatabaseReloaded,
     ElectionPeerDown,
     ElectionPeerUp,
@@ -53,6 +54,8 @@ from zkquorum.core.events import (
     Propose,
     QuorumPortFailed,
     QuorumPortOpened,
+    RevalidateSession,
+    SessionsTouched,
     SnapshotWritten,
     Start,
     StepDown,
@@ -306,6 +309,21 @@ class PeerCore:
                     self.leader.on_log_read(out, conn, txns, now)
             case StorageFailed(_, detail):
                 self._storage_failed(out, detail)
+            case ClientWrite(_, session_id, cxid, op, body, auth):
+                if self.leader is not None:
+                    self.leader.client_write(out, session_id, cxid, op, body, auth, now)
+                elif self.learner is not None:
+                    self.learner.forward(out, session_id, cxid, op, body, auth)
+            case RevalidateSession(_, session_id, timeout):
+                if self.leader is not None:
+                    self.leader.revalidate_local(out, session_id, timeout, now)
+                elif self.learner is not None:
+                    self.learner.revalidate(out, session_id, timeout)
+            case SessionsTouched(_, touches):
+                if self.leader is not None:
+                    self.leader.touch_local(touches, now)
+                elif self.learner is not None:
+                    self.learner.touched.update(touches)
             case StepDown(_, reason, detail):
                 self._step_down(out, now, f"{reason.value}: {detail}" if detail else reason.value)
             case DatabaseReloaded(_, db, accepted, current):

@@ -276,8 +276,34 @@ class Looking:
     zxid: int
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A committed txn was applied to the database in broadcast (the client side answers
+    and fires watches from ``effects``: ``core.final.Effects``)."""
+
+    txn: Txn
+    effects: object
+
+
+@dataclass(frozen=True, slots=True)
+class Revalidated:
+    """The answer to ``RevalidateSession``: is the session valid (and now ours)?"""
+
+    session_id: int
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAnswered:
+    """A client ``sync`` forwarded to the leader came back: everything before it is
+    committed here."""
+
+
 Outcome = (
-    LeadershipChanged
+    Applied
+    | Revalidated
+    | SyncAnswered
+    | LeadershipChanged
     | ElectionDecided
     | Established
     | PhaseEnded

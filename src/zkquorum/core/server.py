@@ -47,7 +47,7 @@ from zkquorum.core.prep import (
     PrepSettings,
     java_hash_set_order,
 )
-from zkquorum.core.sessions import SessionTracker, generate_password
+from zkquorum.core.sessions import SessionIdGenerator, SessionTracker, generate_password
 from zkquorum.core.watch_manager import WatchManager
 from zkquorum.wire.client import (
     ClientRequest,
@@ -111,6 +111,7 @@ from zkquorum.wire.client_records import (
     WhoAmIResponse,
 )
 from zkquorum.wire.jute import ACL, Id
+from zkquorum.wire.reader import pack_int
 from zkquorum.wire.txn import CreateSessionTxn, OpCode, Txn
 from zkquorum.wire.zxid import zxid_hex
 
@@ -118,6 +119,8 @@ log = logging.getLogger(__name__)
 
 INF = float("inf")
 _NO_PASSWORD = bytes(16)
+_AWAITING = -1
+"""A pending write's zxid while the quorum has not committed it (its zxid is not ours)."""
 
 
 # -- settings, events, output --------------------------------------------------------------
@@ -140,6 +143,10 @@ class ServerSettings:
     nodes are looked for."""
     container_max_never_used_ms: int = 0
     """``znode.container.maxNeverUsedIntervalMs``: 0 keeps never-used containers."""
+    quorum: bool = False
+    """A seat of a quorum: writes, session changes and syncs go to the peer core (which
+    prepares them if it leads, or forwards them to the leader), and come back applied
+    (``TxnApplied``); the leader, not this server, expires sessions and containers."""
 
     @classmethod
     def from_properties(
@@ -219,7 +226,50 @@ class TxnsDurable:
     zxid: int
 
 
-ServerEvent = ClientConnected | ClientMessage | ClientClosed | ServerTick | TxnsDurable
+@dataclass(frozen=True, slots=True)
+class TxnApplied:
+    """Quorum: the peer core applied a committed txn; ``effects`` is its ``Effects``."""
+
+    now: float
+    txn: Txn
+    effects: Effects
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevalidated:
+    now: float
+    session_id: int
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDone:
+    """Quorum: the oldest forwarded sync is answered."""
+
+    now: float
+
+
+ServerEvent = (
+    ClientConnected
+    | ClientMessage
+    | ClientClosed
+    | ServerTick
+    | TxnsDurable
+    | TxnApplied
+    | SessionRevalidated
+    | SyncDone
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Quorum: a request for the peer core (``core.events.ClientWrite``)."""
+
+    session_id: int
+    cxid: int
+    op: int
+    body: bytes
+    auth: tuple[Id, ...]
 
 
 @dataclass(slots=True)
@@ -230,6 +280,11 @@ class ServerOut:
     """Connections to close once their bytes above are written."""
     append: list[Txn] = field(default_factory=list)
     wake_at: float = INF
+    forward: list[Forward] = field(default_factory=list)
+    revalidate: list[tuple[int, int]] = field(default_factory=list)
+    """Quorum: (session id, timeout) of clients that reconnect with a session."""
+    touches: list[tuple[int, int]] = field(default_factory=list)
+    """Quorum: sessions our clients used, for the leader's session tracker."""
 
 
 # -- per connection ------------------------------------------------------------------------
@@ -239,6 +294,8 @@ class ConnState(enum.Enum):
     HANDSHAKE = "handshake"
     CONNECTING = "connecting"
     """A createSession txn is on its way; the ConnectResponse follows its commit."""
+    REVALIDATING = "revalidating"
+    """Quorum: the leader is asked whether the session may move here."""
     OPEN = "open"
     CLOSING = "closing"
 
@@ -339,7 +396,13 @@ class ServerCore:
         )
         """Prepared txns not yet applied: (txn, connection, its pending entry)."""
         self.requests = 0
-        self._next_container_check = now + settings.container_check_interval_ms
+        self._next_container_check = (
+            INF if settings.quorum else now + settings.container_check_interval_ms
+        )
+        self._ids = SessionIdGenerator(settings.server_id, self.wall(now))
+        self._touched: dict[int, int] = {}
+        self._revalidating: dict[int, int] = {}
+        self._syncs: collections.deque[tuple[int, _Pending]] = collections.deque()
 
     # -- queries -------------------------------------------------------------------------
 
@@ -355,6 +418,8 @@ class ServerCore:
         return int(now + self._wall_offset)
 
     def next_deadline(self) -> float:
+        if self.settings.quorum:
+            return INF
         return min(self.tracker.wake_at - self._wall_offset, self._next_container_check)
 
     # -- the entry point -------------------------------------------------------------------
@@ -375,13 +440,22 @@ class ServerCore:
                         self._request(out, c, message, now)
             case ClientClosed(_, conn):
                 self._closed(conn)
-            case ServerTick(now):
+            case ServerTick(now) if not self.settings.quorum:
                 self._expire(out, now)
                 if now >= self._next_container_check:
                     self._next_container_check = now + self.settings.container_check_interval_ms
                     self._delete_containers(out, now)
             case TxnsDurable(now, zxid):
                 self._durable(out, zxid, now)
+            case TxnApplied(now, txn, effects):
+                self._applied(out, txn, effects, now)
+            case SessionRevalidated(_, session_id, valid):
+                self._revalidated(out, session_id, valid)
+            case SyncDone():
+                self._sync_done(out)
+        if self._touched:
+            out.touches = list(self._touched.items())
+            self._touched.clear()
         out.wake_at = self.next_deadline()
         return out
 
@@ -407,7 +481,9 @@ class ServerCore:
         return max(self.settings.min_timeout, min(timeout, self.settings.max_timeout))
 
     def _touch(self, c: Connection, now: float) -> None:
-        if c.session_id:
+        if c.session_id and self.settings.quorum:
+            self._touched[c.session_id] = c.timeout
+        elif c.session_id:
             self.tracker.touch_session(c.session_id, c.timeout, self.wall(now))
 
     def _connect(self, out: ServerOut, c: Connection, req: ConnectRequest, now: float) -> None:
@@ -425,6 +501,13 @@ class ServerCore:
             self._close(out, c)
             return
         timeout = self._negotiate(req.timeout)
+        if req.session_id == 0 and self.settings.quorum:
+            sid = self._ids.next()
+            c.session_id, c.timeout = sid, timeout
+            c.state = ConnState.CONNECTING
+            self.session_conn[sid] = c.conn
+            out.forward.append(Forward(sid, 0, OpCode.CREATE_SESSION, pack_int(timeout), ()))
+            return
         if req.session_id == 0:
             sid = self.tracker.create_session(timeout, self.wall(now))
             c.session_id, c.timeout = sid, timeout
@@ -434,6 +517,15 @@ class ServerCore:
                 sid, 0, OpCode.CREATE_SESSION, CreateSessionRequest(timeout), owner=LOCAL
             )
             self._prepare(out, request, now, c.conn, _Pending(0, OpCode.CREATE_SESSION, None))
+            return
+        if self.settings.quorum:
+            if req.passwd != generate_password(req.session_id):
+                self._refuse(out, c)
+                return
+            c.session_id, c.timeout = req.session_id, timeout
+            c.state = ConnState.REVALIDATING
+            self._revalidating[req.session_id] = c.conn
+            out.revalidate.append((req.session_id, timeout))
             return
         s = self.tracker.get(req.session_id)
         if s is None or s.closing or req.passwd != generate_password(req.session_id):
@@ -454,6 +546,66 @@ class ServerCore:
         self.tracker.touch_session(s.session_id, timeout, self.wall(now))
         c.state = ConnState.OPEN
         self._send(out, c, self._connect_response(c))
+
+    def _refuse(self, out: ServerOut, c: Connection) -> None:
+        """An expired or unknown session: timeout 0, session 0, no password; close."""
+        response = ConnectResponse(0, 0, 0, _NO_PASSWORD, None if c.old_client else False)
+        self._send(out, c, encode_connect_response(response))
+        self._close(out, c)
+
+    def _revalidated(self, out: ServerOut, session_id: int, valid: bool) -> None:
+        c = self.conns.get(self._revalidating.pop(session_id, -1))
+        if c is None or c.state is not ConnState.REVALIDATING:
+            return
+        if not valid:
+            self._refuse(out, c)
+            return
+        old = self.conns.get(self.session_conn.get(session_id, -1))
+        if old is not None and old is not c:
+            self._close(out, old)
+        self.session_conn[session_id] = c.conn
+        c.state = ConnState.OPEN
+        self._touched[session_id] = c.timeout
+        self._send(out, c, self._connect_response(c))
+
+    def _sync_done(self, out: ServerOut) -> None:
+        if not self._syncs:
+            return
+        conn, pending = self._syncs.popleft()
+        c = self.conns.get(conn)
+        if c is None:
+            return
+        path = pending.record.path if isinstance(pending.record, SyncRequest) else "/"
+        pending.reply = encode_reply(
+            ReplyHeader(pending.xid, self.last_zxid, 0), SyncResponse(path)
+        )
+        self._flush(out, c)
+
+    def _applied(self, out: ServerOut, txn: Txn, result: Effects, now: float) -> None:
+        """Quorum: a committed txn is in the database; fire, and answer its client here."""
+        h = txn.header
+        for event_type, path in result.events:
+            self._fire(out, event_type, path)
+        holder = self.conns.get(self.session_conn.get(h.client_id, -1))
+        if h.type == OpCode.CLOSE_SESSION:
+            self.session_conn.pop(h.client_id, None)
+        if holder is None:
+            return
+        if h.type == OpCode.CREATE_SESSION:
+            if holder.state is ConnState.CONNECTING:
+                holder.state = ConnState.OPEN
+                self._touched[h.client_id] = holder.timeout
+                self._send(out, holder, self._connect_response(holder))
+            return
+        for p in holder.queue:
+            if p.zxid == _AWAITING and p.reply is None and p.xid == h.cxid:
+                p.reply = self._write_reply(p, result, h.zxid)
+                if p.op == OpCode.CLOSE_SESSION:
+                    p.close_after = True
+                self._flush(out, holder)
+                return
+        if h.type == OpCode.CLOSE_SESSION:
+            self._close(out, holder)  # expired by the leader, or closed elsewhere
 
     def _connect_response(self, c: Connection) -> bytes:
         return encode_connect_response(
@@ -528,6 +680,13 @@ class ServerCore:
             )
             self._flush(out, c)
             return
+        if op == OpCode.SYNC and self.settings.quorum:
+            # Learner: the leader answers once everything before it is committed here.
+            pending = _Pending(req.xid, op, rec, zxid=_AWAITING)
+            c.queue.append(pending)
+            self._syncs.append((c.conn, pending))
+            out.forward.append(Forward(c.session_id, req.xid, op, req.body, c.auth_ordered))
+            return
         if op in _READ_OPS:
             c.queue.append(_Pending(req.xid, op, rec))
             self._flush(out, c)
@@ -541,6 +700,10 @@ class ServerCore:
             return
         pending = _Pending(req.xid, op, rec)
         c.queue.append(pending)
+        if self.settings.quorum:
+            pending.zxid = _AWAITING
+            out.forward.append(Forward(c.session_id, req.xid, op, req.body, c.auth_ordered))
+            return
         request = PrepRequest(c.session_id, req.xid, op, rec, c.auth_ordered, owner=LOCAL)
         result = self._prepare(out, request, now, c.conn, pending)
         if result.txn is None:

@@ -85,6 +85,11 @@ class ClientPort:
         if w is not None:
             w.close()
 
+    def close_all(self) -> None:
+        """Close every client connection (the server stopped serving); keep listening."""
+        for conn in list(self._writers):
+            self.close_conn(conn)
+
     async def close(self) -> None:
         self._closed = True
         if self._server is not None:

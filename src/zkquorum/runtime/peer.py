@@ -35,10 +35,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core.acl import AuthSettings
 from zkquorum.core.database import Database
 from zkquorum.core.events import (
+    ClientWrite,
     DatabaseReloaded,
     ElectionPeerDown,
     ElectionPeerUp,
@@ -47,6 +49,8 @@ from zkquorum.core.events import (
     LogSynced,
     QuorumPortFailed,
     QuorumPortOpened,
+    RevalidateSession,
+    SessionsTouched,
     SnapshotWritten,
     Start,
     StepDown,
@@ -55,12 +59,14 @@ from zkquorum.core.events import (
     Tick,
     VoteReceived,
 )
+from zkquorum.core.final import Effects
 from zkquorum.core.leader import Leader
 from zkquorum.core.learner import Learner
 from zkquorum.core.peer import FixedRole, PeerCore, PeerSettings
 from zkquorum.core.prep import PrepSettings
 from zkquorum.core.ready import (
     INF,
+    Applied,
     CloseLeaderConnection,
     CloseLearner,
     CloseQuorumPort,
@@ -78,6 +84,7 @@ from zkquorum.core.ready import (
     ReadLog,
     Ready,
     ReloadDatabase,
+    Revalidated,
     SaveAcceptedEpoch,
     SaveCurrentEpoch,
     SendSnapshotToLearner,
@@ -85,18 +92,33 @@ from zkquorum.core.ready import (
     SendToLearner,
     SendVote,
     SteppedDown,
+    SyncAnswered,
     TakeSnapshot,
     TruncateLog,
 )
-from zkquorum.core.server import ServerSettings
+from zkquorum.core.server import (
+    ClientClosed,
+    ClientConnected,
+    ClientMessage,
+    ServerCore,
+    ServerEvent,
+    ServerSettings,
+    SessionRevalidated,
+    SyncDone,
+    TxnApplied,
+)
+from zkquorum.runtime import admin
 from zkquorum.runtime import connections as cnx
-from zkquorum.runtime.admin import AdminServer, PeerStatus
+from zkquorum.runtime.admin import PeerStatus
+from zkquorum.runtime.client_port import ClientPort
 from zkquorum.runtime.files import zoo_cfg_properties
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.tls import QuorumTls
 from zkquorum.runtime.txnlog import TxnLog
+from zkquorum.wire.client import ClientRequest
+from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import encode_packet, encode_snap_sync
 
@@ -110,6 +132,21 @@ _ZAB_STATES = {
     ServerState.FOLLOWING: "discovery",
     ServerState.OBSERVING: "discovery",
 }
+
+
+def _client_address(config: QuorumConfig) -> HostPort | None:
+    """Where the client port listens: ``clientPortAddress:clientPort``, or the client
+    address of our server line; None without a client port."""
+    port = config.client_port
+    me = config.me
+    if port is None and me is not None and me.client_addr is not None:
+        port = me.client_addr.port
+    if not port:
+        return None
+    host = config.client_port_address
+    if host is None and me is not None and me.client_addr is not None:
+        host = me.client_addr.host
+    return HostPort(host or "0.0.0.0", port)
 
 
 def _task_count() -> int:
@@ -184,10 +221,14 @@ class PeerRuntime:
         )
         self.tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
         self.cm: cnx.ConnectionManager | None = None
-        self.admin: AdminServer | None = None
+        self.client_port: ClientPort | None = None
+        self._client_address: HostPort | None = None
+        self.server: ServerCore | None = None
+        """The client side while this peer serves (established), else None."""
+        self.server_settings = replace(server, quorum=True)
         if fixed is None:
             self.cm = cnx.ConnectionManager.from_config(config, on_event=self._on_cnx_event)
-            self.admin = AdminServer.from_config(config, self.status)
+            self._client_address = _client_address(config)
         self.core: PeerCore | None = None
         self._tasks = TaskOwner(f"zkquorum-{self.my_id}", on_crash=self._crashed)
         self._inbox: collections.deque[Event] = collections.deque()
@@ -226,8 +267,12 @@ class PeerRuntime:
         if self.cm is not None:
             await self.cm.start()
             self._tasks.spawn(self._receive_loop(), "election-receive")
-        if self.admin is not None:
-            await self.admin.start()
+        address = self._client_address
+        if address is not None:
+            self.client_port = ClientPort(
+                address.host, address.port, self, self._tasks, answer_word=self._word
+            )
+            await self.client_port.open()
         self._step(Start(self.now()))
 
     def start_fixed(self) -> None:
@@ -274,8 +319,8 @@ class PeerRuntime:
         await self._tasks.close()
         if self.cm is not None:
             await self.cm.close()
-        if self.admin is not None:
-            await self.admin.close()
+        if self.client_port is not None:
+            await self.client_port.close()
         if self._txn_log is not None:
             try:
                 await self._txn_log.close()
@@ -549,7 +594,24 @@ class PeerRuntime:
                     via=d.via.value,
                     took_ms=int(took),
                 )
+            case Applied(txn, effects):
+                if self.server is not None and isinstance(effects, Effects):
+                    self._server_step(TxnApplied(self.now(), txn, effects))
+            case Revalidated(session_id, valid):
+                if self.server is not None:
+                    self._server_step(SessionRevalidated(self.now(), session_id, valid))
+            case SyncAnswered():
+                if self.server is not None:
+                    self._server_step(SyncDone(self.now()))
             case Established(role, leader, epoch):
+                core = self.core
+                if core is not None and self.client_port is not None:
+                    self.server = ServerCore(
+                        self.server_settings,
+                        core.db,
+                        now=self.now(),
+                        wall_ms=int(time.time() * 1000),
+                    )
                 self.established_epochs.append(epoch)
                 self._emit("established", state=role.name, leader=leader, epoch=epoch)
             case PhaseEnded(role, _reason, detail):
@@ -598,6 +660,11 @@ class PeerRuntime:
         if value == self.leadership:
             return
         self.leadership = value
+        if not value.established and self.server is not None:
+            # Out of broadcast: 3.8 shuts its ZooKeeperServer down and drops every client.
+            self.server = None
+            if self.client_port is not None:
+                self.client_port.close_all()
         if self._on_change is not None:
             try:
                 self._on_change(value)
@@ -607,6 +674,48 @@ class PeerRuntime:
                     self._request_step_down(
                         StepDownReason.CALLBACK_RAISED, f"{type(exc).__name__}: {exc}"
                     )
+
+    # ---------------------------------------------------------------- client port
+
+    def client_connected(self, conn: int, remote_ip: str) -> None:
+        if self.server is None:
+            if self.client_port is not None:
+                self.client_port.close_conn(conn)  # not serving: "ZooKeeperServer not running"
+            return
+        self._server_step(ClientConnected(self.now(), conn, remote_ip))
+
+    def client_message(self, conn: int, message: ConnectRequest | ClientRequest) -> None:
+        if self.server is not None:
+            self._server_step(ClientMessage(self.now(), conn, message))
+
+    def client_closed(self, conn: int) -> None:
+        if self.server is not None:
+            self._server_step(ClientClosed(self.now(), conn))
+
+    def _server_step(self, event: ServerEvent) -> None:
+        server, port = self.server, self.client_port
+        if server is None or port is None or self._closed:
+            return
+        out = server.step(event)
+        for conn, data in out.sends:
+            port.send(conn, data)
+        for conn in out.closes:
+            port.close_conn(conn)
+        now = self.now()
+        if out.touches:
+            self._step(SessionsTouched(now, tuple(out.touches)))
+        for sid, timeout in out.revalidate:
+            self._step(RevalidateSession(now, sid, timeout))
+        for f in out.forward:
+            self._step(ClientWrite(now, f.session_id, f.cxid, f.op, f.body, f.auth))
+
+    def _word(self, word: str) -> str | None:
+        server = self.server
+        counts = admin.ServerCounts(
+            server.requests if server is not None else 0,
+            server.requests if server is not None else 0,
+        )
+        return admin.render(word, self.status(), self.config.four_letter_words, counts)
 
     # ---------------------------------------------------------------- election port
 

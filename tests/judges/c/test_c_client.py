@@ -29,6 +29,7 @@ from tests.judges.targets import (
     JAVA_ENSEMBLE,
     JAVA_STANDALONE,
     MIXED_ZKQUORUM_LEADER,
+    ZKQUORUM_ENSEMBLE,
     ZKQUORUM_STANDALONE,
     RunningTarget,
     TargetSpec,
@@ -43,7 +44,13 @@ GOLDEN = HERE / "golden-zookeeper-3.8.0.txt"
 HEADER = Path("/usr/include/zookeeper/zookeeper.h")
 LIBRARY = Path("/usr/lib/x86_64-linux-gnu/libzookeeper_mt.so")
 CLI_MT = Path("/usr/lib/zookeeper/bin/cli_mt")
-TARGETS = (JAVA_STANDALONE, JAVA_ENSEMBLE, ZKQUORUM_STANDALONE, MIXED_ZKQUORUM_LEADER)
+TARGETS = (
+    JAVA_STANDALONE,
+    JAVA_ENSEMBLE,
+    ZKQUORUM_STANDALONE,
+    MIXED_ZKQUORUM_LEADER,
+    ZKQUORUM_ENSEMBLE,
+)
 SERVER_PROPERTIES = {"zookeeper.extendedTypesEnabled": "true"}
 
 

@@ -21,6 +21,7 @@ from tests.judges.targets import (
     JAVA_ENSEMBLE,
     JAVA_STANDALONE,
     MIXED_ZKQUORUM_LEADER,
+    ZKQUORUM_ENSEMBLE,
     ZKQUORUM_STANDALONE,
     RunningTarget,
     TargetSpec,
@@ -29,7 +30,13 @@ from tests.judges.targets import (
 
 pytestmark = [pytest.mark.interop, pytest.mark.judge]
 
-TARGETS = (JAVA_STANDALONE, JAVA_ENSEMBLE, ZKQUORUM_STANDALONE, MIXED_ZKQUORUM_LEADER)
+TARGETS = (
+    JAVA_STANDALONE,
+    JAVA_ENSEMBLE,
+    ZKQUORUM_STANDALONE,
+    MIXED_ZKQUORUM_LEADER,
+    ZKQUORUM_ENSEMBLE,
+)
 
 
 @pytest.mark.parametrize("spec", target_params(*TARGETS))

@@ -21,29 +21,23 @@ import pytest
 
 from tests.interop.zk import ZooKeeperInstall
 from tests.judges.kazoo.runner import CI_SUBSET, run_suite
-from tests.judges.targets import NOT_YET
 
 pytestmark = [pytest.mark.interop, pytest.mark.judge]
 
 FULL = os.environ.get("ZKQUORUM_KAZOO_SUITE", "") == "full"
 SIZE = int(os.environ.get("ZKQUORUM_KAZOO_CLUSTER_SIZE", "1"))
-# zkquorum serves clients standalone (size 1); an ensemble does not broadcast writes yet.
-_NOT_YET = [] if SIZE == 1 else [pytest.mark.xfail(strict=True, reason=NOT_YET)]
 
 
-@pytest.mark.parametrize("target", ["java", pytest.param("zkquorum", marks=_NOT_YET)])
+@pytest.mark.parametrize("target", ["java", "zkquorum"])
 def test_kazoo_suite_passes(
     target: str, zookeeper: ZooKeeperInstall, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    not_yet = target == "zkquorum" and SIZE != 1
     result = run_suite(
         target,
         SIZE,
         tmp_path / "kazoo",
         selection=() if FULL else CI_SUBSET,
-        # Until zkquorum serves, stop at the first failure and do not wait long for it.
-        per_test_timeout=30.0 if not_yet else 180.0,
-        exitfirst=not_yet,
+        per_test_timeout=180.0,
     )
     request.node.zk_log_sources = [("kazoo's pytest output (tail)", result.tail)]
     print(result.report())

@@ -16,6 +16,7 @@ from tests.judges.targets import (
     JAVA_ENSEMBLE,
     JAVA_STANDALONE,
     MIXED_ZKQUORUM_LEADER,
+    ZKQUORUM_ENSEMBLE,
     ZKQUORUM_STANDALONE,
     RunningTarget,
     TargetSpec,
@@ -41,7 +42,13 @@ def _diff(expected: str, actual: str) -> str:
 
 @pytest.mark.parametrize(
     "spec",
-    target_params(JAVA_STANDALONE, JAVA_ENSEMBLE, ZKQUORUM_STANDALONE, MIXED_ZKQUORUM_LEADER),
+    target_params(
+        JAVA_STANDALONE,
+        JAVA_ENSEMBLE,
+        ZKQUORUM_STANDALONE,
+        MIXED_ZKQUORUM_LEADER,
+        ZKQUORUM_ENSEMBLE,
+    ),
 )
 def test_zkcli_session_matches_golden(
     spec: TargetSpec, judge_target: Callable[..., RunningTarget]
