@@ -17,7 +17,9 @@ Figures per workload and depth: operations per second; latency p50, p99, p99.9 (
 server CPU per operation (µs, from /proc/<pid>/stat); then the resident memory of each
 server holding ``--znodes`` znodes of 100 bytes.  Ratios are zkquorum / ZooKeeper.
 
-Standalone only: a zkquorum ensemble does not serve clients yet.
+``--ensemble``: three servers of each kind, the connections spread over all of them (reads
+served locally, writes through the leader), CPU per operation summed over the three; the
+memory figure is then server 1's.
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from tests.interop.zk import require_zookeeper  # noqa: E402
-from tests.judges.targets import JAVA_STANDALONE, ZKQUORUM_STANDALONE, run_target  # noqa: E402
+from tests.judges.targets import (  # noqa: E402
+    JAVA_ENSEMBLE,
+    JAVA_STANDALONE,
+    ZKQUORUM_ENSEMBLE,
+    ZKQUORUM_STANDALONE,
+    run_target,
+)
 
 from zkquorum.wire.client import encode_connect_request, encode_request  # noqa: E402
 from zkquorum.wire.client_records import (  # noqa: E402
@@ -142,16 +150,23 @@ async def _conn_load(
     return done
 
 
+Address = tuple[str, int]
+
+
 async def _load(
-    host: str, port: int, kind: str, depth: int, seconds: float
+    addresses: list[Address], kind: str, depth: int, seconds: float
 ) -> tuple[int, list[float], float]:
+    """``depth`` requests outstanding over up to 16 connections, spread over the servers."""
     conns = min(depth, 16)
     per = [depth // conns + (1 if i < depth % conns else 0) for i in range(conns)]
     lat: list[float] = []
     start = time.perf_counter()
     until = start + seconds
     done = await asyncio.gather(
-        *(_conn_load(host, port, kind, i, per[i], until, lat) for i in range(conns))
+        *(
+            _conn_load(*addresses[i % len(addresses)], kind, i, per[i], until, lat)
+            for i in range(conns)
+        )
     )
     return sum(done), lat, time.perf_counter() - start
 
@@ -222,11 +237,12 @@ def _row(
 
 
 def _measure(
-    name: str, host: str, port: int, pid: int | None, kind: str, depth: int, seconds: float
+    name: str, addresses: list[Address], pids: list[int], kind: str, depth: int, seconds: float
 ) -> dict[str, float]:
-    cpu0 = _cpu_seconds(pid) if pid else None
-    done, lat, took = asyncio.run(_load(host, port, kind, depth, seconds))
-    cpu = (_cpu_seconds(pid) - cpu0) if pid and cpu0 is not None else None
+    """One run; CPU per op summed over every server of the target."""
+    cpu0 = sum(_cpu_seconds(p) for p in pids)
+    done, lat, took = asyncio.run(_load(addresses, kind, depth, seconds))
+    cpu = sum(_cpu_seconds(p) for p in pids) - cpu0 if pids else None
     return _row(f"{name} {kind} depth={depth}", done, lat, took, cpu)
 
 
@@ -236,6 +252,9 @@ def main() -> int:
     ap.add_argument("--depths", type=int, nargs="+", default=[1, 16, 256])
     ap.add_argument("--workloads", nargs="+", default=["create", "set", "get", "mix"])
     ap.add_argument("--znodes", type=int, default=100_000)
+    ap.add_argument(
+        "--ensemble", action="store_true", help="3 servers each, clients spread over all of them"
+    )
     args = ap.parse_args()
     install = require_zookeeper()
     results: dict[tuple[str, str, int], dict[str, float]] = {}
@@ -243,29 +262,38 @@ def main() -> int:
     async def stub_rows() -> None:
         server, port = await _stub_server()
         for depth in args.depths:
-            done, lat, took = await _load("127.0.0.1", port, "get", depth, args.seconds)
+            done, lat, took = await _load([("127.0.0.1", port)], "get", depth, args.seconds)
             results[("stub", "get", depth)] = _row(f"stub get depth={depth}", done, lat, took, None)
         server.close()
 
     print("load generator against a stub that answers at once:")
     asyncio.run(stub_rows())
     memory: dict[str, tuple[int, int]] = {}
-    for spec in (JAVA_STANDALONE, ZKQUORUM_STANDALONE):
+    specs = (
+        (JAVA_ENSEMBLE, ZKQUORUM_ENSEMBLE)
+        if args.ensemble
+        else (
+            JAVA_STANDALONE,
+            ZKQUORUM_STANDALONE,
+        )
+    )
+    for spec in specs:
         name = "zkquorum" if spec.py_sids else "java"
         with (
             tempfile.TemporaryDirectory(prefix="zkq-clients-") as tmp,
             run_target(spec, Path(tmp), install, settings=SETTINGS) as t,
         ):
-            host, port = t.address()
-            sid = (spec.py_sids or spec.java_sids)[0]
-            proc = t.ens.servers[sid].proc  # type: ignore[union-attr]
-            pid = proc.pid if proc is not None else None
-            print(f"{name} (pid {pid}):", flush=True)
+            addresses = [t.address(sid) for sid in spec.sids]
+            host, port = addresses[0]
+            procs = [t.ens.servers[sid].proc for sid in spec.sids]  # type: ignore[union-attr]
+            pids = [p.pid for p in procs if p is not None]
+            pid = pids[0] if pids else None
+            print(f"{name} (pids {pids}):", flush=True)
             asyncio.run(_prepare(host, port, 0))
             for kind in args.workloads:
                 for depth in args.depths:
                     results[(name, kind, depth)] = _measure(
-                        name, host, port, pid, kind, depth, args.seconds
+                        name, addresses, pids, kind, depth, args.seconds
                     )
             if args.znodes and pid:
                 before = _rss_kib(pid)
