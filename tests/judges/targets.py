@@ -46,7 +46,7 @@ from tests.peer.cluster import Ensemble, ensemble
 # Java followers; the others stay xfail(strict) until they do (a zkquorum follower does
 # not serve clients yet).
 ZKQUORUM_SERVES_CLIENTS: frozenset[str] = frozenset(
-    {"zkquorum-standalone", "java-2+zkquorum-leader", "zkquorum-3"}
+    {"zkquorum-standalone", "java-2+zkquorum-leader", "zkquorum-3", "java-leader+zkquorum-follower"}
 )
 NOT_YET = "a zkquorum follower or observer does not serve clients yet"
 
@@ -91,12 +91,17 @@ ZKQUORUM_ENSEMBLE = TargetSpec("zkquorum-3", py_sids=(1, 2, 3))
 MIXED_ZKQUORUM_LEADER = TargetSpec(
     "java-2+zkquorum-leader", java_sids=(1, 2), py_sids=(3,), leader=3
 )
+MIXED_ZKQUORUM_FOLLOWER = TargetSpec(
+    "java-leader+zkquorum-follower", java_sids=(2, 3), py_sids=(1,), client_sids=(1,), leader=3
+)
+"""Clients on a zkquorum follower (sid 1) of a Java leader (sid 3)."""
 ALL_TARGETS = (
     JAVA_STANDALONE,
     JAVA_ENSEMBLE,
     ZKQUORUM_STANDALONE,
     ZKQUORUM_ENSEMBLE,
     MIXED_ZKQUORUM_LEADER,
+    MIXED_ZKQUORUM_FOLLOWER,
 )
 BY_NAME = {t.name: t for t in ALL_TARGETS}
 

@@ -25,7 +25,9 @@ from tests.judges.differential.workload import (
 from tests.judges.targets import (
     JAVA_ENSEMBLE,
     JAVA_STANDALONE,
+    MIXED_ZKQUORUM_FOLLOWER,
     MIXED_ZKQUORUM_LEADER,
+    ZKQUORUM_ENSEMBLE,
     ZKQUORUM_STANDALONE,
     RunningTarget,
     TargetSpec,
@@ -40,6 +42,8 @@ PAIRS = [
     pytest.param(JAVA_STANDALONE, JAVA_ENSEMBLE, id="java-standalone~java-3"),
     pytest.param(JAVA_STANDALONE, ZKQUORUM_STANDALONE, id="java~zkquorum"),
     pytest.param(JAVA_ENSEMBLE, MIXED_ZKQUORUM_LEADER, id="java-3~java-2+zkquorum-leader"),
+    pytest.param(JAVA_ENSEMBLE, MIXED_ZKQUORUM_FOLLOWER, id="java-3~java-leader+zkquorum-follower"),
+    pytest.param(JAVA_ENSEMBLE, ZKQUORUM_ENSEMBLE, id="java-3~zkquorum-3"),
 ]
 
 
