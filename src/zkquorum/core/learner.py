@@ -109,6 +109,9 @@ class Learner:
         self.current_epoch = current_epoch
         self.last_logged_zxid = database.last_processed_zxid
         self.last_synced_zxid = -1
+        self.prior_log_zxid = -1
+        """The newest txn an earlier phase appended to our log that was not durable when
+        this phase began: the NEWLEADER ACK waits for it too."""
         self.phase = LearnerPhase.NEW
         self.sync_mode = SyncMode.NONE
         self.last_sync_mode = SyncMode.NONE
@@ -327,6 +330,12 @@ class Learner:
         if t == PacketType.PROPOSAL:
             self._not_committed.append(decode_proposal(p.data))
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+            if self.phase is LearnerPhase.WAIT_UPTODATE:
+                # Between NEWLEADER and UPTODATE: the proposals were logged at NEWLEADER;
+                # the commit waits for UPTODATE (3.8's packetsCommitted; 3.8.0 dies of a
+                # NullPointerException here instead, ZOOKEEPER-4394).
+                self._committed.append(p.zxid)
+                return
             if not self._not_committed:
                 self.fail(
                     PhaseEndReason.PROTOCOL,
@@ -379,7 +388,7 @@ class Learner:
         self._write_to_txn_log = True
         self.phase = LearnerPhase.WAIT_UPTODATE
         self.sync_mode = SyncMode.NONE
-        log_up_to = -1
+        log_up_to = self.prior_log_zxid
         if not self.settings.observer and self._not_committed:
             txns = tuple(self._not_committed)
             self._not_committed.clear()

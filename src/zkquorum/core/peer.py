@@ -213,6 +213,10 @@ class PeerCore:
         self.election_time_max_ms = 0
         self.election_time_total_ms = 0
         self.learners_dropped = 0
+        self.log_appended = -1
+        """The newest txn handed to the log (``Ready.append``), in any phase."""
+        self.log_synced = -1
+        """The newest ``LogSynced``: the log is durable up to here."""
 
     # -- queries -------------------------------------------------------------------------
 
@@ -258,6 +262,7 @@ class PeerCore:
                 if self.learner is not None:
                     self.learner.on_message(out, message, now)
             case LogSynced(_, zxid):
+                self.log_synced = max(self.log_synced, zxid)
                 if self.leader is not None:
                     self.leader.on_log_synced(out, zxid, now)
                 if self.learner is not None:
@@ -307,6 +312,8 @@ class PeerCore:
             case Start():
                 self._start(out, now)
         self._check_phase(out, now)
+        if out.append:
+            self.log_appended = max(self.log_appended, max(t.header.zxid for t in out.append))
         return out.build(self.next_deadline())
 
     # -- life ----------------------------------------------------------------------------
@@ -428,6 +435,8 @@ class PeerCore:
                 accepted_epoch=self.accepted_epoch,
                 current_epoch=self.current_epoch,
             )
+            self.leader.last_synced = self.log_synced
+            self.leader.prior_log_zxid = self._unsynced()
             out.io.append(OpenQuorumPort())
             return
         observer = state is ServerState.OBSERVING
@@ -445,7 +454,14 @@ class PeerCore:
             accepted_epoch=self.accepted_epoch,
             current_epoch=self.current_epoch,
         )
+        self.learner.last_synced_zxid = self.log_synced
+        self.learner.prior_log_zxid = self._unsynced()
         out.io.append(ConnectToLeader(leader, now + s.connect_limit * s.tick_time_ms))
+
+    def _unsynced(self) -> int:
+        """The newest appended txn not known durable yet (-1: none): a new phase's
+        NEWLEADER ACK waits for it."""
+        return self.log_appended if self.log_appended > self.log_synced else -1
 
     def _check_phase(self, out: ReadyBuilder, now: float) -> None:
         """After every step: announce an established epoch, or end a failed phase."""

@@ -4,7 +4,9 @@ The simulator (:mod:`zkquorum.sim.world`) records what the real peer cores did, 
 order it happened (virtual time); :class:`ZabChecker` reads those records and reports
 every violation of:
 
-1. **One established leader per epoch** (``LeaderEstablished``), and NEWLEADER is sent
+1. **One established leader per epoch** (``LeaderEstablished``; an older epoch's leader
+   may establish late, after a newer one, when its NEWLEADER ACKs were delayed: it must
+   still hold every txn the epochs before its own committed), and NEWLEADER is sent
    only once a quorum (the leader with the learners whose ACKEPOCH it received, each a
    vote, not -1) acknowledged the epoch (``AckEpochReceived``, ``NewLeaderSent``).
 2. **Epochs only grow**: each peer's acceptedEpoch and currentEpoch files never go back,
@@ -13,12 +15,16 @@ every violation of:
    (``LearnerSynced``: a prefix of the leader's history at establishment followed by
    what it committed since).
 4. **A committed txn is never rolled back and is eventually in every synced peer in the
-   same order**: commits (``Committed``) go in zxid order, each durable on a quorum when
-   the leader commits it (a commit applied before it is durable is a violation); every
-   ACK of a proposal is sent for a durable txn (``AckSent``); no live rollback (TRUNC,
-   SNAP, reload) drops a committed txn (``HistoryRolledBack``); every new leader's
-   history holds every txn committed before; at the end (``Final``) every synced peer
-   holds every committed txn, in commit order, and the same history as the leader.
+   same order**: commits (``Committed``) go in zxid order within an epoch; a commit of
+   an older epoch is in the history every newer epoch's leader began with; each is
+   durable on a quorum when the leader commits it (a commit applied before it is
+   durable is a violation); every ACK is sent for a durable txn (``AckSent``); a live
+   rollback (TRUNC, SNAP, reload; ``HistoryRolledBack``) may drop a committed txn only
+   on a syncing learner, which must hold it again when synced (3.8's leader plans a
+   TRUNC to its newest commit and forwards the proposals after it, which may commit
+   meanwhile), never on a leader; every new leader holds every txn the epochs before
+   its own committed; at the end (``Final``) every synced peer holds every committed
+   txn, in commit order, and the same history as the leader.
 
 A history is the tuple of zxids a peer's data tree went through (the simulator's txn
 stream makes it readable from the tree), strictly increasing.  The next step feeds client
@@ -27,11 +33,12 @@ operations into the same checker (a record type per client event).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from zkquorum.config.verifier import QuorumVerifier
-from zkquorum.wire.zxid import zxid_hex
+from zkquorum.wire.zxid import zxid_epoch, zxid_hex
 
 History = tuple[int, ...]
 
@@ -160,6 +167,10 @@ class ZabChecker:
         self.committed: list[int] = []
         self.committed_set: set[int] = set()
         self.finals = 0
+        self.initial: dict[int, frozenset[int]] = {}  # epoch -> its leader's history then
+        self.last_commit: dict[int, int] = {}  # epoch -> its newest commit
+        self.owed: dict[int, set[int]] = {}
+        """Committed txns a peer rolled back: it must hold them again once synced."""
 
     def _bad(self, t: float, text: str) -> None:
         self.violations.append(f"t={t:.3f}ms: {text}")
@@ -194,6 +205,10 @@ class ZabChecker:
                 self._established(r)
             case LearnerSynced(t, sid, leader, epoch, history):
                 self._ordered(t, sid, history)
+                owed = sorted(z for z in self.owed.pop(sid, set()) if z not in history)
+                if owed:
+                    self._bad(t, f"peer {sid} rolled back committed {_hexes(owed)} and synced "
+                                 "without them")  # fmt: skip
                 chain = self.chains.get(epoch)
                 if self.leaders.get(epoch) != leader or chain is None:
                     self._bad(t, f"peer {sid} synced with leader {leader} in epoch {epoch}, "
@@ -210,8 +225,12 @@ class ZabChecker:
             case HistoryRolledBack(t, sid, before, after, why):
                 self._ordered(t, sid, after)
                 lost = [z for z in before if z in self.committed_set and z not in after]
-                if lost:
-                    self._bad(t, f"peer {sid} rolled back committed {_hexes(lost)} ({why})")
+                if lost and sid in self.leaders.values() and why == "leader":
+                    self._bad(t, f"leader {sid} rolled back committed {_hexes(lost)}")
+                elif lost:
+                    # A TRUNC planned before the commit, with the proposal forwarded right
+                    # after it (3.8 does the same): the peer must hold it again when synced.
+                    self.owed.setdefault(sid, set()).update(lost)
             case Final():
                 self._final(r)
 
@@ -226,7 +245,7 @@ class ZabChecker:
             self._bad(r.t, f"peer {r.sid}: currentEpoch {r.epoch} > acceptedEpoch {accepted}")
 
     def _ordered(self, t: float, sid: int, history: History) -> None:
-        if any(a >= b for a, b in zip(history, history[1:], strict=False)):
+        if any(a >= b for a, b in itertools.pairwise(history)):
             self._bad(t, f"peer {sid}: history out of zxid order {_hexes(history)}")
 
     def _established(self, r: LeaderEstablished) -> None:
@@ -234,25 +253,30 @@ class ZabChecker:
         if other is not None:
             self._bad(r.t, f"leaders {other} and {r.leader} both established epoch {r.epoch}")
             return
-        if self.leaders and r.epoch <= max(self.leaders):
-            # Not a safety violation by itself (an older epoch's leader can only commit
-            # with a quorum that has not moved on), but Zab never does it.
-            self._bad(r.t, f"leader {r.leader} established epoch {r.epoch} after epoch "
-                           f"{max(self.leaders)}")  # fmt: skip
+        # A leader of an older epoch may still establish after a newer one did (its
+        # NEWLEADER ACKs were late); it must hold what the older epochs committed.
         self._ordered(r.t, r.leader, r.history)
-        missing = [z for z in self.committed if z not in r.history]
-        if missing or not _subsequence(self.committed, r.history):
+        older = sorted(z for z in self.committed if zxid_epoch(z) < r.epoch)
+        missing = [z for z in older if z not in r.history]
+        if missing:
             self._bad(r.t, f"leader {r.leader} of epoch {r.epoch} lacks committed txns "
                            f"{_hexes(missing)} (its history {_hexes(r.history)})")  # fmt: skip
         self.leaders[r.epoch] = r.leader
         self.chains[r.epoch] = list(r.history)
+        self.initial[r.epoch] = frozenset(r.history)
 
     def _committed(self, r: Committed) -> None:
         if self.leaders.get(r.epoch) != r.leader:
             self._bad(r.t, f"{r.leader} committed {zxid_hex(r.zxid)} without being the "
                            f"established leader of epoch {r.epoch}")  # fmt: skip
-        if self.committed and r.zxid <= self.committed[-1]:
-            self._bad(r.t, f"commit {zxid_hex(r.zxid)} after {zxid_hex(self.committed[-1])}")
+        last = self.last_commit.get(r.epoch)
+        if last is not None and r.zxid <= last:
+            self._bad(r.t, f"commit {zxid_hex(r.zxid)} after {zxid_hex(last)}")
+        self.last_commit[r.epoch] = r.zxid
+        for epoch, initial in self.initial.items():
+            if epoch > r.epoch and r.zxid not in initial:
+                self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} of epoch "
+                               f"{r.epoch}, which epoch {epoch}'s leader lacked")  # fmt: skip
         if not self.verifier.contains_quorum(r.durable_on):
             self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} durable only on "
                            f"{sorted(r.durable_on)}, not a quorum")  # fmt: skip
@@ -265,13 +289,14 @@ class ZabChecker:
     def _final(self, r: Final) -> None:
         self.finals += 1
         lead = r.histories.get(r.leader, ())
+        committed = sorted(self.committed)
         for sid, h in sorted(r.histories.items()):
             self._ordered(r.t, sid, h)
-            missing = [z for z in self.committed if z not in h]
+            missing = [z for z in committed if z not in h]
             if missing:
                 self._bad(r.t, f"at the end, synced peer {sid} lacks committed "
                                f"{_hexes(missing[:5])}")  # fmt: skip
-            elif not _subsequence(self.committed, h):
+            elif not _subsequence(committed, h):
                 self._bad(r.t, f"at the end, synced peer {sid} holds the commits in another "
                                "order")  # fmt: skip
             if h != lead:

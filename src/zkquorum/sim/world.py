@@ -30,7 +30,7 @@ The quorum port
 
 The disk
     Epoch files and truncation are durable at once (``hard_state``); appended txns become
-    durable at the simulated fsync (0.2-3 ms later, group commit), which answers
+    durable at the simulated fsync (0.2-3 ms later, one in ten 5-60 ms; group commit), which answers
     ``LogSynced``; a truncation drains the log first; ``TakeSnapshot`` is written 1-10
     ms later (``SnapshotWritten``); ``ReadLog`` reads the log; ``ReloadDatabase`` and a
     restart load the newest durable snapshot plus the durable log after it.  A crash loses
@@ -76,6 +76,8 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import cast
 
 from zkquorum.config.verifier import HierarchicalVerifier, MajorityVerifier, QuorumVerifier
 from zkquorum.core.database import Database
@@ -127,9 +129,9 @@ from zkquorum.core.ready import (
 from zkquorum.core.vote import Vote
 from zkquorum.sim import checker as ck
 from zkquorum.wire.election import Notification, ServerState
+from zkquorum.wire.jute import StatPersisted
 from zkquorum.wire.quorum import PacketType, QuorumMessage, QuorumPacket, decode_int_payload
 from zkquorum.wire.snapshot import Snapshot, SnapshotSignature
-from zkquorum.wire.jute import StatPersisted
 from zkquorum.wire.txn import OpCode, SetDataTxn, Txn, TxnHeader
 from zkquorum.wire.zxid import make_zxid, zxid_counter, zxid_epoch
 
@@ -282,7 +284,6 @@ class RunResult:
     proposals: int = 0
 
 
-
 class _Disk:
     """What survives a crash: epochs, the newest snapshot, the durable log."""
 
@@ -341,8 +342,22 @@ class _QConn:
 
 class _Node:
     __slots__ = (
-        "alive", "chain", "committed_seen", "core", "disk", "fsync_at", "hist", "inc",
-        "link", "connect_gen", "listening", "phase_gen", "sid", "side", "voter", "wake_at",
+        "alive",
+        "chain",
+        "committed_seen",
+        "connect_gen",
+        "core",
+        "disk",
+        "fsync_at",
+        "hist",
+        "inc",
+        "link",
+        "listening",
+        "phase_gen",
+        "sid",
+        "side",
+        "voter",
+        "wake_at",
     )  # fmt: skip
 
     def __init__(self, sid: int, voter: bool, disk: _Disk) -> None:
@@ -461,7 +476,9 @@ class World:
             if sid == old_leader:
                 extra = make_zxid(base, len(chain) + 1)
                 log.append(history_txn(extra, [*chain, extra], 0.0))
-            current = base if log else rng.choice((0, base))
+            # Every peer was synced in epoch ``base``; some already accepted the next one
+            # (a leader's LEADERINFO reached them, the epoch never established).
+            current = base
             accepted = current + rng.choice((0, 0, 1))
             disk = _Disk(accepted, current, snap, log)
             self.nodes[sid] = _Node(sid, sid in self.voters, disk)
@@ -673,8 +690,8 @@ class World:
         for cid in sorted(conns):
             c = self.conns[cid]
             items, c.held = c.held, []
-            for direction, msg in items:
-                self._qtransmit(c, direction, msg)
+            for direction, qmsg in items:
+                self._qtransmit(c, direction, qmsg)
         if final:
             for p in self.nodes.values():
                 if not p.alive:
@@ -710,11 +727,9 @@ class World:
                 return
             if isinstance(msg, QuorumPacket) and msg.type == PacketType.ACKEPOCH:
                 core = n.core
-                if core is not None and core.leader is not None:
-                    if decode_int_payload(msg.data) != -1:
-                        self._record(
-                            ck.AckEpochReceived(self.now, n.sid, core.leader.epoch, c.learner)
-                        )
+                leader = None if core is None else core.leader
+                if leader is not None and decode_int_payload(msg.data) != -1:
+                    self._record(ck.AckEpochReceived(self.now, n.sid, leader.epoch, c.learner))
             assert isinstance(msg, QuorumPacket)
             self._step(n.sid, LearnerPacket(self.now, cid, msg))
             return
@@ -737,7 +752,7 @@ class World:
 
     def _ev_qconnect(self, sid: int, gen: int, payload: object) -> None:
         n = self.nodes[sid]
-        target, deadline = payload  # type: ignore[misc]
+        target, deadline = cast(tuple[int, float], payload)
         if not n.alive or n.connect_gen != gen:
             return
         if self.now >= deadline:
@@ -773,7 +788,7 @@ class World:
         n = self.nodes[sid]
         if not n.alive or n.inc != inc:
             return
-        zxid, snap, sync = payload  # type: ignore[misc]
+        zxid, snap, sync = cast(tuple[int, Snapshot, bool], payload)
         if zxid >= n.disk.snap_zxid:
             n.disk.snap, n.disk.snap_zxid = snap, zxid
         if sync:
@@ -784,9 +799,7 @@ class World:
     def _new_core(self, n: _Node) -> None:
         db = n.disk.load(self.config_text)
         settings = self.settings[n.sid]
-        core = PeerCore(
-            settings, db, accepted_epoch=n.disk.accepted, current_epoch=n.disk.current
-        )
+        core = PeerCore(settings, db, accepted_epoch=n.disk.accepted, current_epoch=n.disk.current)
         if self.core_factory is not FastLeaderElection:
             core.election = self.core_factory(
                 n.sid,
@@ -837,7 +850,7 @@ class World:
                 case TruncateLog(zxid):
                     synced = disk.sync()  # the log drains first
                     if synced is not None:
-                        self._later(sid, now, lambda t, z=synced: LogSynced(t, z))
+                        self._later(sid, now, partial(LogSynced, zxid=synced))
                     disk.truncate(zxid)
         for m in ready.messages:
             match m:
@@ -885,28 +898,33 @@ class World:
                     c = self.conns.get(cid)
                     if c is not None and c.open[0]:
                         self._close_side(c, 0)
-                        self._later(sid, now, lambda t, cid=cid: LearnerDown(t, cid))
+                        self._later(sid, now, partial(LearnerDown, conn=cid))
                 case ReadLog(cid, after, up_to, _factor):
                     logged = disk.log + disk.pending
-                    txns: list[Txn] | None = [
-                        t for t in logged if after < t.header.zxid <= up_to
-                    ]
-                    if not logged or logged[0].header.zxid > after + 1 or (
-                        logged[-1].header.zxid < up_to
+                    txns: list[Txn] | None = [t for t in logged if after < t.header.zxid <= up_to]
+                    if (
+                        not logged
+                        or logged[0].header.zxid > after + 1
+                        or (logged[-1].header.zxid < up_to)
                     ):
                         txns = None
-                    self._later(sid, now, lambda t, c=cid, x=txns: LogRead(t, c, x))
+                    self._later(sid, now, partial(LogRead, conn=cid, txns=txns))
                 case ReloadDatabase():
                     disk.sync()
                     db = disk.load(self.config_text)
-                    acc, cur = disk.accepted, disk.current
-                    self._later(
-                        sid, now, lambda t, d=db, a=acc, c=cur: DatabaseReloaded(t, d, a, c)
+                    reloaded = partial(
+                        DatabaseReloaded,
+                        database=db,
+                        accepted_epoch=disk.accepted,
+                        current_epoch=disk.current,
                     )
+                    self._later(sid, now, reloaded)
         if ready.append:
             disk.pending.extend(ready.append)
             if n.fsync_at == INF:
-                n.fsync_at = now + self.rng.uniform(0.2, 3.0)
+                rng = self.rng
+                slow = rng.random() < 0.1  # an fsync stall now and then
+                n.fsync_at = now + (rng.uniform(5.0, 60.0) if slow else rng.uniform(0.2, 3.0))
                 self._push(n.fsync_at, _FSYNC, sid, n.inc)
         for request in ready.snapshot:
             self._take_snapshot(n, core, request)
@@ -947,7 +965,11 @@ class World:
                 )
                 self._record(
                     ck.HistoryRolledBack(
-                        self.now, n.sid, before, history_of(core.db.tree), "TRUNC/SNAP/reload"
+                        self.now,
+                        n.sid,
+                        before,
+                        history_of(core.db.tree),
+                        "leader" if core.leader is not None else "learner",
                     )
                 )
             n.hist = data
@@ -1126,11 +1148,11 @@ class World:
     def _stable_leader(self) -> int | None:
         for sid, n in self.nodes.items():
             core = n.core
-            if n.alive and core is not None and core.leader is not None:
-                if core.leader.established and core.leadership.is_leader:
-                    synced = set(self._synced_with(sid))
-                    if all(v in synced for v in self.voters):
-                        return sid
+            leader = None if core is None or not n.alive else core.leader
+            if leader is not None and leader.established and core is not None:
+                synced = set(self._synced_with(sid))
+                if core.leadership.is_leader and all(v in synced for v in self.voters):
+                    return sid
         return None
 
     def _check_stable(self) -> None:
