@@ -568,6 +568,8 @@ class PeerCore:
             return
         self.db = db
         self.accepted_epoch, self.current_epoch = accepted, current
+        # The runtime closed (drained) the log before it read the files again.
+        self.log_synced = max(self.log_synced, self.log_appended)
         if self.settings.fixed is not None:
             self.role = Role.STOPPED
             return
