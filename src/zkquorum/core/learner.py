@@ -302,6 +302,9 @@ class Learner:
             self._pending.clear()
             self._unacked.clear()
             out.hard_state.append(TruncateLog(p.zxid))
+            # The log is drained, then cut: durable up to the cut and nothing above it
+            # (txns logged again later are durable only at their own LogSynced).
+            self.last_synced_zxid = p.zxid
             if not self.db.roll_back(p.zxid):
                 # ZKDatabase#truncateLog reloads from the files; we undo in memory when
                 # every txn above the target has its before-images, else the same.

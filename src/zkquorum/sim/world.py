@@ -304,7 +304,7 @@ class _Disk:
             return None
         self.log.extend(self.pending)
         self.durable.update(t.header.zxid for t in self.pending)
-        last = self.pending[-1].header.zxid
+        last = max(t.header.zxid for t in self.pending)
         self.pending = []
         return last
 
