@@ -197,6 +197,11 @@ class Leader:
         self.last_committed = -1
         self.last_synced = -1
         """Our own log: every txn up to here is durable (our own ACK)."""
+        self.prior_log_zxid = -1
+        """The newest txn an earlier phase appended to our log that was not durable when
+        this phase began: our own NEWLEADER ACK waits for it (3.8 flushes the log when a
+        phase shuts down)."""
+        self._own_newleader_ack = False
         self.pending_syncs: dict[int, list[int]] = {}
         """conn of each learner whose SYNC waits for the commit of a zxid."""
         self.learners_dropped = 0
@@ -492,7 +497,10 @@ class Leader:
             for other in list(self.handlers.values()):
                 if other.state is HandlerState.WAIT_EPOCH_QUORUM:
                     self._sync(out, other, now)
-            self._newleader_ack(out, self.settings.sid, self.newleader_zxid, now)
+            if self.last_synced >= self.prior_log_zxid:
+                self._newleader_ack(out, self.settings.sid, self.newleader_zxid, now)
+            else:
+                self._own_newleader_ack = True
             return
         if h is not None and self.phase in (LeaderPhase.WAIT_NEWLEADER_ACKS, LeaderPhase.BROADCAST):
             self._sync(out, h, now)
@@ -660,6 +668,9 @@ class Leader:
             return
         first = self.last_synced
         self.last_synced = zxid
+        if self._own_newleader_ack and zxid >= self.prior_log_zxid:
+            self._own_newleader_ack = False
+            self._newleader_ack(out, self.settings.sid, self.newleader_zxid, now)
         if self.phase is not LeaderPhase.BROADCAST:
             return
         for z in sorted(z for z in self.outstanding if first < z <= zxid):

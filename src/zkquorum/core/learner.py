@@ -118,6 +118,9 @@ class Learner:
         self.current_epoch = current_epoch
         self.last_logged_zxid = database.last_processed_zxid
         self.last_synced_zxid = -1
+        self.prior_log_zxid = -1
+        """The newest txn an earlier phase appended to our log that was not durable when
+        this phase began: the NEWLEADER ACK waits for it too."""
         self.phase = LearnerPhase.NEW
         self.sync_mode = SyncMode.NONE
         self.last_sync_mode = SyncMode.NONE
@@ -315,6 +318,9 @@ class Learner:
             self._pending.clear()
             self._unacked.clear()
             out.hard_state.append(TruncateLog(p.zxid))
+            # The log is drained, then cut: durable up to the cut and nothing above it
+            # (txns logged again later are durable only at their own LogSynced).
+            self.last_synced_zxid = p.zxid
             if not self.db.roll_back(p.zxid):
                 # ZKDatabase#truncateLog reloads from the files; we undo in memory when
                 # every txn above the target has its before-images, else the same.
@@ -343,6 +349,12 @@ class Learner:
         if t == PacketType.PROPOSAL:
             self._not_committed.append(decode_proposal(p.data))
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+            if self.phase is LearnerPhase.WAIT_UPTODATE:
+                # Between NEWLEADER and UPTODATE: the proposals were logged at NEWLEADER;
+                # the commit waits for UPTODATE (3.8's packetsCommitted; 3.8.0 dies of a
+                # NullPointerException here instead, ZOOKEEPER-4394).
+                self._committed.append(p.zxid)
+                return
             if not self._not_committed:
                 self.fail(
                     PhaseEndReason.PROTOCOL,
@@ -397,7 +409,7 @@ class Learner:
         self._write_to_txn_log = True
         self.phase = LearnerPhase.WAIT_UPTODATE
         self.sync_mode = SyncMode.NONE
-        log_up_to = -1
+        log_up_to = self.prior_log_zxid
         if not self.settings.observer and self._not_committed:
             txns = tuple(self._not_committed)
             self._not_committed.clear()

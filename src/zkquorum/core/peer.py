@@ -85,6 +85,7 @@ from zkquorum.core.ready import (
     ReloadDatabase,
     SendVote,
     SteppedDown,
+    TruncateLog,
 )
 from zkquorum.wire.election import ServerState
 
@@ -222,6 +223,14 @@ class PeerCore:
         self.election_time_max_ms = 0
         self.election_time_total_ms = 0
         self.learners_dropped = 0
+        self.log_appended = -1
+        """The newest txn handed to the log (``Ready.append``), in any phase."""
+        self.log_synced = -1
+        """The newest ``LogSynced``: the log is durable up to here."""
+        self._stale_synced: int | None = None
+        """After a ``TruncateLog`` that had to drain the log: the drain's ``LogSynced``
+        (up to this zxid) speaks of txns the cut removed, and must not count for the same
+        zxids logged again."""
 
     # -- queries -------------------------------------------------------------------------
 
@@ -267,10 +276,17 @@ class PeerCore:
                 if self.learner is not None:
                     self.learner.on_message(out, message, now)
             case LogSynced(_, zxid):
-                if self.leader is not None:
-                    self.leader.on_log_synced(out, zxid, now)
-                if self.learner is not None:
-                    self.learner.on_log_synced(out, zxid, now)
+                stale = self._stale_synced
+                if stale is not None and zxid <= stale:
+                    if zxid == stale:
+                        self._stale_synced = None  # the drain is over
+                else:
+                    self._stale_synced = None  # the log is FIFO: the drain is over
+                    self.log_synced = max(self.log_synced, zxid)
+                    if self.leader is not None:
+                        self.leader.on_log_synced(out, zxid, now)
+                    if self.learner is not None:
+                        self.learner.on_log_synced(out, zxid, now)
             case Propose(_, txn):
                 if self.leader is None:
                     raise RuntimeError("a proposal while not leading")
@@ -331,6 +347,14 @@ class PeerCore:
             case Start():
                 self._start(out, now)
         self._check_phase(out, now)
+        for h in out.hard_state:
+            if isinstance(h, TruncateLog):
+                if self.log_appended > self.log_synced:
+                    self._stale_synced = self.log_appended
+                self.log_appended = min(self.log_appended, h.zxid)
+                self.log_synced = h.zxid
+        if out.append:
+            self.log_appended = max(self.log_appended, max(t.header.zxid for t in out.append))
         return out.build(self.next_deadline())
 
     # -- life ----------------------------------------------------------------------------
@@ -456,6 +480,8 @@ class PeerCore:
                 accepted_epoch=self.accepted_epoch,
                 current_epoch=self.current_epoch,
             )
+            self.leader.last_synced = self.log_synced
+            self.leader.prior_log_zxid = self._unsynced()
             out.io.append(OpenQuorumPort())
             return
         observer = state is ServerState.OBSERVING
@@ -473,7 +499,14 @@ class PeerCore:
             accepted_epoch=self.accepted_epoch,
             current_epoch=self.current_epoch,
         )
+        self.learner.last_synced_zxid = self.log_synced
+        self.learner.prior_log_zxid = self._unsynced()
         out.io.append(ConnectToLeader(leader, now + s.connect_limit * s.tick_time_ms))
+
+    def _unsynced(self) -> int:
+        """The newest appended txn not known durable yet (-1: none): a new phase's
+        NEWLEADER ACK waits for it."""
+        return self.log_appended if self.log_appended > self.log_synced else -1
 
     def _check_phase(self, out: ReadyBuilder, now: float) -> None:
         """After every step: announce an established epoch, or end a failed phase."""
@@ -580,6 +613,9 @@ class PeerCore:
             return
         self.db = db
         self.accepted_epoch, self.current_epoch = accepted, current
+        # The runtime closed (drained) the log before it read the files again.
+        self.log_synced = max(self.log_synced, self.log_appended)
+        self._stale_synced = None
         if self.settings.fixed is not None:
             self.role = Role.STOPPED
             return

@@ -62,6 +62,8 @@ class Summary:
     runs: int = 0
     decisions: int = 0
     events: int = 0
+    proposals: int = 0
+    commits: int = 0
     violations: list[tuple[int, str, str]] = field(default_factory=list)  # seed, spec, text
     times: dict[str, list[float]] = field(default_factory=dict)  # episode -> ms to decide
     messages: dict[str, list[int]] = field(default_factory=dict)
@@ -72,6 +74,8 @@ class Summary:
         self.runs += 1
         self.decisions += r.decisions
         self.events += r.events
+        self.proposals += r.proposals
+        self.commits += r.commits
         for text in r.violations:
             self.violations.append((r.seed, r.spec.describe(), text))
         for ep in r.episodes:
@@ -91,7 +95,10 @@ class Summary:
         lines = [
             f"runs: {self.runs}  decisions: {self.decisions}  "
             f"invariant violations: {len(self.violations)} "
-            f"(in {len(self.violating_seeds)} runs)  events: {self.events}"
+            f"(in {len(self.violating_seeds)} runs)  events: {self.events}",
+            f"writes: {self.proposals} proposed, {self.commits} committed (Zab checked: one "
+            "leader per epoch, epochs grow, synced prefixes, durable quorum commits, "
+            "no committed txn lost)",
         ]
         for name in ("initial", "failover"):
             times = self.times.get(name, [])

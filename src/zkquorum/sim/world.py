@@ -1,85 +1,139 @@
-"""One simulated ensemble: virtual clock, seeded faulty network, abstract Zab, invariants.
+"""One simulated ensemble: the real peer cores over a seeded network and disk model.
 
-Everything random comes from one ``random.Random(seed)``, and events are ordered by
-(virtual time, sequence number), so a seed gives the same run event for event.
+Each node is one :class:`~zkquorum.core.peer.PeerCore` (FastLeaderElection, leader,
+learner, database: the code the runtime runs), a simulated disk and simulated
+connections.  Everything random comes from one ``random.Random(seed)``; events are
+ordered by (virtual time, sequence number), so a seed gives the same run event for event.
+Each :class:`~zkquorum.core.ready.Ready` is carried out as ``runtime/peer.py`` does it,
+in its order: hard state, messages, io, append, snapshot, outcomes, wake_at.
 
-The network (a model of ``QuorumCnxManager`` over TCP)
+The election network (a model of ``QuorumCnxManager`` over TCP)
     One connection per pair of peers, FIFO in each direction.  A message for a peer
     without a connection waits in a one-slot queue (the newest wins) and triggers a
     connection attempt; when a connection comes up each side sends its pending message or
     else resends the last message it sent on that link (``SendWorker`` start), and both
-    cores get ``PeerConnected``.  A connection that breaks (crash of a peer, or the
-    ``loss`` fault: a reset) drops what is in flight and both live ends get ``PeerLost``.
-    A partition does not break connections (TCP keep-alive is off in 3.8): messages
-    across it wait and arrive after the heal, new connections across it fail.
+    cores get ``ElectionPeerUp``.  A connection that breaks (crash of a peer, or the
+    ``loss`` fault: a reset) drops what is in flight and both live ends get
+    ``ElectionPeerDown``.  A partition does not break connections (TCP keep-alive is off
+    in 3.8): messages across it wait and arrive after the heal, new connections across it
+    fail.
+
+The quorum port
+    ``OpenQuorumPort`` listens (``QuorumPortOpened``); ``ConnectToLeader`` tries every
+    20 ms while the leader refuses (not listening, process down) and every 200 ms across
+    a partition, until its deadline (``LeaderUnreachable``); a connection gives
+    ``LearnerUp``/``LeaderUp``, then packets both ways (FIFO, link latency; SNAP as the
+    packet, the snapshot and its signature); a close reaches the other end as
+    ``LearnerDown``/``LeaderDown`` one latency later; a crash closes every connection of
+    the process; a partition makes them silent (held until the heal; the cores' read
+    timeouts notice).
+
+The disk
+    Epoch files and truncation are durable at once (``hard_state``); appended txns become
+    durable at the simulated fsync (0.2-3 ms later, one in ten 5-60 ms; group commit), which answers
+    ``LogSynced``; a truncation drains the log first; ``TakeSnapshot`` is written 1-10
+    ms later (``SnapshotWritten``); ``ReadLog`` reads the log; ``ReloadDatabase`` and a
+    restart load the newest durable snapshot plus the durable log after it.  A crash loses
+    what was not durable.
+
+Writes
+    An established leader ``Propose``s a stream of setData txns on ``/h`` whose data is
+    the whole history (the zxids) they extend, so each peer's history can be read from its
+    data tree, SNAP included.
 
 Faults (``FAULT_KINDS``), all inside the fault window; at its end every partition heals
 and every crashed peer is up again:
     ``delay`` slow links (1-40 ms instead of 0.5-2 ms) · ``reorder`` large per-message
     jitter (links stay FIFO, so messages of different links overtake each other) ·
-    ``loss`` connection resets · ``dup`` duplicates (a spurious reconnect resends the last
-    message, the one duplicate 3.8 can produce) · ``partition`` random two-sided splits
-    that heal · ``crash`` crash and restart of random peers (epoch and zxid persist, the
-    election starts afresh at round 1) · ``failover`` the established leader crashes.
-
-Abstract Zab
-    A peer that decided FOLLOWING/OBSERVING connects to its leader as 3.8's
-    ``Learner.connectToLeader`` does: a refused attempt (leader down, or not leading yet)
-    is retried after 100 ms (``leaderConnectDelayDuringRetryMs``), and the fifth refusal
-    sends it back to LOOKING; an unreachable leader (partition) is retried until
-    ``init_limit_ms``, the connect timeout.  A leader with a quorum of voters connected
-    becomes *established*: new epoch = max(epochs of that quorum) + 1, a few
-    transactions, learners synced (some lag one transaction), ``EpochUpdated`` to each
-    core.  A leader that is not established
-    within ``init_limit_ms`` goes back to LOOKING with its learners.  Learners of a leader
-    that crashes go back to LOOKING after one link delay; across a partition after
-    ``sync_limit_ms``; a leader that lost its quorum likewise.
+    ``loss`` election connection resets · ``dup`` duplicates (a spurious reconnect resends
+    the last message, the one duplicate 3.8 can produce) · ``partition`` random two-sided
+    splits that heal · ``crash`` crash and restart of random peers (the durable state
+    survives, the election starts afresh at round 1) · ``failover`` the established
+    leader crashes.
 
 Invariants (checked on every run)
-    1. Agreement.  (a) Every decision rests on a genuine quorum: votes that the voters
+    1. Election.  (a) Every decision rests on a genuine quorum: votes that the voters
        really sent, of the decided round, for the decided vote (or, to join, FOLLOWING /
        LEADING votes really sent).  (b) In no round do two different leaders each get a
        quorum of deciders.  (c) Every voter that decided in the first round chose the same
-       leader, when that round ended before the first fault (observers only get replies,
-       never a voter's change of mind, so 3.8 lets them settle on a dropped proposal).
-       Strict agreement of every round is *not* a property of 3.8: a peer that joins a
-       round late (restart, failover detection, heal) can move peers that are still
-       finalizing while others have already decided; Zab's epoch handshake sorts it out.
+       leader, when that round ended before the first fault.
     2. A LOOKING-path leader's (peer epoch, zxid) is at least that of every voter of the
        quorum that elected it (as the voter was when it sent its vote).
     3. No observer or weight-0 server is ever chosen.
-    4. Liveness: once the fault window is over (all healed, all up), within
-       ``Spec.liveness_bound_ms`` (2*window + 2*init_limit + sync_limit + 2000 ms; 7600 ms
-       with the defaults) a leader is established and every voter is synced with it.
+    4. Zab (:mod:`zkquorum.sim.checker`, over the recorded history): one established
+       leader per epoch, NEWLEADER only after a quorum of ACKEPOCH, epochs only grow,
+       synced learners hold a prefix of the leader's history, commits durable on a quorum
+       and in zxid order, ACKs only for durable txns, no committed txn rolled back, and at
+       the end every synced peer holds every committed txn in the same order.
+    5. Liveness: once the fault window is over (all healed, all up), within
+       ``Spec.liveness_bound_ms`` a leader is established and every voter is synced.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import cast
 
 from zkquorum.config.verifier import HierarchicalVerifier, MajorityVerifier, QuorumVerifier
-from zkquorum.core.election import (
-    Action,
-    ConfigMismatch,
-    Decided,
-    EpochUpdated,
-    FastLeaderElection,
-    NotificationReceived,
-    PeerConnected,
-    PeerLost,
-    Send,
-    SetTimer,
+from zkquorum.core.database import Database
+from zkquorum.core.datatree import DataTree, Node
+from zkquorum.core.election import Decided, FastLeaderElection, Via
+from zkquorum.core.events import (
+    DatabaseReloaded,
+    ElectionPeerDown,
+    ElectionPeerUp,
+    Event,
+    LeaderDown,
+    LeaderMessage,
+    LeaderUnreachable,
+    LeaderUp,
+    LearnerDown,
+    LearnerPacket,
+    LearnerUp,
+    LogRead,
+    LogSynced,
+    Propose,
+    QuorumPortOpened,
+    SnapshotWritten,
     Start,
-    Timer,
-    TimerFired,
-    Via,
+    Tick,
+    VoteReceived,
+)
+from zkquorum.core.peer import PeerCore, PeerSettings
+from zkquorum.core.ready import (
+    INF,
+    CloseLeaderConnection,
+    CloseLearner,
+    CloseQuorumPort,
+    ConnectToLeader,
+    ElectionDecided,
+    Established,
+    OpenQuorumPort,
+    ReadLog,
+    Ready,
+    ReloadDatabase,
+    SaveAcceptedEpoch,
+    SaveCurrentEpoch,
+    SendSnapshotToLearner,
+    SendToLeader,
+    SendToLearner,
+    SendVote,
+    TakeSnapshot,
+    TruncateLog,
 )
 from zkquorum.core.vote import Vote
+from zkquorum.sim import checker as ck
 from zkquorum.wire.election import Notification, ServerState
-from zkquorum.wire.zxid import make_zxid
+from zkquorum.wire.jute import StatPersisted
+from zkquorum.wire.quorum import PacketType, QuorumMessage, QuorumPacket, decode_int_payload
+from zkquorum.wire.snapshot import Snapshot, SnapshotSignature
+from zkquorum.wire.txn import OpCode, SetDataTxn, Txn, TxnHeader
+from zkquorum.wire.zxid import make_zxid, zxid_counter, zxid_epoch
 
 FAULT_KINDS = ("delay", "reorder", "loss", "dup", "partition", "crash", "failover")
 
@@ -89,14 +143,41 @@ LEADING = ServerState.LEADING
 OBSERVING = ServerState.OBSERVING
 _LOOKING_VIA = (Via.FINALIZE, Via.ALL_VOTED, Via.FAILOVER)
 
+TICK_MS = 100
+WALL_OFFSET_MS = 1_700_000_000_000
+HISTORY_PATH = "/h"
+MAX_PROPOSALS = 60
+DRAIN_MS = 400.0
+WRITE_WINDOW_MS = 300.0
+"""Writes go on at least this long (and through the fault window)."""
+
 # Event kinds, in the heap as (time, seq, kind, a, b, payload).
-_DELIVER, _TIMER, _CONNECT, _START, _CRASH, _RESTART = range(6)
-_PARTITION, _HEAL, _RESET, _DUP, _ATTACH, _LEADER_DEADLINE = range(6, 12)
-_ZAB_CHECK, _LOOK, _END, _FAILOVER = range(12, 16)
+(
+    _DELIVER, _TICK, _CONNECT, _START, _CRASH, _RESTART, _PARTITION, _HEAL, _RESET, _DUP,
+    _END, _FAILOVER, _CORE, _QCONNECT, _QDELIVER, _FSYNC, _SNAPDONE, _PROPOSE, _CHECK, _STOP,
+) = range(20)  # fmt: skip
 _KIND_NAMES = (
-    "deliver", "timer", "connect", "start", "crash", "restart", "partition", "heal",
-    "reset", "dup", "attach", "leader-deadline", "zab-check", "look", "end", "failover",
+    "deliver", "tick", "connect", "start", "crash", "restart", "partition", "heal",
+    "reset", "dup", "end", "failover", "core", "qconnect", "qdeliver", "fsync", "snapdone",
+    "propose", "check", "stop",
 )  # fmt: skip
+
+
+def history_of(tree: DataTree) -> tuple[int, ...]:
+    """The zxids the tree went through (the data of ``/h``)."""
+    node = tree.nodes.get(HISTORY_PATH)
+    data = node.data if node is not None and node.data else b""
+    return tuple(int.from_bytes(data[i : i + 8], "big") for i in range(0, len(data), 8))
+
+
+def _encode_history(history: tuple[int, ...] | list[int]) -> bytes:
+    return b"".join(z.to_bytes(8, "big") for z in history)
+
+
+def history_txn(zxid: int, history: tuple[int, ...] | list[int], now: float) -> Txn:
+    """The setData of ``/h`` whose data is ``history`` (ending with ``zxid``)."""
+    header = TxnHeader(0, 0, zxid, int(WALL_OFFSET_MS + now), OpCode.SET_DATA)
+    return Txn(header, SetDataTxn(HISTORY_PATH, _encode_history(history), len(history)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,47 +280,115 @@ class RunResult:
     events: int = 0
     via: dict[str, int] = field(default_factory=dict)
     trace: list[str] | None = None
+    commits: int = 0
+    proposals: int = 0
 
 
-class _Peer:
+class _Disk:
+    """What survives a crash: epochs, the newest snapshot, the durable log."""
+
+    __slots__ = ("accepted", "current", "durable", "log", "pending", "snap", "snap_zxid")
+
+    def __init__(self, accepted: int, current: int, snap: Snapshot, log: list[Txn]) -> None:
+        self.accepted = accepted
+        self.current = current
+        self.snap = snap
+        self.snap_zxid = 0
+        self.log = log
+        self.pending: list[Txn] = []
+        self.durable = {t.header.zxid for t in log}
+
+    def sync(self) -> int | None:
+        """fsync: every pending txn is durable; the newest zxid, or None."""
+        if not self.pending:
+            return None
+        self.log.extend(self.pending)
+        self.durable.update(t.header.zxid for t in self.pending)
+        last = max(t.header.zxid for t in self.pending)
+        self.pending = []
+        return last
+
+    def truncate(self, zxid: int) -> None:
+        self.log = [t for t in self.log if t.header.zxid <= zxid]
+        self.durable = {t.header.zxid for t in self.log}
+
+    def load(self, config_text: str) -> Database:
+        """``FileTxnSnapLog#restore``: the snapshot, then the logged txns after it."""
+        tree = DataTree.from_snapshot(self.snap, self.snap_zxid)
+        committed = []
+        for txn in self.log:
+            if txn.header.zxid > tree.last_processed_zxid:
+                tree.apply(txn)
+                committed.append(txn)
+        tree.set_config(config_text)
+        return Database(tree, committed)
+
+
+class _QConn:
+    """A learner's connection to a leader's quorum port."""
+
+    __slots__ = ("cid", "fifo", "held", "leader", "leader_inc", "learner", "learner_inc", "open")
+
+    def __init__(self, cid: int, leader: int, leader_inc: int, learner: int, inc: int) -> None:
+        self.cid = cid
+        self.leader = leader
+        self.leader_inc = leader_inc
+        self.learner = learner
+        self.learner_inc = inc
+        self.open = [True, True]  # [leader side, learner side]
+        self.fifo = [0.0, 0.0]  # last delivery time towards [leader, learner]
+        self.held: list[tuple[int, QuorumMessage | None]] = []
+
+
+class _Node:
     __slots__ = (
         "alive",
-        "attached",
+        "chain",
+        "committed_seen",
+        "connect_gen",
         "core",
-        "decided_at",
-        "epoch",
-        "established",
-        "gen",
+        "disk",
+        "fsync_at",
+        "hist",
         "inc",
-        "leader",
-        "learners",
+        "link",
+        "listening",
+        "phase_gen",
         "sid",
         "side",
         "voter",
-        "zab",
-        "zxid",
+        "wake_at",
     )  # fmt: skip
 
-    def __init__(self, sid: int, voter: bool, epoch: int, zxid: int) -> None:
+    def __init__(self, sid: int, voter: bool, disk: _Disk) -> None:
         self.sid = sid
         self.voter = voter
         self.alive = False  # until its process starts
-        self.core: FastLeaderElection | None = None
-        self.epoch = epoch
-        self.zxid = zxid
+        self.core: PeerCore | None = None
+        self.disk = disk
         self.inc = 0
-        self.zab = LOOKING
-        self.gen = 0
-        self.leader = 0
-        self.learners: set[int] = set()
-        self.established = False
-        self.attached = False
-        self.decided_at = 0.0
         self.side = 0
+        self.wake_at = INF
+        self.fsync_at = INF
+        self.listening = False
+        self.link: int | None = None
+        self.connect_gen = 0
+        self.phase_gen = 0
+        self.chain: list[int] = []
+        self.committed_seen = -1
+        self.hist = b""
+
+
+def _base_tree(config_text: str) -> DataTree:
+    tree = DataTree(config_text)
+    tree.nodes[HISTORY_PATH] = Node(b"", None, StatPersisted())
+    tree.nodes["/"].children.add(HISTORY_PATH[1:])
+    return tree
 
 
 class World:
-    """A run: ``World(spec, seed).run()``.  ``core_factory`` lets tests mutate the core."""
+    """A run: ``World(spec, seed).run()``.  ``core_factory`` lets tests mutate the
+    election; a test may monkeypatch the leader or learner classes."""
 
     def __init__(
         self,
@@ -256,7 +405,9 @@ class World:
         self.verifier = spec.verifier()
         self.voters = frozenset(self.verifier.voting_members)
         self.all = tuple(sorted(self.verifier.all_members))
+        self.config_text = self.verifier.to_zk_string()
         self.result = RunResult(seed, spec, trace=[] if trace else None)
+        self.records: list[ck.Record] = []
         self.now = 0.0
         self._heap: list[tuple[float, int, int, int, int, object]] = []
         self._seq = 0
@@ -265,17 +416,26 @@ class World:
         self.reorder = "reorder" in faults
         self.heal_time = spec.fault_window_ms if faults else 0.0
         self.deadline = self.heal_time + spec.liveness_bound_ms
+        self.quiet_from = max(self.heal_time, WRITE_WINDOW_MS)
         self.first_fault = float("inf")
-        self.peers: dict[int, _Peer] = {}
-        rng = self.rng
-        base = rng.randint(0, 3)
-        for sid in self.all:
-            epoch = base + rng.choice((0, 0, 1))
-            zepoch = rng.choice((epoch, max(0, epoch - 1)))
-            self.peers[sid] = _Peer(
-                sid, sid in self.voters, epoch, make_zxid(zepoch, rng.randint(0, 4))
+        tick = TICK_MS
+        self.settings = {
+            sid: PeerSettings(
+                sid=sid,
+                verifier=self.verifier,
+                tick_time_ms=tick,
+                init_limit=max(1, round(spec.init_limit_ms / tick)),
+                sync_limit=max(1, round(spec.sync_limit_ms / tick)),
+                connect_limit=max(1, round(spec.init_limit_ms / tick)),
+                config_text=self.config_text,
+                all_voted_shortcut=spec.shortcuts,
+                failover_shortcut=spec.shortcuts,
             )
-        # Links, by ordered pair (a, b): connection state lives on (min, max).
+            for sid in self.all
+        }
+        self.nodes: dict[int, _Node] = {}
+        self._initial_disks()
+        # Election links, by ordered pair (a, b): connection state lives on (min, max).
         self.up: dict[tuple[int, int], int] = {}  # unordered pair -> generation if up
         self.gen: dict[tuple[int, int], int] = {}
         self.connecting: set[tuple[int, int]] = set()
@@ -284,16 +444,44 @@ class World:
         self.last_sent: dict[tuple[int, int], tuple[Notification, tuple[int, int]]] = {}
         self.fifo: dict[tuple[int, int], float] = {}
         self.held: list[tuple[int, int, tuple[Notification, tuple[int, int]], int]] = []
-        # What each peer received: (dst, src, vote fields + state) -> sender (epoch, zxid).
         self.seen: dict[tuple[int, int, int, int, int, int, int], tuple[int, int]] = {}
         self.round_deciders: dict[tuple[int, int], dict[int, set[int]]] = {}
         self.episode_deciders: dict[tuple[int, int], set[int]] = {}
         self.restarts = 0
-        self.first_round: dict[int, int] = {}  # sid -> leader, round-1 decisions pre-fault
-        self.established: dict[int, int] = {}  # epoch -> leader sid
+        self.first_round: dict[int, int] = {}
         self.episodes: list[Episode] = []
         self.open_episode: Episode | None = None
-        self.stable = False
+        self.conns: dict[int, _QConn] = {}
+        self._next_conn = 0
+        self.held_conns: set[int] = set()
+        self.proposals = 0
+        self.commits = 0
+        self.stable_at: float | None = None
+        self.done = False
+
+    # ---------------------------------------------------------------- set-up
+
+    def _initial_disks(self) -> None:
+        """A common history of epoch ``base`` that each peer holds a prefix of; maybe one
+        peer (the old leader) with one more txn nobody else logged."""
+        rng = self.rng
+        base = rng.randint(0, 3)
+        chain = [make_zxid(base, i) for i in range(1, rng.randint(0, 4) + 1)]
+        txns = [history_txn(z, chain[: i + 1], 0.0) for i, z in enumerate(chain)]
+        snap = _base_tree(self.config_text).to_snapshot()
+        old_leader = rng.choice(self.all) if rng.random() < 0.3 else None
+        for sid in self.all:
+            n = len(chain) if sid == old_leader else rng.randint(0, len(chain))
+            log = list(txns[:n])
+            if sid == old_leader:
+                extra = make_zxid(base, len(chain) + 1)
+                log.append(history_txn(extra, [*chain, extra], 0.0))
+            # Every peer was synced in epoch ``base``; some already accepted the next one
+            # (a leader's LEADERINFO reached them, the epoch never established).
+            current = base
+            accepted = current + rng.choice((0, 0, 1))
+            disk = _Disk(accepted, current, snap, log)
+            self.nodes[sid] = _Node(sid, sid in self.voters, disk)
 
     # ---------------------------------------------------------------- scheduling
 
@@ -311,9 +499,26 @@ class World:
     def _violation(self, text: str) -> None:
         self.result.violations.append(f"t={self.now:.3f}ms: {text}")
 
+    def _record(self, r: ck.Record) -> None:
+        self.records.append(r)
+
+    def _later(self, sid: int, at: float, make: Callable[[float], Event]) -> None:
+        """Step ``sid``'s core with ``make(now)`` at ``at`` (dropped if it crashed)."""
+        self._push(at, _CORE, sid, self.nodes[sid].inc, make)
+
     # ----------------------------------------------------------------- the run
 
     def run(self) -> RunResult:
+        """Run to the end; the cores' log lines are muted meanwhile (thousands of runs)."""
+        core_log = logging.getLogger("zkquorum.core")
+        level = core_log.level
+        core_log.setLevel(logging.CRITICAL + 1)
+        try:
+            return self._run()
+        finally:
+            core_log.setLevel(level)
+
+    def _run(self) -> RunResult:
         spec, rng = self.spec, self.rng
         for sid in self.all:
             self._push(rng.uniform(0.0, spec.start_jitter_ms), _START, sid)
@@ -323,21 +528,24 @@ class World:
         if self.heal_time:
             self._push(self.heal_time, _HEAL, 1)
         self._push(self.deadline, _END)
-        handlers = (
-            self._ev_deliver, self._ev_timer, self._ev_connect, self._ev_start,
+        self._push(self.quiet_from, _CHECK)
+        handlers: tuple[Callable[[int, int, object], None], ...] = (
+            self._ev_deliver, self._ev_tick, self._ev_connect, self._ev_start,
             self._ev_crash, self._ev_restart, self._ev_partition, self._ev_heal,
-            self._ev_reset, self._ev_dup, self._ev_attach, self._ev_leader_deadline,
-            self._ev_zab_check, self._ev_look, self._ev_end, self._ev_failover,
+            self._ev_reset, self._ev_dup, self._ev_end, self._ev_failover, self._ev_core,
+            self._ev_qconnect, self._ev_qdeliver, self._ev_fsync, self._ev_snapdone,
+            self._ev_propose, self._ev_check, self._ev_stop,
         )  # fmt: skip
         heap = self._heap
         trace = self.result.trace
         events = 0
-        while heap and not self.stable:
+        while heap and not self.done:
             t, _, kind, a, b, payload = heapq.heappop(heap)
             self.now = t
             events += 1
             if trace is not None:
-                trace.append(f"{t:.3f} {_KIND_NAMES[kind]} {a} {b} {payload!r}")
+                shown = payload if kind not in (_CORE, _QDELIVER) else _describe(payload)
+                trace.append(f"{t:.3f} {_KIND_NAMES[kind]} {a} {b} {shown!r}")
             handlers[kind](a, b, payload)
         self._final_checks()
         self.result.events = events
@@ -377,23 +585,23 @@ class World:
         if self.now < self.first_fault:
             self.first_fault = self.now
 
-    # ------------------------------------------------------------------ network
+    # ------------------------------------------------------------------ election network
 
     def _reachable(self, a: int, b: int) -> bool:
-        return self.peers[a].side == self.peers[b].side
+        return self.nodes[a].side == self.nodes[b].side
 
     def _send(self, a: int, b: int, n: Notification) -> None:
         self.result.messages += 1
         key = (a, b) if a < b else (b, a)
         gen = self.up.get(key)
-        pa = self.peers[a]
-        msg = (n, (pa.epoch, pa.zxid))
+        core = self.nodes[a].core
+        assert core is not None
+        msg = (n, (core.current_epoch, core.db.last_txn_zxid))
         if gen is None:
             self.pending[(a, b)] = msg
-            pb = self.peers[b]
+            pb = self.nodes[b]
             if key not in self.connecting and pb.alive and self._reachable(a, b):
                 self.connecting.add(key)
-                # Connect (and connect back when the initiator has the smaller sid).
                 d = self._latency() * (3 if a < b else 2)
                 self._push(self.now + d, _CONNECT, key[0], key[1])
             return
@@ -416,7 +624,7 @@ class World:
     def _ev_connect(self, a: int, b: int, _: object) -> None:
         key = (a, b)
         self.connecting.discard(key)
-        pa, pb = self.peers[a], self.peers[b]
+        pa, pb = self.nodes[a], self.nodes[b]
         if key in self.up or not (pa.alive and pb.alive and self._reachable(a, b)):
             return
         gen = self.gen.get(key, 0) + 1
@@ -426,16 +634,16 @@ class World:
             msg = self.pending.pop((x, y), None) or self.last_sent.get((x, y))
             if msg is not None:
                 self._transmit(x, y, msg, gen)
-        self._step(a, PeerConnected(self.now, b))
-        self._step(b, PeerConnected(self.now, a))
+        self._step(a, ElectionPeerUp(self.now, b))
+        self._step(b, ElectionPeerUp(self.now, a))
 
     def _break(self, a: int, b: int) -> None:
         key = (a, b) if a < b else (b, a)
         if self.up.pop(key, None) is None:
             return
         for x, y in ((a, b), (b, a)):
-            if self.peers[x].alive:
-                self._step(x, PeerLost(self.now, y))
+            if self.nodes[x].alive:
+                self._step(x, ElectionPeerDown(self.now, y))
 
     def _ev_deliver(self, a: int, b: int, payload: object) -> None:
         msg: tuple[tuple[Notification, tuple[int, int]], int] = payload  # type: ignore[assignment]
@@ -443,12 +651,11 @@ class World:
         key = (a, b) if a < b else (b, a)
         if self.up.get(key) != gen:
             return  # the connection it travelled on is gone
-        pb = self.peers[b]
-        if pb.core is None:
+        if self.nodes[b].core is None:
             return
         if a in self.voters:
             self.seen[(b, a, n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state)] = state
-        self._step(b, NotificationReceived(self.now, a, n))
+        self._step(b, VoteReceived(self.now, a, n))
 
     def _ev_reset(self, a: int, b: int, _: object) -> None:
         self._fault()
@@ -468,88 +675,340 @@ class World:
     def _ev_partition(self, _a: int, _b: int, payload: object) -> None:
         self._fault()
         cut: frozenset[int] = payload  # type: ignore[assignment]
-        for sid, p in self.peers.items():
+        for sid, p in self.nodes.items():
             p.side = 1 if sid in cut else 0
-        for p in self.peers.values():
-            if p.zab is not LOOKING:
-                self._push(self.now + self.spec.sync_limit_ms, _ZAB_CHECK, p.sid, p.gen)
 
     def _ev_heal(self, final: int, _b: int, _p: object) -> None:
-        for p in self.peers.values():
+        for p in self.nodes.values():
             p.side = 0
         held, self.held = self.held, []
         for a, b, msg, gen in held:
             key = (a, b) if a < b else (b, a)
             if self.up.get(key) == gen:
                 self._transmit(a, b, msg, gen)
+        conns, self.held_conns = self.held_conns, set()
+        for cid in sorted(conns):
+            c = self.conns[cid]
+            items, c.held = c.held, []
+            for direction, qmsg in items:
+                self._qtransmit(c, direction, qmsg)
         if final:
-            for p in self.peers.values():
+            for p in self.nodes.values():
                 if not p.alive:
                     self._ev_restart(p.sid, 0, None)
-            self._check_stable()
 
-    # -------------------------------------------------------------- peers, cores
+    # ------------------------------------------------------------------ quorum port
 
-    def _step(self, sid: int, event: object) -> None:
-        p = self.peers[sid]
-        core = p.core
-        if core is None:
+    def _qsend(self, c: _QConn, direction: int, msg: QuorumMessage | None) -> None:
+        """``direction`` 0: towards the leader, 1: towards the learner; ``None``: a close."""
+        if not self._reachable(c.leader, c.learner):
+            c.held.append((direction, msg))
+            self.held_conns.add(c.cid)
             return
-        actions = core.step(event)  # type: ignore[arg-type]
-        if actions:
-            self._apply(p, actions)
+        self._qtransmit(c, direction, msg)
 
-    def _apply(self, p: _Peer, actions: list[Action]) -> None:
-        sid = p.sid
-        for act in actions:
-            if isinstance(act, Send):
-                self._send(sid, act.to, act.notification)
-            elif isinstance(act, SetTimer):
-                self._push(act.at, _TIMER, sid, p.inc, act.timer)
-            elif isinstance(act, Decided):
-                self._on_decided(p, act)
-            elif isinstance(act, ConfigMismatch):  # pragma: no cover - one config here
-                self._violation(f"peer {sid}: unexpected config mismatch {act}")
+    def _qtransmit(self, c: _QConn, direction: int, msg: QuorumMessage | None) -> None:
+        at = max(self.now + self._latency(), c.fifo[direction] + 0.001)
+        c.fifo[direction] = at
+        self._push(at, _QDELIVER, c.cid, direction, msg)
 
-    def _ev_timer(self, sid: int, inc: int, timer: object) -> None:
-        p = self.peers[sid]
-        if p.inc == inc and p.core is not None:
-            assert isinstance(timer, Timer)
-            self._step(sid, TimerFired(self.now, timer))
+    def _ev_qdeliver(self, cid: int, direction: int, payload: object) -> None:
+        c = self.conns[cid]
+        if not c.open[direction]:
+            return
+        msg: QuorumMessage | None = payload  # type: ignore[assignment]
+        if direction == 0:
+            n = self.nodes[c.leader]
+            if not n.alive or n.inc != c.leader_inc:
+                return
+            if msg is None:
+                c.open[0] = False
+                self._step(n.sid, LearnerDown(self.now, cid))
+                return
+            if isinstance(msg, QuorumPacket) and msg.type == PacketType.ACKEPOCH:
+                core = n.core
+                leader = None if core is None else core.leader
+                if leader is not None and decode_int_payload(msg.data) != -1:
+                    self._record(ck.AckEpochReceived(self.now, n.sid, leader.epoch, c.learner))
+            assert isinstance(msg, QuorumPacket)
+            self._step(n.sid, LearnerPacket(self.now, cid, msg))
+            return
+        n = self.nodes[c.learner]
+        if not n.alive or n.inc != c.learner_inc or n.link != cid:
+            return
+        if msg is None:
+            c.open[1] = False
+            n.link = None
+            self._step(n.sid, LeaderDown(self.now, "EOF from the leader"))
+            return
+        self._step(n.sid, LeaderMessage(self.now, msg))
 
-    def _new_core(self, p: _Peer) -> None:
-        p.core = self.core_factory(
-            p.sid,
-            self.verifier,
-            all_voted_shortcut=self.spec.shortcuts,
-            failover_shortcut=self.spec.shortcuts,
-        )
+    def _close_side(self, c: _QConn, side: int) -> None:
+        """Close ``c`` at one end (0 leader, 1 learner); the other end learns by EOF."""
+        if not c.open[side]:
+            return
+        c.open[side] = False
+        self._qsend(c, 1 - side, None)
+
+    def _ev_qconnect(self, sid: int, gen: int, payload: object) -> None:
+        n = self.nodes[sid]
+        target, deadline = cast(tuple[int, float], payload)
+        if not n.alive or n.connect_gen != gen:
+            return
+        if self.now >= deadline:
+            self._step(sid, LeaderUnreachable(self.now))
+            return
+        t = self.nodes[target]
+        if self._reachable(sid, target):
+            if t.alive and t.listening:
+                self._next_conn += 1
+                c = _QConn(self._next_conn, target, t.inc, sid, n.inc)
+                self.conns[c.cid] = c
+                n.link = c.cid
+                self._step(target, LearnerUp(self.now, c.cid))
+                self._step(sid, LeaderUp(self.now))
+                return
+            retry = 20.0  # refused: the port is not open (yet), or the process is down
+        else:
+            retry = 200.0  # the SYN gets no answer
+        self._push(min(self.now + retry, deadline), _QCONNECT, sid, gen, payload)
+
+    # ------------------------------------------------------------------ the disk
+
+    def _ev_fsync(self, sid: int, inc: int, _p: object) -> None:
+        n = self.nodes[sid]
+        if not n.alive or n.inc != inc:
+            return
+        n.fsync_at = INF
+        zxid = n.disk.sync()
+        if zxid is not None:
+            self._step(sid, LogSynced(self.now, zxid))
+
+    def _ev_snapdone(self, sid: int, inc: int, payload: object) -> None:
+        n = self.nodes[sid]
+        if not n.alive or n.inc != inc:
+            return
+        zxid, snap, sync = cast(tuple[int, Snapshot, bool], payload)
+        if zxid >= n.disk.snap_zxid:
+            n.disk.snap, n.disk.snap_zxid = snap, zxid
+        if sync:
+            self._step(sid, SnapshotWritten(self.now, zxid))
+
+    # ------------------------------------------------------------------ peers, cores
+
+    def _new_core(self, n: _Node) -> None:
+        db = n.disk.load(self.config_text)
+        settings = self.settings[n.sid]
+        core = PeerCore(settings, db, accepted_epoch=n.disk.accepted, current_epoch=n.disk.current)
+        if self.core_factory is not FastLeaderElection:
+            core.election = self.core_factory(
+                n.sid,
+                self.verifier,
+                min_notification_interval=settings.min_notification_interval,
+                max_notification_interval=settings.max_notification_interval,
+                all_voted_shortcut=self.spec.shortcuts,
+                failover_shortcut=self.spec.shortcuts,
+            )
+        n.core = core
+        n.hist = _encode_history(history_of(db.tree))
+        n.wake_at = INF
+        n.fsync_at = INF
+        self._record(ck.NodeRestarted(self.now, n.sid, n.disk.accepted, n.disk.current))
+
+    def _step(self, sid: int, event: Event) -> None:
+        n = self.nodes[sid]
+        core = n.core
+        if core is None or not n.alive:
+            return
+        ready = core.step(event)
+        self._execute(n, core, ready)
+        self._after(n, core)
+
+    def _ev_core(self, sid: int, inc: int, payload: object) -> None:
+        n = self.nodes[sid]
+        if n.alive and n.inc == inc:
+            make: Callable[[float], Event] = payload  # type: ignore[assignment]
+            self._step(sid, make(self.now))
+
+    def _ev_tick(self, sid: int, inc: int, payload: object) -> None:
+        n = self.nodes[sid]
+        if not n.alive or n.inc != inc or n.wake_at != payload:
+            return
+        n.wake_at = INF
+        self._step(sid, Tick(self.now))
+
+    def _execute(self, n: _Node, core: PeerCore, ready: Ready) -> None:
+        sid, now, disk = n.sid, self.now, n.disk
+        for h in ready.hard_state:
+            match h:
+                case SaveAcceptedEpoch(epoch):
+                    disk.accepted = epoch
+                    self._record(ck.EpochWritten(now, sid, "accepted", epoch))
+                case SaveCurrentEpoch(epoch):
+                    disk.current = epoch
+                    self._record(ck.EpochWritten(now, sid, "current", epoch))
+                case TruncateLog(zxid):
+                    synced = disk.sync()  # the log drains first
+                    if synced is not None:
+                        self._later(sid, now, partial(LogSynced, zxid=synced))
+                    disk.truncate(zxid)
+        for m in ready.messages:
+            match m:
+                case SendVote(to, notification):
+                    self._send(sid, to, notification)
+                case SendToLearner(cid, packet):
+                    c = self.conns.get(cid)
+                    if c is not None and c.open[0]:
+                        if packet.type == PacketType.NEWLEADER:
+                            epoch = zxid_epoch(packet.zxid)
+                            self._record(ck.NewLeaderSent(now, sid, epoch, c.learner))
+                        self._qsend(c, 1, packet)
+                case SendSnapshotToLearner(cid, zxid, snap):
+                    c = self.conns.get(cid)
+                    if c is not None and c.open[0]:
+                        self._qsend(c, 1, QuorumPacket(PacketType.SNAP, zxid))
+                        self._qsend(c, 1, snap)
+                        self._qsend(c, 1, SnapshotSignature())
+                case SendToLeader(packet):
+                    if packet.type == PacketType.ACK:
+                        self._check_ack(n, packet.zxid)
+                    c = self.conns.get(n.link) if n.link is not None else None
+                    if c is not None and c.open[1]:
+                        self._qsend(c, 0, packet)
+        for io in ready.io:
+            match io:
+                case OpenQuorumPort():
+                    n.listening = True
+                    self._later(sid, now, QuorumPortOpened)
+                case CloseQuorumPort():
+                    n.listening = False
+                    for c in self.conns.values():
+                        if c.leader == sid and c.leader_inc == n.inc:
+                            self._close_side(c, 0)
+                case ConnectToLeader(target, deadline):
+                    n.connect_gen += 1
+                    at = min(now + self._latency(), deadline)
+                    self._push(at, _QCONNECT, sid, n.connect_gen, (target, deadline))
+                case CloseLeaderConnection():
+                    n.connect_gen += 1
+                    if n.link is not None:
+                        self._close_side(self.conns[n.link], 1)
+                        n.link = None
+                case CloseLearner(cid, _reason):
+                    c = self.conns.get(cid)
+                    if c is not None and c.open[0]:
+                        self._close_side(c, 0)
+                        self._later(sid, now, partial(LearnerDown, conn=cid))
+                case ReadLog(cid, after, up_to, _factor):
+                    logged = disk.log + disk.pending
+                    txns: list[Txn] | None = [t for t in logged if after < t.header.zxid <= up_to]
+                    if (
+                        not logged
+                        or logged[0].header.zxid > after + 1
+                        or (logged[-1].header.zxid < up_to)
+                    ):
+                        txns = None
+                    self._later(sid, now, partial(LogRead, conn=cid, txns=txns))
+                case ReloadDatabase():
+                    disk.sync()
+                    db = disk.load(self.config_text)
+                    reloaded = partial(
+                        DatabaseReloaded,
+                        database=db,
+                        accepted_epoch=disk.accepted,
+                        current_epoch=disk.current,
+                    )
+                    self._later(sid, now, reloaded)
+        if ready.append:
+            disk.pending.extend(ready.append)
+            if n.fsync_at == INF:
+                rng = self.rng
+                slow = rng.random() < 0.1  # an fsync stall now and then
+                n.fsync_at = now + (rng.uniform(5.0, 60.0) if slow else rng.uniform(0.2, 3.0))
+                self._push(n.fsync_at, _FSYNC, sid, n.inc)
+        for request in ready.snapshot:
+            self._take_snapshot(n, core, request)
+        for outcome in ready.outcomes:
+            match outcome:
+                case ElectionDecided(decided):
+                    self._on_decided(n, decided)
+                case Established(role, leader, epoch):
+                    self._on_established(n, core, role, leader, epoch)
+        at = ready.wake_at
+        if at != n.wake_at:
+            n.wake_at = at
+            if at < INF:
+                self._push(max(at, now), _TICK, sid, n.inc, at)
+
+    def _take_snapshot(self, n: _Node, core: PeerCore, request: TakeSnapshot) -> None:
+        snap = core.db.tree.to_snapshot()
+        at = self.now + self.rng.uniform(1.0, 10.0)
+        self._push(at, _SNAPDONE, n.sid, n.inc, (request.zxid, snap, request.sync))
+
+    def _check_ack(self, n: _Node, zxid: int) -> None:
+        disk = n.disk
+        if zxid_counter(zxid) == 0:
+            # A NEWLEADER ACK: every txn logged during the sync must be durable.
+            durable = not any(t.header.zxid < zxid for t in disk.pending)
+        else:
+            durable = zxid in disk.durable
+        self._record(ck.AckSent(self.now, n.sid, zxid, durable))
+
+    def _after(self, n: _Node, core: PeerCore) -> None:
+        """After a step: history rollbacks, the leader's commits."""
+        node = core.db.tree.nodes.get(HISTORY_PATH)
+        data = node.data if node is not None and node.data else b""
+        if data != n.hist:
+            if not data.startswith(n.hist):
+                before = tuple(
+                    int.from_bytes(n.hist[i : i + 8], "big") for i in range(0, len(n.hist), 8)
+                )
+                self._record(
+                    ck.HistoryRolledBack(
+                        self.now,
+                        n.sid,
+                        before,
+                        history_of(core.db.tree),
+                        "leader" if core.leader is not None else "learner",
+                    )
+                )
+            n.hist = data
+        leader = core.leader
+        if leader is not None and leader.established and leader.last_committed > n.committed_seen:
+            first = n.committed_seen
+            n.committed_seen = leader.last_committed
+            for z in range(first + 1, leader.last_committed + 1):
+                durable = frozenset(s for s, x in self.nodes.items() if z in x.disk.durable)
+                self._record(ck.Committed(self.now, n.sid, leader.epoch, z, durable))
+                self.commits += 1
 
     def _ev_start(self, sid: int, _b: int, _p: object) -> None:
-        p = self.peers[sid]
-        if p.alive or p.inc:
+        n = self.nodes[sid]
+        if n.alive or n.inc:
             return  # crashed (and maybe restarted) before it first started
-        p.alive = True
-        self._new_core(p)
-        self._look(p)
-
-    def _look(self, p: _Peer) -> None:
-        """Back to LOOKING: leave the Zab phase, start a round."""
-        self._leave_zab(p)
-        self._step(p.sid, Start(self.now, p.zxid, p.epoch))
+        n.alive = True
+        self._new_core(n)
+        self._step(sid, Start(self.now))
 
     def _ev_crash(self, sid: int, _b: int, _p: object) -> None:
-        p = self.peers[sid]
-        if not p.alive and p.inc == 0:
-            p.inc = 1  # killed before its first start: it starts at its restart
+        n = self.nodes[sid]
+        if not n.alive and n.inc == 0:
+            n.inc = 1  # killed before its first start: it starts at its restart
             return
-        if not p.alive:
+        if not n.alive:
             return
         self._fault()
-        self._leave_zab(p)
-        p.alive = False
-        p.core = None
-        p.inc += 1
+        n.alive = False
+        n.core = None
+        n.inc += 1
+        n.listening = False
+        n.link = None
+        n.disk.pending = []  # not durable: lost
+        for c in self.conns.values():
+            if c.leader == sid and c.open[0]:
+                self._close_side(c, 0)
+            if c.learner == sid and c.open[1]:
+                self._close_side(c, 1)
         for q in self.all:
             if q != sid:
                 self._break(sid, q)
@@ -557,27 +1016,68 @@ class World:
                 self.last_sent.pop((sid, q), None)
 
     def _ev_restart(self, sid: int, _b: int, _p: object) -> None:
-        p = self.peers[sid]
-        if p.alive:
+        n = self.nodes[sid]
+        if n.alive:
             return
         self._fault()
         self.restarts += 1
-        p.alive = True
-        p.inc += 1
-        self._new_core(p)
-        self._look(p)
+        n.alive = True
+        n.inc += 1
+        self._new_core(n)
+        self._step(sid, Start(self.now))
 
-    def _ev_failover(self, sid: int, _b: int, _p: object) -> None:
-        p = self.peers[sid]
-        if not p.alive or not p.established or self.now >= self.heal_time:
+    def _ev_failover(self, sid: int, gen: int, _p: object) -> None:
+        n = self.nodes[sid]
+        core = n.core
+        if not n.alive or core is None or self.now >= self.heal_time or n.phase_gen != gen:
+            return
+        if core.leader is None or not core.leader.established:
             return
         self.episodes.append(Episode("failover", self.now, self.result.messages))
         self.open_episode = self.episodes[-1]
         self._ev_crash(sid, 0, None)
 
+    # -------------------------------------------------------------- writes
+
+    def _ev_propose(self, sid: int, gen: int, _p: object) -> None:
+        n = self.nodes[sid]
+        core = n.core
+        if not n.alive or core is None or n.phase_gen != gen or self.stable_at is not None:
+            return
+        leader = core.leader
+        if leader is None or not leader.established:
+            return
+        if self.proposals < MAX_PROPOSALS:
+            self.proposals += 1
+            zxid = leader.next_zxid()
+            n.chain.append(zxid)
+            self._step(sid, Propose(self.now, history_txn(zxid, n.chain, self.now)))
+        self._push(self.now + self.rng.expovariate(1 / 25.0), _PROPOSE, sid, gen)
+
     # -------------------------------------------------------------- decisions
 
-    def _on_decided(self, p: _Peer, d: Decided) -> None:
+    def _on_established(
+        self, n: _Node, core: PeerCore, role: ServerState, leader: int, epoch: int
+    ) -> None:
+        history = history_of(core.db.tree)
+        n.phase_gen += 1
+        if role is LEADING:
+            self._record(ck.LeaderEstablished(self.now, n.sid, epoch, history))
+            n.chain = list(history)
+            assert core.leader is not None
+            n.committed_seen = core.leader.last_committed
+            self._push(self.now + self.rng.expovariate(1 / 25.0), _PROPOSE, n.sid, n.phase_gen)
+            if (
+                "failover" in self.spec.faults
+                and self.now < self.heal_time * 0.7
+                and not any(e.name == "failover" for e in self.episodes)
+            ):
+                self._push(self.now + self.rng.uniform(0, 50), _FAILOVER, n.sid, n.phase_gen)
+        else:
+            self._record(ck.LearnerSynced(self.now, n.sid, leader, epoch, history))
+        self._check_stable()
+
+    def _on_decided(self, p: _Node, d: Decided) -> None:
         now = self.now
         res = self.result
         res.decisions += 1
@@ -586,12 +1086,9 @@ class World:
         leader = vote.leader
         rnd = vote.election_epoch
         self._check_decision(p, d)
-        # Observers are left out: voters never send them their changes of mind, only
-        # replies, so an observer can settle on a proposal a heavy voter later dropped.
         if rnd == 1 and p.voter and now < self.first_fault and p.sid not in self.first_round:
             self.first_round[p.sid] = leader
         if p.voter and d.via in _LOOKING_VIA:
-            # A restart starts the logical clock afresh: rounds compare between restarts.
             by_leader = self.round_deciders.setdefault((self.restarts, rnd), {})
             deciders = by_leader.setdefault(leader, set())
             deciders.add(p.sid)
@@ -603,38 +1100,23 @@ class World:
                 ep.decided_at = now - ep.start
                 ep.messages = res.messages - ep.messages_at_start
                 self.open_episode = None
-        # Enter the abstract Zab phase.
-        p.gen += 1
-        p.zab = d.state
-        p.leader = leader
-        p.decided_at = now
-        p.attached = False
-        if d.state is LEADING:
-            p.learners = set()
-            p.established = False
-            self._push(now + self.spec.init_limit_ms, _LEADER_DEADLINE, p.sid, p.gen)
-            self._try_establish(p)
-        else:
-            self._push(now + 2 * self._latency(), _ATTACH, p.sid, p.gen)
 
-    def _check_decision(self, p: _Peer, d: Decided) -> None:
+    def _check_decision(self, p: _Node, d: Decided) -> None:
         vote = d.vote
         leader = vote.leader
         who = f"peer {p.sid} decided {d.state.name} {vote.short()} via {d.via.value}"
-        # Invariant 3.
         if leader not in self.voters or self.verifier.weight(leader) == 0:
             self._violation(f"{who}: leader {leader} is an observer or has weight 0")
-        # Invariant 1a: a genuine quorum.
         sids = [s for s, _ in d.quorum]
         if not self.verifier.contains_quorum(sids):
             self._violation(f"{who}: evidence {sids} is not a quorum")
         looking_path = d.via in _LOOKING_VIA
-        # A non-voter's LOOKING-path "decision" rests on the current votes voters answer
-        # non-voters with (stale zxid, ZOOKEEPER-1805): not an election, no invariant 2.
         elected = looking_path and p.voter
+        core = p.core
+        assert core is not None
         for s, v in d.quorum:
             if s == p.sid:
-                state = (p.epoch, p.zxid)
+                state = (core.current_epoch, core.db.last_txn_zxid)
             else:
                 key = (p.sid, s, v.leader, v.zxid, v.election_epoch, v.peer_epoch, v.state)
                 got = self.seen.get(key)
@@ -645,164 +1127,77 @@ class World:
             if looking_path:
                 if v.election_epoch != vote.election_epoch or v.leader != leader:
                     self._violation(f"{who}: evidence {v.short()} of {s} is another vote")
-                # Invariant 2, for votes cast in the election (FOLLOWING/LEADING reports
-                # carry the stale zxid of their own election, ZOOKEEPER-1805).
                 if elected and v.state is LOOKING and (vote.peer_epoch, vote.zxid) < state:
                     self._violation(
                         f"{who}: voter {s} had (peer epoch, zxid) = ({state[0]}, "
                         f"{state[1]:#x}), newer than the leader's"
                     )
 
-    # -------------------------------------------------------------- abstract Zab
+    # -------------------------------------------------------------- the end
 
-    def _ev_attach(self, sid: int, gen: int, payload: object) -> None:
-        p = self.peers[sid]
-        if p.gen != gen or p.zab is LOOKING or not p.alive:
-            return
-        lp = self.peers[p.leader]
-        if (
-            lp.alive
-            and lp.zab is LEADING
-            and lp.leader == lp.sid
-            and self._reachable(sid, lp.sid)
-            and p.sid != lp.sid
-        ):
-            lp.learners.add(sid)
-            p.attached = True
-            if lp.established:
-                self._sync(p, lp)
-                self._check_stable()
-            else:
-                self._try_establish(lp)
-            return
-        refused = payload if isinstance(payload, int) else 0  # refusals so far
-        if not self._reachable(sid, lp.sid):
-            pass  # the SYN gets no answer: only the connect timeout (initLimit) ends it
-        elif refused >= 4:
-            self._look(p)  # Learner.connectToLeader: "retries exceeded" after 5 tries
-            return
-        else:
-            refused += 1
-        if self.now + 100 < p.decided_at + self.spec.init_limit_ms:
-            self._push(self.now + 100, _ATTACH, sid, gen, refused)
-        else:
-            self._look(p)
+    def _synced_with(self, leader: int) -> list[int]:
+        out = []
+        for sid, n in self.nodes.items():
+            core = n.core
+            if not n.alive or core is None or not core.leadership.established:
+                continue
+            if core.leadership.leader == leader or sid == leader:
+                out.append(sid)
+        return out
 
-    def _quorum_of(self, lp: _Peer) -> list[int]:
-        members = [lp.sid]
-        for s in lp.learners:
-            q = self.peers[s]
-            if q.alive and q.attached and q.leader == lp.sid and self._reachable(s, lp.sid):
-                members.append(s)
-        return members
-
-    def _try_establish(self, lp: _Peer) -> None:
-        if lp.established:
-            return
-        members = [s for s in self._quorum_of(lp) if s in self.voters]
-        if not self.verifier.contains_quorum(members):
-            return
-        epoch = max(self.peers[s].epoch for s in members) + 1
-        if epoch in self.established:
-            self._violation(
-                f"leader {lp.sid} and leader {self.established[epoch]} both established epoch "
-                f"{epoch}"
-            )
-        self.established[epoch] = lp.sid
-        lp.established = True
-        lp.epoch = epoch
-        lp.zxid = make_zxid(epoch, self.rng.randint(0, 3))
-        self._step(lp.sid, EpochUpdated(self.now, epoch))
-        for s in list(lp.learners):
-            self._sync(self.peers[s], lp)
-        if (
-            "failover" in self.spec.faults
-            and self.now < self.heal_time * 0.7
-            and not any(e.name == "failover" for e in self.episodes)
-        ):
-            self._push(self.now + self.rng.uniform(0, 50), _FAILOVER, lp.sid)
-        self._check_stable()
-
-    def _sync(self, p: _Peer, lp: _Peer) -> None:
-        p.epoch = lp.epoch
-        counter = lp.zxid & 0xFFFFFFFF
-        lag = self.rng.choice((0, 0, 1)) if counter else 0
-        p.zxid = make_zxid(lp.epoch, counter - lag)
-        self._step(p.sid, EpochUpdated(self.now, lp.epoch))
-
-    def _leave_zab(self, p: _Peer) -> None:
-        """``p`` stops leading or following (crash or back to LOOKING)."""
-        was = p.zab
-        p.gen += 1
-        p.zab = LOOKING
-        p.attached = False
-        if was is LEADING:
-            p.established = False
-            for s in p.learners:
-                q = self.peers[s]
-                if q.zab is not LOOKING and q.leader == p.sid:
-                    # The learner's socket to the leader closes: it notices at once.
-                    self._push(self.now + self._latency(), _LOOK, s, q.gen)
-            p.learners = set()
-        elif was is not LOOKING:
-            lp = self.peers[p.leader]
-            if p.sid in lp.learners:
-                lp.learners.discard(p.sid)
-                if lp.zab is LEADING and lp.sid != p.sid:
-                    self._push(self.now + self.spec.sync_limit_ms / 2, _ZAB_CHECK, lp.sid, lp.gen)
-
-    def _ev_look(self, sid: int, gen: int, _p: object) -> None:
-        p = self.peers[sid]
-        if p.gen == gen and p.alive and p.zab is not LOOKING:
-            self._look(p)
-
-    def _ev_leader_deadline(self, sid: int, gen: int, _p: object) -> None:
-        p = self.peers[sid]
-        if p.gen == gen and p.alive and p.zab is LEADING and not p.established:
-            self._look(p)
-
-    def _ev_zab_check(self, sid: int, gen: int, _p: object) -> None:
-        p = self.peers[sid]
-        if p.gen != gen or not p.alive or p.zab is LOOKING:
-            return
-        if p.zab is LEADING:
-            if not p.established:
-                return  # the init-limit deadline handles it
-            for s in [s for s in p.learners if not self._reachable(s, sid)]:
-                # The leader drops the learner; the learner sees its socket close.
-                p.learners.discard(s)
-                q = self.peers[s]
-                if q.zab is not LOOKING and q.leader == sid:
-                    self._push(self.now + self._latency(), _LOOK, s, q.gen)
-            members = [s for s in self._quorum_of(p) if s in self.voters]
-            if not self.verifier.contains_quorum(members):
-                self._look(p)
-            return
-        lp = self.peers[p.leader]
-        if not (lp.alive and lp.zab is LEADING and self._reachable(sid, lp.sid)):
-            self._look(p)
-
-    def _ev_end(self, _a: int, _b: int, _p: object) -> None:
-        self._check_stable()
-        if not self.stable:
-            states = ", ".join(
-                f"{p.sid}:{p.zab.name}{'*' if p.established else ''}" for p in self.peers.values()
-            )
-            self._violation(
-                f"liveness: no established leader with every voter synced "
-                f"{self.spec.liveness_bound_ms:.0f} ms after the fault window ({states})"
-            )
-        self._heap.clear()
+    def _stable_leader(self) -> int | None:
+        for sid, n in self.nodes.items():
+            core = n.core
+            leader = None if core is None or not n.alive else core.leader
+            if leader is not None and leader.established and core is not None:
+                synced = set(self._synced_with(sid))
+                if core.leadership.is_leader and all(v in synced for v in self.voters):
+                    return sid
+        return None
 
     def _check_stable(self) -> None:
-        if self.now < self.heal_time or self.stable:
+        if self.now < self.quiet_from or self.stable_at is not None:
             return
-        for p in self.peers.values():
-            if p.zab is LEADING and p.established and p.alive:
-                members = set(self._quorum_of(p))
-                if all(s in members for s in self.voters):
-                    self.stable = True
-                return
+        if self._stable_leader() is not None:
+            self.stable_at = self.now  # no more proposals: let the last ones commit
+            self._push(self.now + DRAIN_MS, _STOP)
+
+    def _ev_check(self, _a: int, _b: int, _p: object) -> None:
+        self._check_stable()
+        if self.stable_at is None:
+            self._push(self.now + 50.0, _CHECK)
+
+    def _ev_stop(self, _a: int, _b: int, _p: object) -> None:
+        leader = self._stable_leader()
+        if leader is None:
+            self._stable_lost()
+            return
+        core = self.nodes[leader].core
+        assert core is not None and core.leader is not None
+        histories = {
+            s: history_of(c.db.tree)
+            for s in self._synced_with(leader)
+            if (c := self.nodes[s].core) is not None
+        }
+        self._record(ck.Final(self.now, leader, core.leader.epoch, histories))
+        self.done = True
+
+    def _stable_lost(self) -> None:
+        """The drain ended without a stable ensemble: look again until the deadline."""
+        self.stable_at = None
+        self._push(self.now + 50.0, _CHECK)
+
+    def _ev_end(self, _a: int, _b: int, _p: object) -> None:
+        states = ", ".join(
+            f"{n.sid}:{n.core.leadership.role.name if n.core else 'DOWN'}"
+            f"{'*' if n.core and n.core.leadership.established else ''}"
+            for n in self.nodes.values()
+        )
+        self._violation(
+            f"liveness: no established leader with every voter synced "
+            f"{self.spec.liveness_bound_ms:.0f} ms after the fault window ({states})"
+        )
+        self.done = True
 
     # ------------------------------------------------------------------ checks
 
@@ -814,6 +1209,20 @@ class World:
         firsts = set(self.first_round.values())
         if len(firsts) > 1:
             self._violation(f"round 1 (before any fault): deciders chose {sorted(firsts)}")
+        for text in ck.check_history(self.records, self.verifier):
+            self.result.violations.append(f"zab: {text}")
+        self.result.commits = self.commits
+        self.result.proposals = self.proposals
+
+
+def _describe(payload: object) -> str:
+    if isinstance(payload, QuorumPacket):
+        return f"packet {payload.type} {payload.zxid:#x}"
+    if payload is None:
+        return "close"
+    if callable(payload):
+        return "event"
+    return type(payload).__name__
 
 
 def run_one(
@@ -834,6 +1243,8 @@ __all__ = [
     "Spec",
     "Vote",
     "World",
+    "history_of",
+    "history_txn",
     "random_spec",
     "run_one",
 ]

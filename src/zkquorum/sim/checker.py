@@ -1,0 +1,327 @@
+"""Zab's invariants over a recorded history: a checker fed one record at a time.
+
+The simulator (:mod:`zkquorum.sim.world`) records what the real peer cores did, in the
+order it happened (virtual time); :class:`ZabChecker` reads those records and reports
+every violation of:
+
+1. **One established leader per epoch** (``LeaderEstablished``; an older epoch's leader
+   may establish late, after a newer one, when its NEWLEADER ACKs were delayed: it must
+   still hold every txn the epochs before its own committed), and NEWLEADER is sent
+   only once a quorum (the leader with the learners whose ACKEPOCH it received, each a
+   vote, not -1) acknowledged the epoch (``AckEpochReceived``, ``NewLeaderSent``).
+2. **Epochs only grow**: each peer's acceptedEpoch and currentEpoch files never go back,
+   currentEpoch never passes acceptedEpoch, and a restart reads what was last written.
+3. **After sync a learner's history is a prefix-consistent copy of the leader's**
+   (``LearnerSynced``: a prefix of the leader's history at establishment followed by
+   what it committed since).
+4. **A committed txn is never rolled back and is eventually in every synced peer in the
+   same order**: commits (``Committed``) go in zxid order within an epoch; a commit of
+   an older epoch is in the history every newer epoch's leader began with; each is
+   durable on a quorum when the leader commits it (a commit applied before it is
+   durable is a violation); every ACK is sent for a durable txn (``AckSent``); a live
+   rollback (TRUNC, SNAP, reload; ``HistoryRolledBack``) may drop a committed txn only
+   on a syncing learner, which must hold it again when synced (3.8's leader plans a
+   TRUNC to its newest commit and forwards the proposals after it, which may commit
+   meanwhile), never on a leader; every new leader holds every txn the epochs before
+   its own committed; at the end (``Final``) every synced peer holds every committed
+   txn, in commit order, and the same history as the leader.
+
+A history is the tuple of zxids a peer's data tree went through (the simulator's txn
+stream makes it readable from the tree), strictly increasing.  The next step feeds client
+operations into the same checker (a record type per client event).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from zkquorum.config.verifier import QuorumVerifier
+from zkquorum.wire.zxid import zxid_epoch, zxid_hex
+
+History = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EpochWritten:
+    t: float
+    sid: int
+    kind: str  # "accepted" | "current"
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRestarted:
+    t: float
+    sid: int
+    accepted: int
+    current: int
+
+
+@dataclass(frozen=True, slots=True)
+class AckEpochReceived:
+    t: float
+    leader: int
+    epoch: int
+    sid: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewLeaderSent:
+    t: float
+    leader: int
+    epoch: int
+    to: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderEstablished:
+    t: float
+    leader: int
+    epoch: int
+    history: History
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerSynced:
+    t: float
+    sid: int
+    leader: int
+    epoch: int
+    history: History
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    t: float
+    leader: int
+    epoch: int
+    zxid: int
+    durable_on: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class AckSent:
+    t: float
+    sid: int
+    zxid: int
+    durable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRolledBack:
+    t: float
+    sid: int
+    before: History
+    after: History
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    t: float
+    leader: int
+    epoch: int
+    histories: Mapping[int, History]
+    """The final leader's and every peer synced with it."""
+
+
+Record = (
+    EpochWritten
+    | NodeRestarted
+    | AckEpochReceived
+    | NewLeaderSent
+    | LeaderEstablished
+    | LearnerSynced
+    | Committed
+    | AckSent
+    | HistoryRolledBack
+    | Final
+)
+
+
+def _is_prefix(a: History, b: History) -> bool:
+    return len(a) <= len(b) and b[: len(a)] == a
+
+
+def _subsequence(sub: Iterable[int], seq: History) -> bool:
+    it = iter(seq)
+    return all(any(x == y for y in it) for x in sub)
+
+
+def _hexes(zxids: Iterable[int]) -> str:
+    return "[" + ", ".join(zxid_hex(z) for z in zxids) + "]"
+
+
+class ZabChecker:
+    """Feed records in the order they happened (:meth:`feed`), then :meth:`finish`."""
+
+    def __init__(self, verifier: QuorumVerifier) -> None:
+        self.verifier = verifier
+        self.violations: list[str] = []
+        self.leaders: dict[int, int] = {}  # epoch -> established leader
+        self.chains: dict[int, list[int]] = {}  # epoch -> the leader's history + commits
+        self.ackepochs: dict[tuple[int, int], set[int]] = {}
+        self.epochs: dict[tuple[int, str], int] = {}
+        self.committed: list[int] = []
+        self.committed_set: set[int] = set()
+        self.finals = 0
+        self.initial: dict[int, frozenset[int]] = {}  # epoch -> its leader's history then
+        self.last_commit: dict[int, int] = {}  # epoch -> its newest commit
+        self.owed: dict[int, set[int]] = {}
+        """Committed txns a peer rolled back: it must hold them again once synced."""
+
+    def _bad(self, t: float, text: str) -> None:
+        self.violations.append(f"t={t:.3f}ms: {text}")
+
+    def check(self, records: Iterable[Record]) -> list[str]:
+        for r in records:
+            self.feed(r)
+        return self.finish()
+
+    def finish(self) -> list[str]:
+        return self.violations
+
+    def feed(self, r: Record) -> None:
+        match r:
+            case EpochWritten():
+                self._epoch(r)
+            case NodeRestarted(t, sid, accepted, current):
+                for kind, value in (("accepted", accepted), ("current", current)):
+                    last = self.epochs.get((sid, kind))
+                    if last is not None and value != last:
+                        self._bad(t, f"peer {sid} restarted with {kind}Epoch {value}, "
+                                     f"but {last} was written")  # fmt: skip
+            case AckEpochReceived(_, leader, epoch, sid):
+                self.ackepochs.setdefault((leader, epoch), set()).add(sid)
+            case NewLeaderSent(t, leader, epoch, to):
+                acked = self.ackepochs.get((leader, epoch), set()) | {leader}
+                if not self.verifier.contains_quorum(acked):
+                    self._bad(t, f"leader {leader} sent NEWLEADER of epoch {epoch} to {to} "
+                                 f"before a quorum acked the epoch (ACKEPOCH from "
+                                 f"{sorted(acked - {leader})})")  # fmt: skip
+            case LeaderEstablished():
+                self._established(r)
+            case LearnerSynced(t, sid, leader, epoch, history):
+                self._ordered(t, sid, history)
+                owed = sorted(z for z in self.owed.pop(sid, set()) if z not in history)
+                if owed:
+                    self._bad(t, f"peer {sid} rolled back committed {_hexes(owed)} and synced "
+                                 "without them")  # fmt: skip
+                chain = self.chains.get(epoch)
+                if self.leaders.get(epoch) != leader or chain is None:
+                    self._bad(t, f"peer {sid} synced with leader {leader} in epoch {epoch}, "
+                                 "which that leader never established")  # fmt: skip
+                elif not _is_prefix(history, tuple(chain)):
+                    self._bad(t, f"peer {sid} synced with leader {leader} (epoch {epoch}) "
+                                 f"holds {_hexes(history)}, not a prefix of the leader's "
+                                 f"{_hexes(chain)}")  # fmt: skip
+            case Committed():
+                self._committed(r)
+            case AckSent(t, sid, zxid, durable):
+                if not durable:
+                    self._bad(t, f"peer {sid} acked {zxid_hex(zxid)} before it was durable")
+            case HistoryRolledBack(t, sid, before, after, why):
+                self._ordered(t, sid, after)
+                lost = [z for z in before if z in self.committed_set and z not in after]
+                if lost and sid in self.leaders.values() and why == "leader":
+                    self._bad(t, f"leader {sid} rolled back committed {_hexes(lost)}")
+                elif lost:
+                    # A TRUNC planned before the commit, with the proposal forwarded right
+                    # after it (3.8 does the same): the peer must hold it again when synced.
+                    self.owed.setdefault(sid, set()).update(lost)
+            case Final():
+                self._final(r)
+
+    def _epoch(self, r: EpochWritten) -> None:
+        key = (r.sid, r.kind)
+        last = self.epochs.get(key)
+        if last is not None and r.epoch < last:
+            self._bad(r.t, f"peer {r.sid}: {r.kind}Epoch went back from {last} to {r.epoch}")
+        self.epochs[key] = r.epoch
+        accepted = self.epochs.get((r.sid, "accepted"))
+        if r.kind == "current" and accepted is not None and r.epoch > accepted:
+            self._bad(r.t, f"peer {r.sid}: currentEpoch {r.epoch} > acceptedEpoch {accepted}")
+
+    def _ordered(self, t: float, sid: int, history: History) -> None:
+        if any(a >= b for a, b in itertools.pairwise(history)):
+            self._bad(t, f"peer {sid}: history out of zxid order {_hexes(history)}")
+
+    def _established(self, r: LeaderEstablished) -> None:
+        other = self.leaders.get(r.epoch)
+        if other is not None:
+            self._bad(r.t, f"leaders {other} and {r.leader} both established epoch {r.epoch}")
+            return
+        # A leader of an older epoch may still establish after a newer one did (its
+        # NEWLEADER ACKs were late); it must hold what the older epochs committed.
+        self._ordered(r.t, r.leader, r.history)
+        older = sorted(z for z in self.committed if zxid_epoch(z) < r.epoch)
+        missing = [z for z in older if z not in r.history]
+        if missing:
+            self._bad(r.t, f"leader {r.leader} of epoch {r.epoch} lacks committed txns "
+                           f"{_hexes(missing)} (its history {_hexes(r.history)})")  # fmt: skip
+        self.leaders[r.epoch] = r.leader
+        self.chains[r.epoch] = list(r.history)
+        self.initial[r.epoch] = frozenset(r.history)
+
+    def _committed(self, r: Committed) -> None:
+        if self.leaders.get(r.epoch) != r.leader:
+            self._bad(r.t, f"{r.leader} committed {zxid_hex(r.zxid)} without being the "
+                           f"established leader of epoch {r.epoch}")  # fmt: skip
+        last = self.last_commit.get(r.epoch)
+        if last is not None and r.zxid <= last:
+            self._bad(r.t, f"commit {zxid_hex(r.zxid)} after {zxid_hex(last)}")
+        self.last_commit[r.epoch] = r.zxid
+        for epoch, initial in self.initial.items():
+            if epoch > r.epoch and r.zxid not in initial:
+                self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} of epoch "
+                               f"{r.epoch}, which epoch {epoch}'s leader lacked")  # fmt: skip
+        if not self.verifier.contains_quorum(r.durable_on):
+            self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} durable only on "
+                           f"{sorted(r.durable_on)}, not a quorum")  # fmt: skip
+        self.committed.append(r.zxid)
+        self.committed_set.add(r.zxid)
+        chain = self.chains.get(r.epoch)
+        if chain is not None:
+            chain.append(r.zxid)
+
+    def _final(self, r: Final) -> None:
+        self.finals += 1
+        lead = r.histories.get(r.leader, ())
+        committed = sorted(self.committed)
+        for sid, h in sorted(r.histories.items()):
+            self._ordered(r.t, sid, h)
+            missing = [z for z in committed if z not in h]
+            if missing:
+                self._bad(r.t, f"at the end, synced peer {sid} lacks committed "
+                               f"{_hexes(missing[:5])}")  # fmt: skip
+            elif not _subsequence(committed, h):
+                self._bad(r.t, f"at the end, synced peer {sid} holds the commits in another "
+                               "order")  # fmt: skip
+            if h != lead:
+                self._bad(r.t, f"at the end, synced peer {sid} holds {_hexes(h[-4:])}... "
+                               f"but leader {r.leader} {_hexes(lead[-4:])}...")  # fmt: skip
+
+
+def check_history(records: Iterable[Record], verifier: QuorumVerifier) -> list[str]:
+    """Every violation of Zab's invariants in ``records`` (in the order they happened)."""
+    return ZabChecker(verifier).check(records)
+
+
+__all__ = [
+    "AckEpochReceived",
+    "AckSent",
+    "Committed",
+    "EpochWritten",
+    "Final",
+    "History",
+    "HistoryRolledBack",
+    "LeaderEstablished",
+    "LearnerSynced",
+    "NewLeaderSent",
+    "NodeRestarted",
+    "Record",
+    "ZabChecker",
+    "check_history",
+]
