@@ -2,8 +2,9 @@
 
 Facts: ``DataTree#processTxn``, ``#createNode``, ``#deleteNode``, ``#setData``, ``#setACL``,
 ``#killSession`` of 3.8.0 and ``docs/spec/quorum-config-and-zab.md`` B2/B4.  The point is a
-truthful ``last_processed_zxid`` and a tree that can be sent (SNAP) or written as a snapshot;
-no watches, quotas or digests.
+truthful ``last_processed_zxid``, a tree that can be sent (SNAP) or written as a snapshot,
+and the tree's digest kept as it changes (``core/digest.py``: a leader sends it in every
+PROPOSAL).  Watches live with the server (``core/watch_manager.py``); no quotas.
 
 Rules kept from 3.8.0:
 

@@ -1,6 +1,6 @@
 """A ZooKeeper server's client side as a pure state machine: sessions, the request
 pipeline, watches and replies (``ZooKeeperServer`` with its Prep, Sync and Final request
-processors, standalone).
+processors; standalone, or one seat of a quorum).
 
 ``ServerCore.step(event) -> ServerOut``: events are client connections and their decoded
 frames (:mod:`zkquorum.wire.client`), ticks, and ``TxnsDurable`` from the
@@ -23,6 +23,15 @@ Sessions: created by a ``createSession`` txn (the ConnectResponse follows its co
 touched by every packet, expired by the tracker (``closeSession`` txn, ephemerals
 deleted).  A reconnect with a session id and the right password (``java.util.Random``
 passwords, as 3.8 makes them) moves the session to the new connection.
+
+In a quorum (``ServerSettings.quorum``) the same connections, reads and watches, but
+prep, the log and expiry belong to the peer core: writes, session changes and syncs leave
+as ``ServerOut.forward`` (the leader prepares and proposes them, a learner forwards them
+to its leader), a reconnecting session is revalidated by the leader
+(``ServerOut.revalidate``), touched sessions are reported (``ServerOut.touches``), and
+every txn the peer core applies comes back as ``TxnApplied``: watches fire, and the
+client that sent it gets its reply (matched by session id and xid, as 3.8's
+CommitProcessor matches them).
 """
 
 from __future__ import annotations

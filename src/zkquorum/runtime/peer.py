@@ -19,6 +19,12 @@ out each :class:`~zkquorum.core.ready.Ready` in its order (``docs/architecture.m
 6. ``outcomes``: leadership values for the application, trace records, logs;
 7. ``wake_at``: one timer for the next ``Tick``.
 
+The client port (:mod:`zkquorum.runtime.client_port`) serves while the peer is
+established: a :class:`~zkquorum.core.server.ServerCore` in quorum mode answers reads and
+watches from the database, hands writes to the core (``ClientWrite``) and answers them
+when the core reports them applied (``Applied``); leaving broadcast drops every client, as
+3.8 does.  Four-letter words are answered on the same port.
+
 Time is milliseconds on the monotonic clock since the peer was made.  Tasks belong to one
 :class:`~zkquorum.runtime.tasks.TaskOwner`; :meth:`PeerRuntime.close` ends them all and
 closes every socket and file.  ``fixed`` runs one leader or learner phase with no
