@@ -27,7 +27,7 @@ def _int32(value: int) -> int:
 def string_hash(s: str) -> int:
     """``String#hashCode`` over UTF-16 code units."""
     h = 0
-    data = s.encode("utf-16-be")
+    data = s.encode("utf-16-be", "surrogatepass")
     for i in range(0, len(data), 2):
         h = (31 * h + (data[i] << 8 | data[i + 1])) & (_INT - 1)
     return _int32(h)
@@ -40,7 +40,8 @@ def id_hash(ident: Id) -> int:
     return _int32(37 * result + string_hash(ident.id))
 
 
-def _spread(h: int) -> int:
+def spread(h: int) -> int:
+    """``HashMap#hash``: the high half folded into the low one (unsigned)."""
     u = h & (_INT - 1)
     return u ^ (u >> 16)
 
@@ -58,7 +59,7 @@ def hash_order(items: Sequence[T], key: Callable[[T], int], capacity: int) -> li
     return [
         item
         for _, _, item in sorted(
-            ((_spread(key(item)) & mask, i, item) for i, item in enumerate(items)),
+            ((spread(key(item)) & mask, i, item) for i, item in enumerate(items)),
             key=lambda t: (t[0], t[1]),
         )
     ]

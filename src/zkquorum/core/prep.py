@@ -75,6 +75,7 @@ from zkquorum.core.acl import (
     check_acl,
     fixup_acl,
 )
+from zkquorum.core.javaorder import spread, string_hash
 from zkquorum.core.sessions import SessionCheck, SessionTracker
 from zkquorum.wire.client_records import (
     CheckVersionRequest,
@@ -981,12 +982,8 @@ def _error_txn(header: TxnHeader, code: ErrorCode) -> PrepResult:
 
 
 def _java_string_hash(text: str) -> int:
-    """``String#hashCode`` over UTF-16 units, then ``HashMap#hash``'s spread."""
-    h = 0
-    units = text.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(units), 2):
-        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
-    return h ^ (h >> 16)
+    """``String#hashCode``, then ``HashMap#hash``'s spread."""
+    return spread(string_hash(text))
 
 
 class _JavaHashSet:
