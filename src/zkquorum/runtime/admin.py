@@ -41,6 +41,7 @@ from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime import tls
 from zkquorum.runtime.connections import ConnectionCounters
 from zkquorum.runtime.netfmt import format_peer
+from zkquorum.wire.client import FOUR_LETTER_WORDS
 from zkquorum.wire.election import ServerState
 from zkquorum.wire.zxid import zxid_hex
 
@@ -51,28 +52,7 @@ VERSION_STRING: Final = f"{ZOOKEEPER_VERSION}-zkquorum-{__version__}, built on n
 """What ``Zookeeper version:`` shows: 3.8's ``<version>-<commit>, built on <date>`` shape."""
 
 NOT_SERVING: Final = "This ZooKeeper instance is not currently serving requests\n"
-KNOWN_WORDS: Final = frozenset(
-    {
-        "conf",
-        "cons",
-        "crst",
-        "dirs",
-        "dump",
-        "envi",
-        "gtmk",
-        "hash",
-        "isro",
-        "mntr",
-        "ruok",
-        "srst",
-        "srvr",
-        "stat",
-        "stmk",
-        "wchc",
-        "wchp",
-        "wchs",
-    }
-)
+KNOWN_WORDS: Final = FOUR_LETTER_WORDS
 """``FourLetterCommands`` of 3.8: answered with the whitelist message when not allowed."""
 IMPLEMENTED: Final = frozenset({"conf", "envi", "isro", "mntr", "ruok", "srvr", "stat"})
 READ_TIMEOUT: Final = 10.0
