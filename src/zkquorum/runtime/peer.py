@@ -240,6 +240,9 @@ class PeerRuntime:
         self._inbox: collections.deque[Event] = collections.deque()
         self._stepping = False
         self._blocked = False
+        self._post_scheduled = False
+        self._out_learners: dict[int, list[bytes]] = {}
+        self._out_leader: list[bytes] = []
         self._wake: asyncio.TimerHandle | None = None
         self._wake_at = INF
         self._txn_log: TxnLog | None = None
@@ -369,7 +372,35 @@ class PeerRuntime:
                 self._execute(ready)
         finally:
             self._stepping = False
+        self._flush()
         self._arm(core.next_deadline())
+
+    def _flush(self) -> None:
+        """The packets of the steps just taken, one write per connection."""
+        if self._out_learners:
+            out, self._out_learners = self._out_learners, {}
+            if self.listener is not None:
+                for conn, chunks in out.items():
+                    self.listener.send(conn, b"".join(chunks))
+        if self._out_leader:
+            data, self._out_leader = b"".join(self._out_leader), []
+            if self._link is not None:
+                self._link.send_bytes(data)
+
+    def _post(self, event: Event) -> None:
+        """An event from the quorum port: stepped with every other event that arrives in
+        the same turn of the loop (the packets of one read), then one write each."""
+        if self._closed or self.core is None:
+            return
+        self._inbox.append(event)
+        if not self._post_scheduled:
+            self._post_scheduled = True
+            asyncio.get_running_loop().call_soon(self._posted)
+
+    def _posted(self) -> None:
+        self._post_scheduled = False
+        if not self._closed:
+            self._pump()
 
     def _arm(self, at: float) -> None:
         if at == self._wake_at or self._closed:
@@ -432,6 +463,10 @@ class PeerRuntime:
         return True
 
     def _rest(self, ready: Ready) -> None:
+        # Written once the pump has stepped every queued event: one socket write per
+        # connection, its packets in order (see _flush).
+        to_learners: dict[int, list[bytes]] = {}
+        to_leader: list[bytes] = []
         for m in ready.messages:
             match m:
                 case SendVote(to, notification):
@@ -439,14 +474,14 @@ class PeerRuntime:
                     if self.cm is not None:
                         self.cm.send(to, notification)
                 case SendToLearner(conn, packet):
-                    if self.listener is not None:
-                        self.listener.send(conn, encode_packet(packet))
+                    to_learners.setdefault(conn, []).append(encode_packet(packet))
                 case SendSnapshotToLearner(conn, zxid, snap):
-                    if self.listener is not None:
-                        self.listener.send(conn, encode_snap_sync(zxid, snap))
+                    to_learners.setdefault(conn, []).append(encode_snap_sync(zxid, snap))
                 case SendToLeader(packet):
-                    if self._link is not None:
-                        self._link.send(packet)
+                    to_leader.append(encode_packet(packet))
+        for conn, chunks in to_learners.items():
+            self._out_learners.setdefault(conn, []).extend(chunks)
+        self._out_leader.extend(to_leader)
         for io in ready.io:
             self._io(io)
         if ready.append and self._txn_log is not None:
@@ -470,7 +505,7 @@ class PeerRuntime:
             case ConnectToLeader(sid, deadline):
                 assert self.config.verifier is not None
                 addrs = self.config.verifier.all_members[sid].quorum_addrs
-                self._link = LeaderLink(addrs, self.tls, self._step, self.now, self._tasks)
+                self._link = LeaderLink(addrs, self.tls, self._post, self.now, self._tasks)
                 self._link.start((deadline - self.now()) / 1000.0)
             case CloseLeaderConnection():
                 link, self._link = self._link, None
@@ -503,7 +538,7 @@ class PeerRuntime:
                 for a in me.quorum_addrs
             }
         )
-        listener = QuorumListener(binds, self.tls, self._step, self.now, self._tasks)
+        listener = QuorumListener(binds, self.tls, self._post, self.now, self._tasks)
         try:
             await listener.open()
         except OSError as exc:
@@ -703,8 +738,14 @@ class PeerRuntime:
         if server is None or port is None or self._closed:
             return
         out = server.step(event)
-        for conn, data in out.sends:
-            port.send(conn, data)
+        if len(out.sends) == 1:
+            port.send(*out.sends[0])
+        elif out.sends:
+            per: dict[int, list[bytes]] = {}
+            for conn, data in out.sends:
+                per.setdefault(conn, []).append(data)
+            for conn, chunks in per.items():
+                port.send(conn, b"".join(chunks))
         for conn in out.closes:
             port.close_conn(conn)
         now = self.now()

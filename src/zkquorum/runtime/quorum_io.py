@@ -190,9 +190,12 @@ class LeaderLink:
         self._task = self._tasks.spawn(self._run(within_s), "leader-link")
 
     def send(self, packet: QuorumPacket) -> None:
+        self.send_bytes(encode_packet(packet))
+
+    def send_bytes(self, data: bytes) -> None:
         w = self._writer
         if w is not None and not w.is_closing():
-            w.write(encode_packet(packet))
+            w.write(data)
 
     def close(self) -> None:
         """Close the connection (no ``LeaderDown``); idempotent."""
