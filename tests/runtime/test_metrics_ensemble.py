@@ -180,7 +180,9 @@ def test_metrics_move_across_a_leader_kill(ops_ensemble: Ensemble) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="client port not built yet")
+@pytest.mark.xfail(
+    strict=True, reason="the peer does not feed request metrics (commits, latencies) yet"
+)
 def test_request_metrics_move_with_a_client_workload(ops_ensemble: Ensemble) -> None:
     from kazoo.client import KazooClient
 

@@ -268,7 +268,7 @@ class PeerRuntime:
 
     async def start(self) -> None:
         """Load the database and epochs (``StorageError`` with ZooKeeper's text when they
-        are corrupt), bind the election and admin ports, start."""
+        are corrupt), bind the election and client ports, start."""
         if self._fixed is not None:
             self.start_fixed()
             return
