@@ -246,7 +246,13 @@ class LeaderLink:
     async def _connect(
         self, deadline: float
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """First successful connection to any address, staggered by ``stagger`` seconds."""
+        """First successful connection to any address, staggered by ``stagger`` seconds.
+
+        Every other connection is closed, whichever way this ends (deadline, cancelled by
+        :meth:`close`, all attempts failed): an attempt that connects after the winner is
+        chosen closes its own, and the deadline cancels attempts inside the connect (where
+        asyncio closes a half-made connection) rather than through ``wait_for``, which can
+        drop a connection made just as it is cancelled."""
         loop = asyncio.get_running_loop()
         winner: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
             loop.create_future()
@@ -258,35 +264,40 @@ class LeaderLink:
             # at first (a refused connect on a live host costs microseconds), then back off
             # to ``retry_delay`` (3.8 always sleeps 100 ms here).
             pause = min(0.001, self.retry_delay)
-            while not winner.done() and loop.time() < deadline:
+            while not winner.done():
                 try:
-                    remaining = max(deadline - loop.time(), 0.001)
-                    r, w = await asyncio.wait_for(tls_open_connection(self._tls, addr), remaining)
-                except (TimeoutError, OSError) as exc:
+                    r, w = await tls_open_connection(self._tls, addr)
+                except OSError as exc:
                     log.debug("learner: connect to %s failed: %s", addr, exc)
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, self.retry_delay)
                     continue
-                _nodelay(w)
                 if winner.done():
                     w.close()
                 else:
+                    _nodelay(w)
                     winner.set_result((r, w))
                 return
 
         attempts = [
-            asyncio.ensure_future(attempt(a, i * self.stagger)) for i, a in enumerate(self._addrs)
+            loop.create_task(attempt(a, i * self.stagger)) for i, a in enumerate(self._addrs)
         ]
         everyone: asyncio.Future[list[object]] = asyncio.gather(*attempts, return_exceptions=True)
         waits: set[asyncio.Future[object]] = {winner, everyone}  # type: ignore[arg-type]
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            except TimeoutError:
+                pass
+            finally:
+                if not winner.done():
+                    winner.cancel()
+                for t in attempts:
+                    t.cancel()
+                await asyncio.wait(attempts)
         except BaseException:
-            if winner.done() and not winner.cancelled():
+            if not winner.cancelled():
                 winner.result()[1].close()
             raise
-        finally:
-            for t in attempts:
-                t.cancel()
-            await asyncio.gather(*attempts, return_exceptions=True)
-        return winner.result() if winner.done() else None
+        return None if winner.cancelled() else winner.result()
