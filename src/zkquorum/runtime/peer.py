@@ -51,6 +51,13 @@ from zkquorum.core.events import (
     ElectionPeerDown,
     ElectionPeerUp,
     Event,
+    LeaderDown,
+    LeaderMessage,
+    LeaderUnreachable,
+    LeaderUp,
+    LearnerDown,
+    LearnerPacket,
+    LearnerUp,
     LogRead,
     LogSynced,
     QuorumPortFailed,
@@ -402,6 +409,15 @@ class PeerRuntime:
         if not self._closed:
             self._pump()
 
+    def _drop_queued(self, *kinds: type) -> None:
+        """Forget queued events of a connection just closed: a later phase opens new ones
+        (a new leader link, a new listener whose connection numbers start again at 1), and
+        a packet read from the old one must not be stepped into it."""
+        if any(isinstance(e, kinds) for e in self._inbox):
+            kept = [e for e in self._inbox if not isinstance(e, kinds)]
+            self._inbox.clear()
+            self._inbox.extend(kept)
+
     def _arm(self, at: float) -> None:
         if at == self._wake_at or self._closed:
             return
@@ -502,6 +518,7 @@ class PeerRuntime:
                 if listener is not None:
                     self._bad_packets += listener.bad_packets
                     self._tasks.spawn(listener.close(), "quorum-port-close")
+                self._drop_queued(LearnerUp, LearnerPacket, LearnerDown)
             case ConnectToLeader(sid, deadline):
                 assert self.config.verifier is not None
                 addrs = self.config.verifier.all_members[sid].quorum_addrs
@@ -511,6 +528,7 @@ class PeerRuntime:
                 link, self._link = self._link, None
                 if link is not None:
                     link.close()
+                self._drop_queued(LeaderUp, LeaderMessage, LeaderDown, LeaderUnreachable)
             case CloseLearner(conn, reason):
                 if reason is not CloseReason.SHUTDOWN:
                     self._dropped += 1
