@@ -21,6 +21,10 @@ def _value(text: str) -> Hashable:
     return int(text)
 
 
+def _client(proc: str) -> int:
+    return int(proc) if proc.isdigit() else -1
+
+
 def parse_jepsen(path: Path) -> list[Operation]:
     pending: dict[str, tuple[int, RegisterOp]] = {}
     done: list[Operation] = []
@@ -50,9 +54,9 @@ def parse_jepsen(path: Path) -> list[Operation]:
             out = kind == "ok"
         else:
             out = None
-        done.append(Operation(hash(proc) & 0xFFFF, call, t, op, out))
+        done.append(Operation(_client(proc), call, t, op, out))
     for proc, (call, op) in pending.items():
-        done.append(Operation(hash(proc) & 0xFFFF, call, None, op, UNKNOWN))
+        done.append(Operation(_client(proc), call, None, op, UNKNOWN))
     return done
 
 

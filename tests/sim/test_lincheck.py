@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from tests.sim.histories import VECTORS, parse_jepsen, parse_kv
-from zkquorum.sim.lincheck import KvModel, RegisterModel, Verdict, check
+from zkquorum.sim.lincheck import (
+    KvModel,
+    RegisterModel,
+    RegisterOp,
+    Verdict,
+    check,
+    describe_failure,
+    minimal_failure,
+)
 
 VERDICTS = json.loads((VECTORS / "verdicts.json").read_text())
 TIMES: dict[str, float] = {}
@@ -42,3 +52,23 @@ def test_report_times() -> None:
             f"\nlincheck: {len(TIMES)} histories, median {statistics.median(TIMES.values()):.3f}s,"
             f" slowest {slowest} {TIMES[slowest]:.3f}s"
         )
+
+
+def test_corrupted_read_is_caught_and_shrunk(tmp_path: Path) -> None:
+    history = parse_jepsen(VECTORS / "jepsen-etcd" / "etcd_002.log")
+    assert check(RegisterModel(), history).verdict is Verdict.LINEARIZABLE
+    idx = next(
+        i
+        for i, op in enumerate(history)
+        if isinstance(op.input, RegisterOp) and op.input.kind == "read" and op.output == 0
+    )
+    bad = list(history)
+    bad[idx] = replace(history[idx], output=99)
+    result = check(RegisterModel(), bad)
+    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    small = minimal_failure(RegisterModel(), result.failing_partition)
+    assert len(small) <= 3
+    text = describe_failure(RegisterModel(), small)
+    (tmp_path / "failure.txt").write_text(text)
+    assert "99" in text
+    print("\n" + text)

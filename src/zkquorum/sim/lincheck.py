@@ -232,3 +232,42 @@ def check(
             return CheckResult(Verdict.NOT_LINEARIZABLE, tuple(part))
         unknown |= verdict is Verdict.UNKNOWN
     return CheckResult(Verdict.UNKNOWN if unknown else Verdict.LINEARIZABLE)
+
+
+def _fails(model: Model[S], ops: Sequence[Operation]) -> bool:
+    return _check_partition(model, ops, 0.0, _never) is Verdict.NOT_LINEARIZABLE
+
+
+def minimal_failure(model: Model[S], part: Sequence[Operation]) -> tuple[Operation, ...]:
+    """A small non-linearizable part of a failing partition, for a person to read.
+
+    First the shortest prefix (operations ordered by call) that already fails, found by
+    bisection and kept only if it truly fails, then greedily drop every operation whose
+    removal keeps the rest non-linearizable.
+    """
+    ops = sorted(part, key=lambda o: o.call)
+    lo, hi = 1, len(ops)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _fails(model, ops[:mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    if _fails(model, ops[:lo]):
+        ops = ops[:lo]
+    i = len(ops) - 1
+    while i >= 0:
+        rest = ops[:i] + ops[i + 1 :]
+        if _fails(model, rest):
+            ops = rest
+        i -= 1
+    return tuple(ops)
+
+
+def describe_failure(model: Model[S], ops: Sequence[Operation]) -> str:
+    """One line per operation: client, interval ([call, ret], "open" if never returned)."""
+    lines = ["not linearizable:"]
+    for op in sorted(ops, key=lambda o: o.call):
+        ret = "open" if op.ret is None else str(op.ret)
+        lines.append(f"  client {op.client:>4}  [{op.call}, {ret}]  {model.describe(op)}")
+    return "\n".join(lines) + "\n"
