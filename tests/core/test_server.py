@@ -206,3 +206,30 @@ def test_a_client_that_has_seen_a_later_zxid_is_refused() -> None:
     out = core.step(ClientMessage(0.0, 1, ConnectRequest(0, 99, 10_000, 0, bytes(16), False)))
     c.feed(out)
     assert c.closed and c.got == []
+
+
+def test_statistics_count_packets_and_latency_of_reads_and_writes() -> None:
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    out = core.step(TxnsDurable(4.0, 1 << 62))  # the session opens 4 ms after the request
+    c.feed(out)
+    assert out.latencies == [(True, 4.0)]
+    c.send(OpCode.CREATE, CreateRequest("/a", b"1", OPEN_ACL_UNSAFE, 0), now=10.0)
+    out = core.step(TxnsDurable(17.0, 1 << 62))
+    c.feed(out)
+    assert out.latencies == [(True, 7.0)]
+    c.send(OpCode.GET_DATA, GetDataRequest("/a", True), now=20.0)
+    assert core.packets_received == 3 and core.packets_sent == 3
+    assert (core.latency.count, core.latency.low, core.latency.max) == (3, 0.0, 7.0)
+    conn = core.conns[1]
+    assert (conn.last_op, conn.last_cxid, conn.received, conn.sent) == ("GETD", 2, 3, 3)
+    assert core.watches.paths_of(1) == ["/a"]
+    assert core.outstanding == 0
+    c.send(OpCode.SET_DATA, SetDataRequest("/a", b"2", -1), now=30.0)
+    assert core.outstanding == 1  # not durable yet
+    core.reset_stats()
+    assert (core.packets_received, core.latency.count, core.latency.low) == (0, 0, 0.0)
+    assert conn.received == 4  # srst leaves the connections' own counts
+    core.reset_connection_stats()
+    assert (conn.received, conn.last_op, conn.latency.count) == (0, "NA", 0)

@@ -83,6 +83,14 @@ INF = float("inf")
 MAX_COUNTER = 0xFFFFFFFF
 
 
+@dataclass(slots=True)
+class BroadcastCounts:
+    """3.8's ``proposal_count`` and ``commit_count``: what this server broadcast as leader."""
+
+    proposals: int = 0
+    commits: int = 0
+
+
 class LeaderPhase(enum.Enum):
     NEW = "new"
     DISCOVERY = "discovery"
@@ -178,8 +186,11 @@ class Leader:
         *,
         accepted_epoch: int,
         current_epoch: int,
+        counts: BroadcastCounts | None = None,
     ) -> None:
         self.settings = settings
+        self.counts = counts if counts is not None else BroadcastCounts()
+        """Proposals and commits, kept across phases by whoever passes them in."""
         self.db = database
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
@@ -655,6 +666,7 @@ class Leader:
             )
         self.last_proposed = zxid
         self.outstanding[zxid] = Proposal(txn)
+        self.counts.proposals += 1
         out.append.append(txn)
         packet = QuorumPacket(PacketType.PROPOSAL, zxid, encode_txn(txn))
         for h in self.handlers.values():
@@ -710,6 +722,7 @@ class Leader:
             )
         del self.outstanding[zxid]
         self.last_committed = zxid
+        self.counts.commits += 1
         commit = QuorumPacket(PacketType.COMMIT, zxid)
         inform: QuorumPacket | None = None
         for h in self.handlers.values():

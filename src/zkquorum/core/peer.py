@@ -63,7 +63,7 @@ from zkquorum.core.events import (
     Tick,
     VoteReceived,
 )
-from zkquorum.core.leader import Leader, LeaderSettings
+from zkquorum.core.leader import BroadcastCounts, Leader, LeaderSettings
 from zkquorum.core.learner import Learner, LearnerSettings
 from zkquorum.core.prep import PrepSettings
 from zkquorum.core.ready import (
@@ -218,6 +218,7 @@ class PeerCore:
         # Figures for srvr/mntr.
         self.elections = 0
         self.looking_count = 0
+        self.broadcast = BroadcastCounts()
         self.election_time_last_ms: int | None = None
         self.election_time_min_ms = 0
         self.election_time_max_ms = 0
@@ -479,6 +480,7 @@ class PeerCore:
                 self.db,
                 accepted_epoch=self.accepted_epoch,
                 current_epoch=self.current_epoch,
+                counts=self.broadcast,
             )
             self.leader.last_synced = self.log_synced
             self.leader.prior_log_zxid = self._unsynced()

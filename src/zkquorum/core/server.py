@@ -41,6 +41,7 @@ import enum
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from zkquorum.core.acl import AuthSettings, add_auth_info, authenticate, check_acl
 from zkquorum.core.database import Database
@@ -294,6 +295,41 @@ class ServerOut:
     """Quorum: (session id, timeout) of clients that reconnect with a session."""
     touches: list[tuple[int, int]] = field(default_factory=list)
     """Quorum: sessions our clients used, for the leader's session tracker."""
+    latencies: list[tuple[bool, float]] = field(default_factory=list)
+    """(a write?, ms) of each request answered: 3.8's ``updatelatency`` for writes and
+    new sessions, ``readlatency`` for the rest."""
+
+
+@dataclass(slots=True)
+class LatencyStats:
+    """Request latency in ms, as ``ServerStats`` and each ``ServerCnxn`` keep it."""
+
+    count: int = 0
+    total: float = 0.0
+    min: float = INF
+    max: float = 0.0
+    last: float = 0.0
+
+    def add(self, ms: float) -> None:
+        self.count += 1
+        self.total += ms
+        self.last = ms
+        if ms < self.min:
+            self.min = ms
+        if ms > self.max:
+            self.max = ms
+
+    @property
+    def low(self) -> float:
+        """The minimum, 0 before the first request (3.8 prints 0, not its sentinel)."""
+        return 0.0 if self.count == 0 else self.min
+
+    @property
+    def avg(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def reset(self) -> None:
+        self.count, self.total, self.min, self.max, self.last = 0, 0.0, INF, 0.0, 0.0
 
 
 # -- per connection ------------------------------------------------------------------------
@@ -318,6 +354,8 @@ class _Pending:
     """A write's zxid (``None`` for a read)."""
     reply: bytes | None = None
     close_after: bool = False
+    at: float = 0.0
+    """When the request arrived (ms)."""
 
 
 @dataclass(slots=True)
@@ -335,6 +373,12 @@ class Connection:
     queue: collections.deque[_Pending] = field(default_factory=collections.deque)
     received: int = 0
     sent: int = 0
+    connected_at: float = 0.0
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    last_op: str = "NA"
+    last_cxid: int = -1
+    last_zxid: int = -1
+    last_response_at: float = 0.0
 
 
 _READ_OPS = frozenset(
@@ -371,6 +415,38 @@ _WRITE_OPS = frozenset(
         OpCode.CLOSE_SESSION,
     }
 )
+
+
+_LAST_OP: Final[Mapping[int, str]] = {
+    OpCode.PING: "PING",
+    OpCode.CREATE_SESSION: "SESS",
+    OpCode.CLOSE_SESSION: "CLOS",
+    OpCode.SYNC: "SYNC",
+    OpCode.CHECK: "CHEC",
+    OpCode.MULTI: "MULT",
+    OpCode.MULTI_READ: "MLTR",
+    OpCode.CREATE: "CREA",
+    OpCode.CREATE2: "CREA",
+    OpCode.CREATE_TTL: "CREA",
+    OpCode.CREATE_CONTAINER: "CREA",
+    OpCode.DELETE: "DELE",
+    OpCode.SET_DATA: "SETD",
+    OpCode.SET_ACL: "SETA",
+    OpCode.EXISTS: "EXIS",
+    OpCode.GET_DATA: "GETD",
+    OpCode.SET_WATCHES: "SETW",
+    OpCode.SET_WATCHES2: "STW2",
+    OpCode.ADD_WATCH: "ADDW",
+    OpCode.GET_ACL: "GACL",
+    OpCode.GET_CHILDREN: "GETC",
+    OpCode.GET_CHILDREN2: "GETC",
+    OpCode.GET_ALL_CHILDREN_NUMBER: "GETACN",
+    OpCode.GET_EPHEMERALS: "GETE",
+    OpCode.CHECK_WATCHES: "CHKW",
+    OpCode.REMOVE_WATCHES: "REMW",
+    OpCode.WHO_AM_I: "HOMI",
+}
+"""``lastOp`` of each request kind, as ``cons`` prints it."""
 
 
 LOCAL = "local"
@@ -412,6 +488,10 @@ class ServerCore:
         self._touched: dict[int, int] = {}
         self._revalidating: dict[int, int] = {}
         self._syncs: collections.deque[tuple[int, _Pending]] = collections.deque()
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.latency = LatencyStats()
+        self._now = now
 
     # -- queries -------------------------------------------------------------------------
 
@@ -435,14 +515,18 @@ class ServerCore:
 
     def step(self, event: ServerEvent) -> ServerOut:
         out = ServerOut()
+        self._now = event.now
         match event:
-            case ClientConnected(_, conn, ip):
+            case ClientConnected(now, conn, ip):
                 ident = Id("ip", ip)
-                self.conns[conn] = Connection(conn, ip, auth=[ident], auth_ordered=(ident,))
+                self.conns[conn] = Connection(
+                    conn, ip, auth=[ident], auth_ordered=(ident,), connected_at=now
+                )
             case ClientMessage(now, conn, message):
                 c = self.conns.get(conn)
                 if c is not None and c.state is not ConnState.CLOSING:
                     c.received += 1
+                    self.packets_received += 1
                     if isinstance(message, ConnectRequest):
                         self._connect(out, c, message, now)
                     else:
@@ -472,7 +556,36 @@ class ServerCore:
 
     def _send(self, out: ServerOut, c: Connection, data: bytes) -> None:
         c.sent += 1
+        self.packets_sent += 1
         out.sends.append((c.conn, data))
+
+    def _answered(self, out: ServerOut, c: Connection, op: int, xid: int, at: float) -> None:
+        """``ServerStats#updateLatency`` and the connection's own statistics."""
+        ms = self._now - at
+        self.latency.add(ms)
+        c.latency.add(ms)
+        c.last_op = _LAST_OP.get(op, "NA")
+        c.last_cxid = xid
+        c.last_zxid = self.last_zxid
+        c.last_response_at = self._now
+        out.latencies.append((op in _WRITE_OPS or op == OpCode.CREATE_SESSION, ms))
+
+    def reset_stats(self) -> None:
+        """``srst``: the server's packet counts and latencies."""
+        self.packets_received = self.packets_sent = 0
+        self.latency.reset()
+
+    def reset_connection_stats(self) -> None:
+        """``crst``: each connection's packet counts, latencies and last operation."""
+        for c in self.conns.values():
+            c.received = c.sent = 0
+            c.latency.reset()
+            c.last_op, c.last_cxid, c.last_zxid, c.last_response_at = "NA", -1, -1, 0.0
+
+    @property
+    def outstanding(self) -> int:
+        """Requests received and not answered yet (``outstanding_requests``)."""
+        return sum(len(c.queue) for c in self.conns.values())
 
     def _close(self, out: ServerOut, c: Connection) -> None:
         c.state = ConnState.CLOSING
@@ -500,6 +613,7 @@ class ServerCore:
             self._close(out, c)
             return
         c.old_client = req.read_only is None
+        c.connected_at = now
         if req.last_zxid_seen > self.last_zxid:
             log.info(
                 "Refusing session request for client as it has seen zxid 0x%s our last "
@@ -605,6 +719,7 @@ class ServerCore:
                 holder.state = ConnState.OPEN
                 self._touched[h.client_id] = holder.timeout
                 self._send(out, holder, self._connect_response(holder))
+                self._answered(out, holder, OpCode.CREATE_SESSION, 0, holder.connected_at)
             return
         for p in holder.queue:
             if p.zxid == _AWAITING and p.reply is None and p.xid == h.cxid:
@@ -685,29 +800,35 @@ class ServerCore:
             return
         if isinstance(rec, MalformedRequest):
             c.queue.append(
-                _Pending(req.xid, op, None, reply=self._error(req.xid, ErrorCode.MARSHALLINGERROR))
+                _Pending(
+                    req.xid,
+                    op,
+                    None,
+                    reply=self._error(req.xid, ErrorCode.MARSHALLINGERROR),
+                    at=now,
+                )
             )
             self._flush(out, c)
             return
         if op == OpCode.SYNC and self.settings.quorum:
             # Learner: the leader answers once everything before it is committed here.
-            pending = _Pending(req.xid, op, rec, zxid=_AWAITING)
+            pending = _Pending(req.xid, op, rec, zxid=_AWAITING, at=now)
             c.queue.append(pending)
             self._syncs.append((c.conn, pending))
             out.forward.append(Forward(c.session_id, req.xid, op, req.body, c.auth_ordered))
             return
         if op in _READ_OPS:
-            c.queue.append(_Pending(req.xid, op, rec))
+            c.queue.append(_Pending(req.xid, op, rec, at=now))
             self._flush(out, c)
             return
         if op not in _WRITE_OPS or (op != OpCode.CLOSE_SESSION and rec is None):
             code = ErrorCode.RECONFIGDISABLED if op == OpCode.RECONFIG else ErrorCode.UNIMPLEMENTED
-            pending = _Pending(req.xid, op, None, reply=self._error(req.xid, code))
+            pending = _Pending(req.xid, op, None, reply=self._error(req.xid, code), at=now)
             pending.close_after = code is ErrorCode.UNIMPLEMENTED
             c.queue.append(pending)
             self._flush(out, c)
             return
-        pending = _Pending(req.xid, op, rec)
+        pending = _Pending(req.xid, op, rec, at=now)
         c.queue.append(pending)
         if self.settings.quorum:
             pending.zxid = _AWAITING
@@ -763,6 +884,7 @@ class ServerCore:
                 c.state = ConnState.OPEN
                 self._touch(c, now)
                 self._send(out, c, self._connect_response(c))
+                self._answered(out, c, OpCode.CREATE_SESSION, 0, c.connected_at)
             return
         pending.reply = self._write_reply(pending, result, h.zxid)
         if pending.op == OpCode.CLOSE_SESSION:
@@ -842,6 +964,7 @@ class ServerCore:
                 p.reply = self._read(out, c, p)
             c.queue.popleft()
             self._send(out, c, p.reply)
+            self._answered(out, c, p.op, p.xid, p.at)
             if p.close_after:
                 self._close(out, c)
                 return

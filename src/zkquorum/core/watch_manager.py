@@ -112,5 +112,9 @@ class WatchManager:
         for kind, path in self._by_watcher.pop(watcher, ()):
             self._drop(tables[kind], path, watcher)
 
+    def paths_of(self, watcher: int) -> list[str]:
+        """The paths ``watcher`` watches, each once, sorted (``wchc``)."""
+        return sorted({path for _, path in self._by_watcher.get(watcher, ())})
+
     def count(self) -> int:
         return sum(len(ws) for t in self._tables() for ws in t.values())

@@ -118,6 +118,8 @@ class ClientInfo:
 
     address: str
     received: int
+    sent: int = 0
+    queued: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,13 @@ class ServerCounts:
     received: int = 0
     sent: int = 0
     clients: tuple[ClientInfo, ...] = ()
+    outstanding: int = 0
+    min_latency: int = 0
+    avg_latency: float = 0.0
+    max_latency: int = 0
+    watch_count: int = 0
+    ephemerals_count: int = 0
+    approximate_data_size: int = 0
 
 
 def is_allowed(word: str, whitelist: frozenset[str]) -> bool:
@@ -137,15 +146,17 @@ def _srvr(status: PeerStatus, counts: ServerCounts, *, stat: bool) -> str:
     if stat:
         lines.append("Clients:")
         lines.extend(
-            f" /{c.address}[0](queued=0,recved={c.received},sent=0)" for c in counts.clients
+            f" /{c.address}[1](queued={c.queued},recved={c.received},sent={c.sent})"
+            for c in counts.clients
         )
         lines.append("")
     lines += [
-        "Latency min/avg/max: 0/0.0/0",
+        "Latency min/avg/max: "
+        f"{counts.min_latency}/{float(counts.avg_latency)}/{counts.max_latency}",
         f"Received: {counts.received}",
         f"Sent: {counts.sent}",
         f"Connections: {len(counts.clients)}",
-        "Outstanding: 0",
+        f"Outstanding: {counts.outstanding}",
         f"Zxid: 0x{zxid_hex(status.zxid)}",
         f"Mode: {mode}",
         f"Node count: {status.node_count}",
@@ -174,16 +185,16 @@ def _mntr(status: PeerStatus, counts: ServerCounts) -> str:
         ("peer_state", f"{status.state.name.lower()} - {status.zab_state}"),
         ("uptime", status.uptime_ms),
         ("num_alive_connections", len(counts.clients)),
-        ("outstanding_requests", 0),
+        ("outstanding_requests", counts.outstanding),
         ("packets_received", counts.received),
         ("packets_sent", counts.sent),
-        ("avg_latency", 0.0),
-        ("min_latency", 0),
-        ("max_latency", 0),
+        ("avg_latency", float(counts.avg_latency)),
+        ("min_latency", counts.min_latency),
+        ("max_latency", counts.max_latency),
         ("znode_count", status.node_count),
-        ("watch_count", 0),
-        ("ephemerals_count", 0),
-        ("approximate_data_size", 0),
+        ("watch_count", counts.watch_count),
+        ("ephemerals_count", counts.ephemerals_count),
+        ("approximate_data_size", counts.approximate_data_size),
         ("open_file_descriptor_count", open_fds),
         ("max_file_descriptor_count", max_fds),
         ("quorum_size", len(cfg.voting_members) if cfg is not None else 0),

@@ -59,6 +59,8 @@ class ClientPort:
         self._max_buffer = max_buffer
         self._server: asyncio.AbstractServer | None = None
         self._writers: dict[int, asyncio.StreamWriter] = {}
+        self.addresses: dict[int, str] = {}
+        """``host:port`` of each open connection's client."""
         self._ids = itertools.count(1)
         self._closed = False
         self.bound: tuple[str, int] | None = None
@@ -114,6 +116,7 @@ class ClientPort:
         ip = str(peer[0]) if peer else ""
         conn = next(self._ids)
         self._writers[conn] = writer
+        self.addresses[conn] = f"{ip}:{peer[1]}" if peer else ip
         decoder = RequestStreamDecoder(max_buffer=self._max_buffer)
         told = False
         try:
@@ -147,6 +150,7 @@ class ClientPort:
             pass
         finally:
             self._writers.pop(conn, None)
+            self.addresses.pop(conn, None)
             writer.close()
             if told and not self._closed:
                 self._sink.client_closed(conn)

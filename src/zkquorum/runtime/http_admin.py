@@ -405,6 +405,7 @@ def for_peer(
     """The ops endpoints of a running :class:`PeerRuntime` (the wiring ``zkquorum run``
     needs): a registry for the peer (or the one it feeds), its gauges, the server."""
     registry = registry if registry is not None else MetricsRegistry()
+    peer.metrics = registry
     source = PeerOpsSource(peer, registry, config_text=config_text)
     bind_gauges(registry, source)
     return OpsServer(settings, source, registry)

@@ -371,13 +371,27 @@ class PeerOpsSource:
         self._elections = 0
         self._election_total = 0
         self._looking = 0
+        self._proposals = 0
+        self._commits = 0
         self._leading_since: float | None = None
 
     def reset_server_stats(self) -> None:
-        """Nothing to reset until the client port counts packets and latencies."""
+        if self.peer.server is not None:
+            self.peer.server.reset_stats()
 
     def reset_connection_stats(self) -> None:
-        """Nothing to reset until the client port keeps per-connection statistics."""
+        if self.peer.server is not None:
+            self.peer.server.reset_connection_stats()
+
+    def _sync_broadcast(self, proposals: int, commits: int) -> None:
+        """``proposal_count`` and ``commit_count`` follow the peer core's own counts."""
+        for name, value, seen in (
+            ("proposal_count", proposals, self._proposals),
+            ("commit_count", commits, self._commits),
+        ):
+            if value > seen:
+                self.registry.counter(name).inc(value - seen)
+        self._proposals, self._commits = proposals, commits
 
     def _sync_elections(self, elections: int, total_ms: int, last_ms: int | None) -> None:
         summary = self.registry.summary("election_time")
@@ -396,6 +410,8 @@ class PeerOpsSource:
 
         peer = self.peer
         status = peer.status()
+        if peer.core is not None:
+            self._sync_broadcast(peer.core.broadcast.proposals, peer.core.broadcast.commits)
         if self._sync:
             self._sync_elections(
                 status.elections, status.election_time_total_ms, status.election_time_last_ms
@@ -483,4 +499,57 @@ class PeerOpsSource:
             learners=tuple(learners),
             extra=tuple(extra),
         )
-        return OpsSnapshot(server)
+        return OpsSnapshot(server, client_stats(peer) if serving else NO_CLIENTS)
+
+
+def client_stats(peer: PeerRuntime) -> ClientStats:
+    """The client side of a serving peer: its :class:`ServerCore` and client port."""
+    server = peer.server
+    if server is None:
+        return NO_CLIENTS
+    addresses = peer.client_port.addresses if peer.client_port is not None else {}
+    tree = server.db.tree
+    connections = []
+    watches: dict[int, tuple[str, ...]] = {}
+    for c in list(server.conns.values()):
+        lat = c.latency
+        opened = c.session_id != 0
+        connections.append(
+            ConnectionInfo(
+                remote_address=addresses.get(c.conn, c.remote_ip),
+                outstanding_requests=len(c.queue),
+                packets_received=c.received,
+                packets_sent=c.sent,
+                session_id=c.session_id if opened else None,
+                last_operation=c.last_op,
+                established_ms=server.wall(c.connected_at),
+                session_timeout=c.timeout,
+                last_cxid=c.last_cxid,
+                last_zxid=c.last_zxid,
+                last_response_time=server.wall(c.last_response_at) if lat.count else 0,
+                last_latency=int(lat.last),
+                min_latency=int(lat.low),
+                avg_latency=int(lat.avg),
+                max_latency=int(lat.max),
+            )
+        )
+        paths = server.watches.paths_of(c.conn)
+        if paths and opened:
+            watches[c.session_id] = tuple(paths)
+    lat = server.latency
+    return ClientStats(
+        packets_received=server.packets_received,
+        packets_sent=server.packets_sent,
+        outstanding_requests=server.outstanding,
+        min_latency=int(lat.low),
+        avg_latency=round(lat.avg, 4),
+        max_latency=int(lat.max),
+        connections=tuple(connections),
+        session_timeouts=dict(tree.sessions),
+        ephemerals={sid: tuple(sorted(paths)) for sid, paths in tree.ephemerals.items()},
+        watches=watches,
+        watch_count=server.watches.count(),
+        ephemerals_count=sum(len(v) for v in tree.ephemerals.values()),
+        approximate_data_size=tree.approximate_data_size(),
+        global_sessions=len(tree.sessions),
+    )

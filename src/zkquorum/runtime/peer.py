@@ -125,6 +125,7 @@ from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.client_port import ClientPort
 from zkquorum.runtime.files import zoo_cfg_properties
+from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
@@ -237,6 +238,8 @@ class PeerRuntime:
         self.client_port: ClientPort | None = None
         self._client_address: HostPort | None = None
         self.server: ServerCore | None = None
+        self.metrics: MetricsRegistry | None = None
+        """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
         """The client side while this peer serves (established), else None."""
         self.server_settings = replace(server, quorum=True)
         if fixed is None:
@@ -766,6 +769,11 @@ class PeerRuntime:
                 port.send(conn, b"".join(chunks))
         for conn in out.closes:
             port.close_conn(conn)
+        if out.latencies and self.metrics is not None:
+            read = self.metrics.summary("readlatency", DetailLevel.ADVANCED)
+            update = self.metrics.summary("updatelatency", DetailLevel.ADVANCED)
+            for write, ms in out.latencies:
+                (update if write else read).observe(ms)
         now = self.now()
         if out.touches:
             self._step(SessionsTouched(now, tuple(out.touches)))
@@ -775,12 +783,33 @@ class PeerRuntime:
             self._step(ClientWrite(now, f.session_id, f.cxid, f.op, f.body, f.auth))
 
     def _word(self, word: str) -> str | None:
-        server = self.server
-        counts = admin.ServerCounts(
-            server.requests if server is not None else 0,
-            server.requests if server is not None else 0,
+        return admin.render(word, self.status(), self.config.four_letter_words, self.counts())
+
+    def counts(self) -> admin.ServerCounts:
+        """The client side for ``srvr``/``stat``/``mntr``: packets, latency, connections."""
+        server, port = self.server, self.client_port
+        if server is None:
+            return admin.ServerCounts()
+        addresses = port.addresses if port is not None else {}
+        tree = server.db.tree
+        lat = server.latency
+        return admin.ServerCounts(
+            received=server.packets_received,
+            sent=server.packets_sent,
+            clients=tuple(
+                admin.ClientInfo(
+                    addresses.get(c.conn, c.remote_ip), c.received, c.sent, len(c.queue)
+                )
+                for c in server.conns.values()
+            ),
+            outstanding=server.outstanding,
+            min_latency=int(lat.low),
+            avg_latency=round(lat.avg, 4),
+            max_latency=int(lat.max),
+            watch_count=server.watches.count(),
+            ephemerals_count=sum(len(v) for v in tree.ephemerals.values()),
+            approximate_data_size=tree.approximate_data_size(),
         )
-        return admin.render(word, self.status(), self.config.four_letter_words, counts)
 
     # ---------------------------------------------------------------- election port
 
