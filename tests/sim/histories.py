@@ -60,9 +60,7 @@ def parse_jepsen(path: Path) -> list[Operation]:
     return done
 
 
-_EDN = re.compile(
-    r':process (\d+), :type :(\w+), :f :(\w+), :key "([^"]*)", :value (nil|"[^"]*")'
-)
+_EDN = re.compile(r':process (\d+), :type :(\w+), :f :(\w+), :key "([^"]*)", :value (nil|"[^"]*")')
 
 
 def parse_kv(path: Path) -> list[Operation]:
