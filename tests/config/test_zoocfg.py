@@ -127,9 +127,19 @@ def test_one_participant_is_standalone_unless_disabled() -> None:
 
 
 def test_unknown_keys_are_kept_as_unused() -> None:
-    cfg = parse(BASE + THREE + "fooBar=1\nautopurge.purgeInterval=1\n")
+    cfg = parse(BASE + THREE + "fooBar=1\nsecureClientPort=2281\n")
     assert ("fooBar", 8) in cfg.unused_keys  # type: ignore[attr-defined]
-    assert any(k == "autopurge.purgeInterval" for k, _ in cfg.unused_keys)  # type: ignore[attr-defined]
+    assert any(k == "secureClientPort" for k, _ in cfg.unused_keys)  # type: ignore[attr-defined]
+
+
+def test_keys_the_server_storage_and_ops_read_are_not_unused() -> None:
+    used = (
+        "autopurge.purgeInterval=1\nsnapCount=1000\nminSessionTimeout=4000\n"
+        "zookeeper.extendedTypesEnabled=true\nadmin.serverPort=8080\n"
+        "metricsProvider.httpPort=7000\nznode.container.checkIntervalMs=100\n"
+    )
+    cfg = parse(BASE + THREE + used)
+    assert cfg.unused_keys == ()  # type: ignore[attr-defined]
 
 
 def test_peer_type_disagreeing_with_server_line_warns_and_line_wins() -> None:
