@@ -213,3 +213,60 @@ def test_request_metrics_move_with_a_client_workload(ops_ensemble: Ensemble) -> 
     assert after[leader]["znode_count"] >= before[leader]["znode_count"] + 20
     for sid in sids:
         assert after[sid]["updatelatency_sum"] >= before[sid]["updatelatency_sum"]
+
+
+@pytest.mark.slow
+def test_admin_commands_of_a_serving_ensemble_answer_3_8_keys(ops_ensemble: Ensemble) -> None:
+    """Every AdminServer command, asked of a live zkquorum leader and follower while a
+    client on each holds a session with an ephemeral node and watches (as the 3.8.0
+    reference was recorded), has the keys Debian's 3.8.0 answers on that seat."""
+    from kazoo.client import KazooClient
+
+    from tests.runtime.test_http_admin import assert_answers_match
+    from tests.runtime.test_http_admin_java import get_json
+
+    ens = ops_ensemble
+    leader = ens.wait_for_leader(timeout=30)
+    wait_for(lambda: all(peer(ens, s).ready() for s in ens.servers), timeout=30, what="ready")
+    clients = []
+    try:
+        for sid, server in ens.servers.items():
+            zk = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=4)
+            clients.append(zk)
+            zk.start(timeout=10)
+            zk.ensure_path("/ops")
+            zk.create(f"/ops/eph{sid}", b"", ephemeral=True)
+            zk.get_children("/ops", watch=lambda _e: None)
+            zk.exists(f"/ops/missing{sid}", watch=lambda _e: None)
+        for sid in ens.servers:
+            seat = "leader" if sid == leader else "follower"
+            port = peer(ens, sid).admin_port
+
+            def answer(name: str, port: int = port) -> dict[str, object]:
+                query = "?traceMask=306" if name == "set_trace_mask" else ""
+                got = get_json("127.0.0.1", port, f"/commands/{name}{query}")
+                assert isinstance(got, dict)
+                return got
+
+            # The lists the shapes cannot see into hold this server's client (before the
+            # resets among the commands clear the counts).
+            cons = answer("connections")["connections"]
+            assert isinstance(cons, list) and len(cons) >= 1, cons
+            assert any(c.get("session_id") for c in cons), cons
+            assert answer("watches")["session_id_to_watched_paths"], seat
+            dump = answer("dump")
+            eph = dump["session_id_to_ephemeral_paths"]
+            assert isinstance(eph, dict) and len(eph) == len(ens.servers), eph
+            expiry = dump["expiry_time_to_session_ids"]
+            assert isinstance(expiry, dict) and bool(expiry) == (sid == leader), expiry
+            stats = answer("server_stats")["server_stats"]
+            assert isinstance(stats, dict) and stats["packets_received"] >= 5, stats
+            mntr = answer("monitor")
+            # (a later client's create fired the child watch of the clients before it)
+            assert mntr["num_alive_connections"] >= 1 and mntr["watch_count"] >= 1, mntr
+            assert mntr["ephemerals_count"] == len(ens.servers), mntr
+            assert_answers_match(seat, answer)
+    finally:
+        for zk in clients:
+            zk.stop()
+            zk.close()

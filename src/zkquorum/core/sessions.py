@@ -471,6 +471,10 @@ class SessionTracker:
             return math.inf
         return float(self._queue.next_expiration_time)
 
+    def expiry_buckets(self) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Session ids by the time their bucket expires (wall ms), oldest first (``dump``)."""
+        return self._queue.buckets()
+
     def expiry_time(self, session_id: int) -> int | None:
         return self._queue.expiry_time(session_id)
 

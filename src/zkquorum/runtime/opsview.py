@@ -537,6 +537,9 @@ def client_stats(peer: PeerRuntime) -> ClientStats:
         if paths and opened:
             watches[c.session_id] = tuple(paths)
     lat = server.latency
+    leader = peer.leader
+    tracker = leader.sessions if leader is not None else None
+    expiry = dict(tracker.expiry_buckets()) if tracker is not None else {}
     return ClientStats(
         packets_received=server.packets_received,
         packets_sent=server.packets_sent,
@@ -545,6 +548,7 @@ def client_stats(peer: PeerRuntime) -> ClientStats:
         avg_latency=round(lat.avg, 4),
         max_latency=int(lat.max),
         connections=tuple(connections),
+        session_expiry=expiry,
         session_timeouts=dict(tree.sessions),
         ephemerals={sid: tuple(sorted(paths)) for sid, paths in tree.ephemerals.items()},
         watches=watches,
