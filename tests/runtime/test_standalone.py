@@ -77,3 +77,35 @@ def test_kazoo_bad_bytes_restart_and_words(tmp_path: Path) -> None:
 
     asyncio.run(first_life())
     asyncio.run(second_life())
+
+
+def test_a_connection_without_a_session_is_closed_and_a_client_is_not(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    config = _config(tmp_path, port)
+
+    async def scenario() -> None:
+        async with StandaloneServer(config) as server:  # type: ignore[arg-type]
+            assert server.port is not None
+            server.port.sessionless_timeout_s = 0.5
+            zk = await asyncio.to_thread(_kazoo, port)
+            try:
+                silent_r, silent_w = await asyncio.open_connection("127.0.0.1", port)
+                half_r, half_w = await asyncio.open_connection("127.0.0.1", port)
+                half_w.write(b"\x00\x00\x00\x2c\x00")  # the start of a ConnectRequest frame
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
+                # Both are closed by the server (EOF), within the timeout and a margin.
+                assert await asyncio.wait_for(silent_r.read(), 10) == b""
+                assert await asyncio.wait_for(half_r.read(), 10) == b""
+                assert loop.time() - t0 >= 0.4
+                assert server.port.sessionless_expired == 2
+                silent_w.close()
+                half_w.close()
+                # The client with a session, connected for longer than that, still works.
+                await asyncio.to_thread(zk.create, "/still", b"here")
+                assert zk.connected
+            finally:
+                await asyncio.to_thread(zk.stop)
+                await asyncio.to_thread(zk.close)
+
+    asyncio.run(scenario())

@@ -4,7 +4,10 @@ Every decision is the server core's (:mod:`zkquorum.core.server`); this module n
 connections, turns bytes into decoded messages (:mod:`zkquorum.wire.client`) and hands
 them to a :class:`ClientSink`, and writes bytes and closes connections on request.  A
 four-letter word is answered by ``answer_word`` and the connection closed, as 3.8 does.
-A malformed frame closes that connection only.
+A malformed frame closes that connection only, and so does silence: a connection that
+has not sent its ConnectRequest (or a four-letter word) within ``sessionless_timeout_s``
+is closed, as 3.8 expires sessionless connections (``zookeeper.nio.sessionlessCnxnTimeout``,
+10 s).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from zkquorum.wire.reader import Sentinel
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+SESSIONLESS_TIMEOUT_S = 10.0
 
 
 class ClientSink(Protocol):
@@ -50,8 +54,11 @@ class ClientPort:
         *,
         answer_word: Callable[[str], str | None],
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        sessionless_timeout_s: float = SESSIONLESS_TIMEOUT_S,
     ) -> None:
         self.host = host
+        self.sessionless_timeout_s = sessionless_timeout_s
+        self.sessionless_expired = 0
         self.port = port
         self._sink = sink
         self._tasks = tasks
@@ -119,9 +126,23 @@ class ClientPort:
         self.addresses[conn] = f"{ip}:{peer[1]}" if peer else ip
         decoder = RequestStreamDecoder(max_buffer=self._max_buffer)
         told = False
+        quiet_until = asyncio.get_running_loop().time() + self.sessionless_timeout_s
         try:
             while conn in self._writers:
-                data = await reader.read(READ_SIZE)
+                if told:
+                    data = await reader.read(READ_SIZE)
+                else:
+                    try:
+                        async with asyncio.timeout_at(quiet_until):
+                            data = await reader.read(READ_SIZE)
+                    except TimeoutError:
+                        self.sessionless_expired += 1
+                        log.info(
+                            "client %s: no session after %.0f s, closing",
+                            ip,
+                            self.sessionless_timeout_s,
+                        )
+                        return
                 decoder.receive_data(data)
                 while conn in self._writers:
                     msg = decoder.next_message()
