@@ -1,6 +1,7 @@
 """The direction of the arrows: pure layers import no I/O, and no layer imports upwards.
 
-cli -> api -> runtime -> core -> wire -> config, and sim -> core (spec/architecture.md).
+cli -> api -> runtime -> core -> wire -> config, and sim -> core (spec/architecture.md);
+testing (the pytest plugin) runs servers as processes and imports no other layer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ALLOWED = {
     "core": {"core", "wire", "config"},
     "wire": {"wire", "config"},
     "config": {"config"},
+    "testing": {"testing"},
 }
 
 
