@@ -120,6 +120,12 @@ def test_kill_leader_shows_a_new_leader_with_a_higher_epoch(tmp_path: Path) -> N
     assert int(m.group(1)) in (1, 2) and int(m.group(2)) == 2
     assert f"SUMMARY: leader is peer {m.group(1)}, epoch 2;" in out
     assert not any(_alive(p) for p in _pids(out))
+    # The client's session began on the leader, moved, and its own write fired its watch.
+    c = re.search(r"client: session (0x[0-9a-f]+) on peer 3 \(the leader\)", out)
+    assert c, out
+    moved = re.search(rf"client: session {c.group(1)} now on peer (\d+) \(\d+ ms after", out)
+    assert moved and int(moved.group(1)) in (1, 2), out
+    assert "the watch fired (NodeDataChanged /zkquorum-demo); ephemeral still there" in out
 
 
 def test_sigint_leaves_no_process_behind(tmp_path: Path) -> None:

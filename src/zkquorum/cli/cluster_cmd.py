@@ -6,6 +6,11 @@ and its epoch, the establishment on the quorum port and each phase's time, then 
 ``--kill-leader``/``--stop-leader`` add a fault after the establishment (``--rounds K``
 times, with a table of medians); ``--trace FILE.svg`` draws the whole run as a sequence
 diagram.  Ctrl-C ends every process it started (by pid) and exits 130.
+
+A client (:mod:`zkquorum.runtime.zkclient`) takes part unless ``--no-client``: once the
+leader is established it opens a session on the leader, creates a znode and an ephemeral
+and sets a watch; after each fault it shows its session moving to another peer and a
+write of its own firing the watch, the ephemeral still there.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +34,7 @@ from zkquorum.cli.main import CliError
 from zkquorum.config.model import HostPort
 from zkquorum.runtime.admin import query_all
 from zkquorum.runtime.cluster import LOOPBACK, LocalCluster
+from zkquorum.runtime.zkclient import EPHEMERAL, Client, ClientError
 from zkquorum.tools.events import Event, Narrator, Outcome, dump_lines, median, outcome
 from zkquorum.tools.trace import render_svg
 
@@ -73,6 +80,11 @@ def register(sub: Any) -> None:
         "table of medians",
     )
     p.add_argument("--trace", metavar="FILE.svg", help="draw the run as a sequence diagram")
+    p.add_argument(
+        "--no-client",
+        action="store_true",
+        help="no client session (by default one writes and watches a znode throughout)",
+    )
     p.add_argument(
         "--tick-time", type=int, default=2000, metavar="MS", help="tickTime (default 2000)"
     )
@@ -312,6 +324,28 @@ def _main(watch: _Watch, cluster: LocalCluster, args: argparse.Namespace, timeou
     rows: list[dict[str, float | None]] = []
     leader, epoch = cold.leader, cold.epoch
     assert leader is not None and epoch is not None
+    with contextlib.ExitStack() as stack:
+        demo = None if args.no_client else stack.enter_context(_DemoClient(cluster, leader))
+        if demo is not None:
+            watch.say()
+            for line in demo.begin(timeout):
+                watch.say(line)
+        return _rounds(watch, cluster, args, timeout, demo, cold, t_launch, rows)
+    raise AssertionError("unreachable")
+
+
+def _rounds(
+    watch: _Watch,
+    cluster: LocalCluster,
+    args: argparse.Namespace,
+    timeout: float,
+    demo: _DemoClient | None,
+    cold: Outcome,
+    t_launch: float,
+    rows: list[dict[str, float | None]],
+) -> int:
+    leader, epoch = cold.leader, cold.epoch
+    assert leader is not None and epoch is not None
     fault = "SIGKILL" if args.kill_leader else "SIGSTOP" if args.stop_leader else None
     if fault is not None:
         for r in range(1, args.rounds + 1):
@@ -326,6 +360,9 @@ def _main(watch: _Watch, cluster: LocalCluster, args: argparse.Namespace, timeou
             old = leader
             leader, epoch = got.leader, got.epoch
             assert leader is not None and epoch is not None
+            if demo is not None:
+                for line in demo.after_fault(old, got.since, f"round {r}", timeout):
+                    watch.say(line)
             if r < args.rounds or args.stop_leader:
                 _rejoin(watch, cluster, old, leader, epoch, timeout)
     live = cluster.live()
@@ -353,6 +390,92 @@ def _main(watch: _Watch, cluster: LocalCluster, args: argparse.Namespace, timeou
         )
     )
     return 0
+
+
+class _DemoClient:
+    """One client session through the run, on a loop thread of its own (the watcher's
+    loop is the main thread's)."""
+
+    PATH = "/zkquorum-demo"
+
+    def __init__(self, cluster: LocalCluster, leader: int) -> None:
+        self.cluster = cluster
+        self.sid_of = {HostPort(LOOPBACK, p.client_port): sid for sid, p in cluster.peers.items()}
+        # The leader first: the fault rounds take the session's server away.
+        order = sorted(cluster.peers, key=lambda sid: sid != leader)
+        self.servers = [HostPort(LOOPBACK, cluster.peers[sid].client_port) for sid in order]
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="demo-client")
+        self.client: Client | None = None
+
+    def __enter__(self) -> _DemoClient:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.client is not None:
+                with contextlib.suppress(Exception):
+                    self._run(self.client.close(), 10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+            self.loop.close()
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _where(self, client: Client) -> str:
+        sid = self.sid_of.get(client.server) if client.server is not None else None
+        return f"peer {sid}" if sid is not None else "no server"
+
+    def begin(self, timeout: float) -> list[str]:
+        async def go() -> list[str]:
+            self.client = client = Client(self.servers, timeout_ms=10_000)
+            await client.start(timeout)
+            await client.create(self.PATH, b"hello")
+            await client.create(f"{self.PATH}/alive", b"", EPHEMERAL)
+            await client.get(self.PATH, watch=True)
+            return [
+                f"client: session 0x{client.session_id:x} on {self._where(client)} (the "
+                f"leader): created {self.PATH} and the ephemeral {self.PATH}/alive, "
+                f"watching {self.PATH}"
+            ]
+
+        return list(self._run(go(), timeout + 5))
+
+    def after_fault(self, old: int, fault_at: float, label: str, timeout: float) -> list[str]:
+        client = self.client
+        assert client is not None
+
+        async def go() -> list[str]:
+            reconnects = client.reconnects
+            if self.sid_of.get(client.server or HostPort("", 0)) == old:
+                reconnects += 1  # not noticed yet: wait for the move
+            await client.wait_connected(timeout, reconnects=reconnects)
+            moved = (client.connected_at - fault_at) * 1000
+            data = label.encode()
+            stat = await client.set(self.PATH, data)
+            event = await asyncio.wait_for(client.events.get(), timeout)
+            alive = await client.exists(f"{self.PATH}/alive")
+            await client.get(self.PATH, watch=True)
+            return [
+                f"client: session 0x{client.session_id:x} now on {self._where(client)} "
+                f"({moved:.0f} ms after the fault; setWatches re-armed its watch)",
+                f"client: set {self.PATH} = {label!r} (zxid 0x{stat.mzxid:x}): the watch "
+                f"fired ({_event_name(event.type)} {event.path}); ephemeral "
+                + ("still there" if alive else "GONE"),
+            ]
+
+        try:
+            return list(self._run(go(), timeout + 5))
+        except (TimeoutError, ClientError, OSError) as exc:
+            raise Failure(f"the client did not carry on after the fault: {exc!r}") from exc
+
+
+def _event_name(event_type: int) -> str:
+    names = {1: "NodeCreated", 2: "NodeDeleted", 3: "NodeDataChanged", 4: "NodeChildrenChanged"}
+    return names.get(event_type, f"event {event_type}")
 
 
 def _srvr_text(sid: int, reply: Any) -> str:
