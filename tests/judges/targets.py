@@ -6,11 +6,12 @@
     ZKQUORUM_ENSEMBLE      3 zkquorum peers, clients through server 1
     MIXED_ZKQUORUM_LEADER  2 Java followers + a zkquorum leader (sid 3), clients through
                            Java server 1
+    MIXED_ZKQUORUM_FOLLOWER  a zkquorum follower (sid 1) of a Java leader (sid 3), clients
+                           through the zkquorum follower
 
 A judge is parametrized by :data:`JUDGE_TARGETS` (:func:`target_params`): the Java targets
-are the baseline; the zkquorum ones are marked ``xfail(strict=True)`` until zkquorum's
-client port answers, so that the day one passes the run fails loudly and the marker goes
-(add the target's name to :data:`ZKQUORUM_SERVES_CLIENTS`).
+are the baseline; a zkquorum target not in :data:`ZKQUORUM_SERVES_CLIENTS` would be marked
+``xfail(strict=True)`` (every one serves clients today).
 ``ZKQUORUM_JUDGE_TARGETS=name,name`` restricts a
 run to some targets (e.g. ``zkquorum-standalone`` alone while building the client port).
 
@@ -42,13 +43,11 @@ from tests.interop.zkserver import wait_for
 from tests.judges.javashim import config_key
 from tests.peer.cluster import Ensemble, ensemble
 
-# The zkquorum targets that serve clients today: standalone, and a zkquorum leader behind
-# Java followers; the others stay xfail(strict) until they do (a zkquorum follower does
-# not serve clients yet).
+# The zkquorum targets that serve clients: all of them.
 ZKQUORUM_SERVES_CLIENTS: frozenset[str] = frozenset(
     {"zkquorum-standalone", "java-2+zkquorum-leader", "zkquorum-3", "java-leader+zkquorum-follower"}
 )
-NOT_YET = "a zkquorum follower or observer does not serve clients yet"
+NOT_YET = "this zkquorum target does not serve clients"
 
 
 # The settings every judge's servers share: a short tick keeps session expiry (2 x tick to

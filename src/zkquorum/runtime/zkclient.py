@@ -44,6 +44,7 @@ from zkquorum.wire.client_records import (
     SetDataResponse,
     SetWatches,
     Stat,
+    SyncRequest,
     WatcherEvent,
 )
 from zkquorum.wire.txn import OpCode
@@ -115,6 +116,14 @@ class Client:
                 if self.server is not None and self.reconnects >= reconnects:
                     return self.server
                 await self._change.wait()
+
+    async def move(self, to: HostPort, within_s: float = 15.0) -> None:
+        """Leave this server for ``to``, keeping the session (its watches re-armed by
+        setWatches), as a client does when its server goes away."""
+        await self._drop()
+        self.reconnects += 1
+        async with asyncio.timeout(within_s):
+            await self._open(to)
 
     async def _changed(self) -> None:
         async with self._change:
@@ -281,6 +290,11 @@ class Client:
 
     async def delete(self, path: str, version: int = -1) -> None:
         await self._call(OpCode.DELETE, DeleteRequest(path, version), path)
+
+    async def sync(self, path: str = "/") -> None:
+        """Once this server has applied every write the leader committed before it: a
+        read after it sees them (reads alone may lag behind other servers' writes)."""
+        await self._call(OpCode.SYNC, SyncRequest(path), path)
 
     async def exists(self, path: str) -> bool:
         try:
