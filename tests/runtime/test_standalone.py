@@ -109,3 +109,38 @@ def test_a_connection_without_a_session_is_closed_and_a_client_is_not(tmp_path: 
                 await asyncio.to_thread(zk.close)
 
     asyncio.run(scenario())
+
+
+def test_max_client_cnxns_per_address(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    text = (
+        f"tickTime=200\ndataDir={tmp_path}/data\nclientPort={port}\n"
+        "clientPortAddress=127.0.0.1\nmaxClientCnxns=2\n"
+    )
+    (tmp_path / "zoo.cfg").write_text(text)
+    config = parse_zoo_cfg(text, path=str(tmp_path / "zoo.cfg"))
+
+    async def scenario() -> None:
+        async with StandaloneServer(config) as server:  # type: ignore[arg-type]
+            assert server.port is not None and server.port.max_per_ip == 2
+            first = await asyncio.open_connection("127.0.0.1", port)
+            second = await asyncio.open_connection("127.0.0.1", port)
+            third_r, third_w = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(third_r.read(), 10) == b""  # refused: closed
+            assert server.port.rejected == 1
+            third_w.close()
+            first[1].close()
+            await asyncio.wait_for(first[0].read(), 10)
+            # One slot is free again once the server has seen the first one close.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while server.port.connections > 1 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            again_r, again_w = await asyncio.open_connection("127.0.0.1", port)
+            again_w.write(b"srvr")
+            assert b"Mode: standalone" in await asyncio.wait_for(again_r.read(), 10)
+            assert server.port.rejected == 1
+            again_w.close()
+            second[1].close()
+
+    asyncio.run(scenario())

@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if not standalone and config.my_id is None:
         raise CliError(f"{args.config}: a quorum peer needs its myid file in dataDir")
     setup_logging(config.my_id or 0, args.log_level)
+    for line in ignored_keys(config.path, config.unused_keys, standalone=standalone, ops=ops):
+        logging.getLogger("zkquorum.config").warning("%s", line)
     if not config.ssl_quorum and "ssl" not in sys.modules:
         # Without quorum TLS a peer never needs OpenSSL.  Blocking the import (asyncio then
         # runs as on a Python built without ssl) saves ~5 MiB resident per peer process.
@@ -115,6 +118,31 @@ async def _serve_standalone(config: QuorumConfig) -> int:
     finally:
         await server.close()
     return 0
+
+
+_WHY_IGNORED = (
+    ("secureClientPort", "zkquorum has no TLS client port"),
+    ("ssl.", "these are for the TLS client port, which zkquorum does not have"),
+    ("serverCnxnFactory", "zkquorum has one client connection factory, on asyncio"),
+    ("authProvider.", "zkquorum authenticates digest, ip, world and super, not SASL"),
+    ("zookeeper.authProvider.", "zkquorum authenticates digest, ip, world and super"),
+)
+
+
+def ignored_keys(
+    path: str, unused: Sequence[tuple[str, int]], *, standalone: bool, ops: OpsSettings
+) -> list[str]:
+    """One warning per zoo.cfg key zkquorum reads but does not act on (with why)."""
+    out = []
+    for key, line in unused:
+        why = next((w for prefix, w in _WHY_IGNORED if key.startswith(prefix)), None)
+        out.append(f"{path}:{line}: {key} ignored: {why or 'zkquorum does not use this key'}")
+    if standalone and ops.enabled:
+        out.append(
+            f"{path}: the AdminServer and /metrics are served by a quorum peer only, not by "
+            "a standalone zkquorum server: ignored"
+        )
+    return out
 
 
 def _ops_settings(path: str) -> OpsSettings:

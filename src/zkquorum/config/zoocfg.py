@@ -514,6 +514,7 @@ _USED = {
     "version",
     "minSessionTimeout",
     "maxSessionTimeout",
+    "maxClientCnxns",
     # the server (core/server.py ServerSettings), with or without "zookeeper."
     "extendedTypesEnabled",
     "zookeeper.extendedTypesEnabled",

@@ -134,6 +134,8 @@ class ServerCounts:
     watch_count: int = 0
     ephemerals_count: int = 0
     approximate_data_size: int = 0
+    rejected: int = 0
+    """Connections refused for ``maxClientCnxns``."""
 
 
 def is_allowed(word: str, whitelist: frozenset[str]) -> bool:
@@ -195,6 +197,7 @@ def _mntr(status: PeerStatus, counts: ServerCounts) -> str:
         ("watch_count", counts.watch_count),
         ("ephemerals_count", counts.ephemerals_count),
         ("approximate_data_size", counts.approximate_data_size),
+        ("connection_rejected", counts.rejected),
         ("open_file_descriptor_count", open_fds),
         ("max_file_descriptor_count", max_fds),
         ("quorum_size", len(cfg.voting_members) if cfg is not None else 0),

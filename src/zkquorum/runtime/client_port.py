@@ -13,11 +13,12 @@ is closed, as 3.8 expires sessionless connections (``zookeeper.nio.sessionlessCn
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from zkquorum.runtime.tasks import TaskOwner
@@ -34,6 +35,16 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 SESSIONLESS_TIMEOUT_S = 10.0
+MAX_CLIENT_CNXNS = 60
+"""``maxClientCnxns``: connections one IP address may hold (0: no limit)."""
+
+
+def max_client_cnxns(props: Mapping[str, str]) -> int:
+    """zoo.cfg's ``maxClientCnxns`` (3.8: an int, default 60; a bad value: the default)."""
+    try:
+        return int(props.get("maxClientCnxns", MAX_CLIENT_CNXNS))
+    except ValueError:
+        return MAX_CLIENT_CNXNS
 
 
 class ClientSink(Protocol):
@@ -55,8 +66,13 @@ class ClientPort:
         answer_word: Callable[[str], str | None],
         max_buffer: int = DEFAULT_MAX_BUFFER,
         sessionless_timeout_s: float = SESSIONLESS_TIMEOUT_S,
+        max_per_ip: int = MAX_CLIENT_CNXNS,
     ) -> None:
         self.host = host
+        self.max_per_ip = max_per_ip
+        self.rejected = 0
+        """Connections refused for ``max_per_ip`` (3.8's ``connection_rejected``)."""
+        self._per_ip: collections.Counter[str] = collections.Counter()
         self.sessionless_timeout_s = sessionless_timeout_s
         self.sessionless_expired = 0
         self.port = port
@@ -121,6 +137,12 @@ class ClientPort:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
+        if 0 < self.max_per_ip <= self._per_ip[ip]:
+            self.rejected += 1
+            log.warning("Too many connections from /%s - max is %d", ip, self.max_per_ip)
+            writer.close()
+            return
+        self._per_ip[ip] += 1
         conn = next(self._ids)
         self._writers[conn] = writer
         self.addresses[conn] = f"{ip}:{peer[1]}" if peer else ip
@@ -172,6 +194,9 @@ class ClientPort:
         finally:
             self._writers.pop(conn, None)
             self.addresses.pop(conn, None)
+            self._per_ip[ip] -= 1
+            if not self._per_ip[ip]:
+                del self._per_ip[ip]
             writer.close()
             if told and not self._closed:
                 self._sink.client_closed(conn)

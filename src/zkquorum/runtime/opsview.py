@@ -373,6 +373,7 @@ class PeerOpsSource:
         self._looking = 0
         self._proposals = 0
         self._commits = 0
+        self._rejected = 0
         self._leading_since: float | None = None
 
     def reset_server_stats(self) -> None:
@@ -383,15 +384,17 @@ class PeerOpsSource:
         if self.peer.server is not None:
             self.peer.server.reset_connection_stats()
 
-    def _sync_broadcast(self, proposals: int, commits: int) -> None:
-        """``proposal_count`` and ``commit_count`` follow the peer core's own counts."""
+    def _sync_counts(self, proposals: int, commits: int, rejected: int) -> None:
+        """``proposal_count``, ``commit_count`` and ``connection_rejected`` follow the
+        peer's own counts."""
         for name, value, seen in (
             ("proposal_count", proposals, self._proposals),
             ("commit_count", commits, self._commits),
+            ("connection_rejected", rejected, self._rejected),
         ):
             if value > seen:
                 self.registry.counter(name).inc(value - seen)
-        self._proposals, self._commits = proposals, commits
+        self._proposals, self._commits, self._rejected = proposals, commits, rejected
 
     def _sync_elections(self, elections: int, total_ms: int, last_ms: int | None) -> None:
         summary = self.registry.summary("election_time")
@@ -411,7 +414,11 @@ class PeerOpsSource:
         peer = self.peer
         status = peer.status()
         if peer.core is not None:
-            self._sync_broadcast(peer.core.broadcast.proposals, peer.core.broadcast.commits)
+            self._sync_counts(
+                peer.core.broadcast.proposals,
+                peer.core.broadcast.commits,
+                peer.client_port.rejected if peer.client_port is not None else 0,
+            )
         if self._sync:
             self._sync_elections(
                 status.elections, status.election_time_total_ms, status.election_time_last_ms

@@ -123,7 +123,7 @@ from zkquorum.core.server import (
 from zkquorum.runtime import admin
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
-from zkquorum.runtime.client_port import ClientPort
+from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties
 from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
@@ -289,7 +289,12 @@ class PeerRuntime:
         address = self._client_address
         if address is not None:
             self.client_port = ClientPort(
-                address.host, address.port, self, self._tasks, answer_word=self._word
+                address.host,
+                address.port,
+                self,
+                self._tasks,
+                answer_word=self._word,
+                max_per_ip=max_client_cnxns(zoo_cfg_properties(self.config)),
             )
             await self.client_port.open()
         self._step(Start(self.now()))
@@ -788,8 +793,9 @@ class PeerRuntime:
     def counts(self) -> admin.ServerCounts:
         """The client side for ``srvr``/``stat``/``mntr``: packets, latency, connections."""
         server, port = self.server, self.client_port
+        rejected = port.rejected if port is not None else 0
         if server is None:
-            return admin.ServerCounts()
+            return admin.ServerCounts(rejected=rejected)
         addresses = port.addresses if port is not None else {}
         tree = server.db.tree
         lat = server.latency
@@ -809,6 +815,7 @@ class PeerRuntime:
             watch_count=server.watches.count(),
             ephemerals_count=sum(len(v) for v in tree.ephemerals.values()),
             approximate_data_size=tree.approximate_data_size(),
+            rejected=rejected,
         )
 
     # ---------------------------------------------------------------- election port

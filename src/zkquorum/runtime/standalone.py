@@ -27,7 +27,7 @@ from zkquorum.core.server import (
     TxnsDurable,
 )
 from zkquorum.runtime import admin
-from zkquorum.runtime.client_port import ClientPort
+from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
@@ -82,7 +82,14 @@ class StandaloneServer:
         self._log.start()
         host = self.config.client_port_address or "0.0.0.0"
         port = self.config.client_port if self.config.client_port is not None else 2181
-        self.port = ClientPort(host, port, self, self._tasks, answer_word=self._word)
+        self.port = ClientPort(
+            host,
+            port,
+            self,
+            self._tasks,
+            answer_word=self._word,
+            max_per_ip=max_client_cnxns(zoo_cfg_properties(self.config)),
+        )
         await self.port.open()
         log.info(
             "serving clients on %s:%s, last zxid 0x%s",
