@@ -8,6 +8,7 @@ lines ``zkquorum run`` needs.  Every process is stopped by pid whatever happens
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -107,9 +108,12 @@ class OpsPeer(PyServer):
         return got is not None and got[0] == 200
 
 
-@pytest.fixture
-def ops_ensemble(tmp_path: Path) -> Iterator[Ensemble]:
-    with ensemble(tmp_path / "ens", settings=SETTINGS, start=False) as ens:
+@contextlib.contextmanager
+def ops_peers(base: Path, observers: tuple[int, ...] = ()) -> Iterator[Ensemble]:
+    py_sids = (1, 2, 3, *observers)
+    with ensemble(
+        base, py_sids=py_sids, observers=observers, settings=SETTINGS, start=False
+    ) as ens:
         ports = iter(free_ports(2 * len(ens.servers)))
         for sid, server in list(ens.servers.items()):
             fields = {f.name: getattr(server, f.name) for f in dataclasses.fields(PyServer)}
@@ -119,6 +123,12 @@ def ops_ensemble(tmp_path: Path) -> Iterator[Ensemble]:
                 cfg.write(f"admin.serverPort={peer.admin_port}\n")
             ens.servers[sid] = peer
         ens.start()
+        yield ens
+
+
+@pytest.fixture
+def ops_ensemble(tmp_path: Path) -> Iterator[Ensemble]:
+    with ops_peers(tmp_path / "ens") as ens:
         yield ens
 
 
@@ -216,17 +226,21 @@ def test_request_metrics_move_with_a_client_workload(ops_ensemble: Ensemble) -> 
 
 
 @pytest.mark.slow
-def test_admin_commands_of_a_serving_ensemble_answer_3_8_keys(ops_ensemble: Ensemble) -> None:
-    """Every AdminServer command, asked of a live zkquorum leader and follower while a
-    client on each holds a session with an ephemeral node and watches (as the 3.8.0
-    reference was recorded), has the keys Debian's 3.8.0 answers on that seat."""
+def test_admin_commands_of_a_serving_ensemble_answer_3_8_keys(tmp_path: Path) -> None:
+    """Every AdminServer command, asked of a live zkquorum leader, follower and observer
+    (3 + 1, as the 3.8.0 reference was recorded) while a client on each holds a session
+    with an ephemeral node and watches, has the keys Debian's 3.8.0 answers on that seat."""
+    with ops_peers(tmp_path / "ens", observers=(4,)) as ens:
+        _admin_commands_answer_3_8_keys(ens)
+
+
+def _admin_commands_answer_3_8_keys(ens: Ensemble) -> None:
     from kazoo.client import KazooClient
 
     from tests.runtime.test_http_admin import assert_answers_match
     from tests.runtime.test_http_admin_java import get_json
 
-    ens = ops_ensemble
-    leader = ens.wait_for_leader(timeout=30)
+    leader = ens.wait_for_leader([1, 2, 3], timeout=30)
     wait_for(lambda: all(peer(ens, s).ready() for s in ens.servers), timeout=30, what="ready")
     clients = []
     try:
@@ -239,7 +253,7 @@ def test_admin_commands_of_a_serving_ensemble_answer_3_8_keys(ops_ensemble: Ense
             zk.get_children("/ops", watch=lambda _e: None)
             zk.exists(f"/ops/missing{sid}", watch=lambda _e: None)
         for sid in ens.servers:
-            seat = "leader" if sid == leader else "follower"
+            seat = "leader" if sid == leader else "observer" if sid == 4 else "follower"
             port = peer(ens, sid).admin_port
 
             def answer(name: str, port: int = port) -> dict[str, object]:
