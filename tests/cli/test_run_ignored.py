@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from zkquorum.cli.run_cmd import ignored_keys
 from zkquorum.config.zoocfg import parse_zoo_cfg
-from zkquorum.runtime.opssettings import OpsSettings
 
 KAZOO_CFG = """tickTime=2000
 dataDir=/tmp/x
@@ -20,8 +19,7 @@ ssl.keyStore.location=/k
 
 def test_kazoos_zoo_cfg_gets_one_warning_per_ignored_key() -> None:
     cfg = parse_zoo_cfg(KAZOO_CFG, path="zoo.cfg")
-    ops = OpsSettings.from_zoo_cfg(KAZOO_CFG, "zoo.cfg")
-    lines = ignored_keys("zoo.cfg", cfg.unused_keys, standalone=True, ops=ops)
+    lines = ignored_keys("zoo.cfg", cfg.unused_keys)
     assert lines == [
         "zoo.cfg:4: secureClientPort ignored: zkquorum has no TLS client port",
         "zoo.cfg:7: serverCnxnFactory ignored: zkquorum has one client connection factory, "
@@ -30,8 +28,4 @@ def test_kazoos_zoo_cfg_gets_one_warning_per_ignored_key() -> None:
         "super, not SASL",
         "zoo.cfg:9: ssl.keyStore.location ignored: these are for the TLS client port, which "
         "zkquorum does not have",
-        "zoo.cfg: the AdminServer and /metrics are served by a quorum peer only, not by a "
-        "standalone zkquorum server: ignored",
-    ]
-    # maxClientCnxns is honoured; a quorum peer serves admin.serverPort.
-    assert ignored_keys("zoo.cfg", (), standalone=False, ops=ops) == []
+    ]  # maxClientCnxns and admin.serverPort are honoured

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not standalone and config.my_id is None:
         raise CliError(f"{args.config}: a quorum peer needs its myid file in dataDir")
     setup_logging(config.my_id or 0, args.log_level)
-    for line in ignored_keys(config.path, config.unused_keys, standalone=standalone, ops=ops):
+    for line in ignored_keys(config.path, config.unused_keys):
         logging.getLogger("zkquorum.config").warning("%s", line)
     if not config.ssl_quorum and "ssl" not in sys.modules:
         # Without quorum TLS a peer never needs OpenSSL.  Blocking the import (asyncio then
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if standalone:
-            return asyncio.run(_serve_standalone(config))
+            return asyncio.run(_serve_standalone(config, ops))
         return asyncio.run(_serve(config, ops, shortcuts=not args.no_shortcut, events=args.events))
     except (BindError, TlsConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _serve_standalone(config: QuorumConfig) -> int:
+async def _serve_standalone(config: QuorumConfig, ops: OpsSettings) -> int:
     """zoo.cfg without server lines: one standalone server, as ``ZooKeeperServerMain``."""
     import asyncio
 
@@ -107,8 +107,16 @@ async def _serve_standalone(config: QuorumConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = StandaloneServer(config)
+    endpoints = None
     try:
         await server.start()
+        if ops.enabled:
+            from zkquorum.runtime.http_admin import for_standalone
+
+            endpoints = for_standalone(
+                server, ops, config_text=Path(config.path).read_text(encoding="iso-8859-1")
+            )
+            await endpoints.start()
         failed = asyncio.ensure_future(server.wait_failed())
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -116,6 +124,8 @@ async def _serve_standalone(config: QuorumConfig) -> int:
         stopped.cancel()
         logging.getLogger("zkquorum.server").info("shutting down")
     finally:
+        if endpoints is not None:
+            await endpoints.close()
         await server.close()
     return 0
 
@@ -129,19 +139,12 @@ _WHY_IGNORED = (
 )
 
 
-def ignored_keys(
-    path: str, unused: Sequence[tuple[str, int]], *, standalone: bool, ops: OpsSettings
-) -> list[str]:
+def ignored_keys(path: str, unused: Sequence[tuple[str, int]]) -> list[str]:
     """One warning per zoo.cfg key zkquorum reads but does not act on (with why)."""
     out = []
     for key, line in unused:
         why = next((w for prefix, w in _WHY_IGNORED if key.startswith(prefix)), None)
         out.append(f"{path}:{line}: {key} ignored: {why or 'zkquorum does not use this key'}")
-    if standalone and ops.enabled:
-        out.append(
-            f"{path}: the AdminServer and /metrics are served by a quorum peer only, not by "
-            "a standalone zkquorum server: ignored"
-        )
     return out
 
 

@@ -43,10 +43,11 @@ from zkquorum.config.model import HostPort
 from zkquorum.runtime import commands
 from zkquorum.runtime.metrics import PROMETHEUS_CONTENT_TYPE, MetricsRegistry
 from zkquorum.runtime.opssettings import OpsSettings
-from zkquorum.runtime.opsview import OpsSource, PeerOpsSource, bind_gauges
+from zkquorum.runtime.opsview import OpsSource, PeerOpsSource, StandaloneOpsSource, bind_gauges
 
 if TYPE_CHECKING:
     from zkquorum.runtime.peer import PeerRuntime
+    from zkquorum.runtime.standalone import StandaloneServer
 
 log = logging.getLogger(__name__)
 
@@ -407,5 +408,16 @@ def for_peer(
     registry = registry if registry is not None else MetricsRegistry()
     peer.metrics = registry
     source = PeerOpsSource(peer, registry, config_text=config_text)
+    bind_gauges(registry, source)
+    return OpsServer(settings, source, registry)
+
+
+def for_standalone(
+    server: StandaloneServer, settings: OpsSettings, *, config_text: str | None = None
+) -> OpsServer:
+    """The ops endpoints of a :class:`StandaloneServer`: its registry, gauges, server."""
+    registry = MetricsRegistry()
+    server.metrics = registry
+    source = StandaloneOpsSource(server, config_text=config_text)
     bind_gauges(registry, source)
     return OpsServer(settings, source, registry)

@@ -29,7 +29,10 @@ from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.metrics import Kind, MetricsRegistry, Number
 
 if TYPE_CHECKING:
+    from zkquorum.core.server import ServerCore
+    from zkquorum.core.sessions import SessionTracker
     from zkquorum.runtime.peer import PeerRuntime
+    from zkquorum.runtime.standalone import StandaloneServer
 
 
 class Seat(enum.Enum):
@@ -506,15 +509,27 @@ class PeerOpsSource:
             learners=tuple(learners),
             extra=tuple(extra),
         )
-        return OpsSnapshot(server, client_stats(peer) if serving else NO_CLIENTS)
+        return OpsSnapshot(server, peer_client_stats(peer) if serving else NO_CLIENTS)
 
 
-def client_stats(peer: PeerRuntime) -> ClientStats:
-    """The client side of a serving peer: its :class:`ServerCore` and client port."""
-    server = peer.server
-    if server is None:
+def peer_client_stats(peer: PeerRuntime) -> ClientStats:
+    """The client side of a serving peer (the leader tracks the sessions' expiry)."""
+    if peer.server is None:
         return NO_CLIENTS
-    addresses = peer.client_port.addresses if peer.client_port is not None else {}
+    leader = peer.leader
+    return client_stats(
+        peer.server,
+        peer.client_port.addresses if peer.client_port is not None else {},
+        leader.sessions if leader is not None else None,
+    )
+
+
+def client_stats(
+    server: ServerCore, addresses: Mapping[int, str], tracker: SessionTracker | None
+) -> ClientStats:
+    """The client side of a server: its :class:`ServerCore`, the client port's remote
+    addresses, and the session tracker that expires sessions (the leader's, or the
+    standalone server's own; ``None`` on a learner)."""
     tree = server.db.tree
     connections = []
     watches: dict[int, tuple[str, ...]] = {}
@@ -544,8 +559,6 @@ def client_stats(peer: PeerRuntime) -> ClientStats:
         if paths and opened:
             watches[c.session_id] = tuple(paths)
     lat = server.latency
-    leader = peer.leader
-    tracker = leader.sessions if leader is not None else None
     expiry = dict(tracker.expiry_buckets()) if tracker is not None else {}
     return ClientStats(
         packets_received=server.packets_received,
@@ -564,3 +577,44 @@ def client_stats(peer: PeerRuntime) -> ClientStats:
         approximate_data_size=tree.approximate_data_size(),
         global_sessions=len(tree.sessions),
     )
+
+
+class StandaloneOpsSource:
+    """An :class:`OpsSource` over a :class:`StandaloneServer` (``ZooKeeperServerMain``)."""
+
+    def __init__(self, server: StandaloneServer, *, config_text: str | None = None) -> None:
+        self.server = server
+        self.config_text = config_text
+
+    def reset_server_stats(self) -> None:
+        if self.server.core is not None:
+            self.server.core.reset_stats()
+
+    def reset_connection_stats(self) -> None:
+        if self.server.core is not None:
+            self.server.core.reset_connection_stats()
+
+    def snapshot(self) -> OpsSnapshot:
+        server = self.server
+        core = server.core
+        serving = core is not None and not server.closed
+        tree = core.db.tree if core is not None else None
+        view = ServerView(
+            my_id=0,
+            serving=serving,
+            seat=Seat.STANDALONE if serving else None,
+            reason="" if serving else "starting or stopped",
+            peer_state="standalone",
+            last_zxid=core.last_zxid if core is not None else 0,
+            node_count=tree.node_count + 1 if tree is not None else 0,
+            uptime_ms=server.uptime_ms,
+            config=server.config,
+            config_text=self.config_text,
+            extra=(("zkquorum_serving", int(serving), Kind.GAUGE),),
+        )
+        if core is None or not serving:
+            return OpsSnapshot(view)
+        port = server.port
+        return OpsSnapshot(
+            view, client_stats(core, port.addresses if port is not None else {}, core.tracker)
+        )

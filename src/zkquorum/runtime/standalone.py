@@ -29,6 +29,7 @@ from zkquorum.core.server import (
 from zkquorum.runtime import admin
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties
+from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
@@ -58,6 +59,8 @@ class StandaloneServer:
         )
         self.core: ServerCore | None = None
         self.port: ClientPort | None = None
+        self.metrics: MetricsRegistry | None = None
+        """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
         self._tasks = TaskOwner("zkquorum-server", on_crash=self._crashed)
         self._log: TxnLog | None = None
         self._wake: asyncio.TimerHandle | None = None
@@ -69,6 +72,14 @@ class StandaloneServer:
 
     def now(self) -> float:
         return (time.monotonic() - self._t0) * 1000.0
+
+    @property
+    def uptime_ms(self) -> int:
+        return int(self.now())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def start(self) -> None:
         loaded = self.storage.load()
@@ -153,6 +164,11 @@ class StandaloneServer:
                 port.send(conn, b"".join(chunks))
         for conn in out.closes:
             port.close_conn(conn)
+        if out.latencies and self.metrics is not None:
+            read = self.metrics.summary("readlatency", DetailLevel.ADVANCED)
+            update = self.metrics.summary("updatelatency", DetailLevel.ADVANCED)
+            for write, ms in out.latencies:
+                (update if write else read).observe(ms)
         if out.append and self._log is not None:
             self._log.append(out.append)
         self._arm(out.wake_at)
