@@ -311,6 +311,11 @@ def envi() -> str:
     return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in env)
 
 
+OPS_WORDS: Final = frozenset(FOUR_LETTER_WORDS) - IMPLEMENTED - {"ruok", "envi", "isro"}
+"""The words :func:`render` leaves to :func:`zkquorum.runtime.fourletter.render` (over the
+ops source that also feeds the AdminServer): ``cons``, ``dump``, ``wchc``..."""
+
+
 def render(
     word: str, status: PeerStatus, whitelist: frozenset[str], counts: ServerCounts = ServerCounts()
 ) -> str | None:

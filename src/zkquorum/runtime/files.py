@@ -64,6 +64,14 @@ def load_config(path: str | os.PathLike[str]) -> QuorumConfig:
     )
 
 
+def zoo_cfg_text(config: QuorumConfig) -> str | None:
+    """zoo.cfg as read (ISO-8859-1, as ``java.util.Properties``), or None if unreadable."""
+    try:
+        return Path(config.path).read_bytes().decode("iso-8859-1")
+    except OSError:
+        return None
+
+
 def zoo_cfg_properties(config: QuorumConfig) -> dict[str, str]:
     """zoo.cfg's keys and trimmed values again (``QuorumConfig`` keeps only what it uses;
     the server reads the rest, 3.8's ``-Dzookeeper.*`` switches, from here)."""

@@ -43,7 +43,7 @@ from zkquorum.config.model import HostPort
 from zkquorum.runtime import commands
 from zkquorum.runtime.metrics import PROMETHEUS_CONTENT_TYPE, MetricsRegistry
 from zkquorum.runtime.opssettings import OpsSettings
-from zkquorum.runtime.opsview import OpsSource, PeerOpsSource, StandaloneOpsSource, bind_gauges
+from zkquorum.runtime.opsview import OpsSource
 
 if TYPE_CHECKING:
     from zkquorum.runtime.peer import PeerRuntime
@@ -397,27 +397,17 @@ class OpsServer:
 
 
 def for_peer(
-    peer: PeerRuntime,
-    settings: OpsSettings,
-    *,
-    config_text: str | None = None,
-    registry: MetricsRegistry | None = None,
+    peer: PeerRuntime, settings: OpsSettings, *, config_text: str | None = None
 ) -> OpsServer:
     """The ops endpoints of a running :class:`PeerRuntime` (the wiring ``zkquorum run``
-    needs): a registry for the peer (or the one it feeds), its gauges, the server."""
-    registry = registry if registry is not None else MetricsRegistry()
-    peer.metrics = registry
-    source = PeerOpsSource(peer, registry, config_text=config_text)
-    bind_gauges(registry, source)
-    return OpsServer(settings, source, registry)
+    needs), over the peer's own registry and ops source (its four-letter words use them)."""
+    ctx = peer.ops_context(config_text)
+    return OpsServer(settings, ctx.source, ctx.registry, trace_mask=ctx.trace_mask)
 
 
 def for_standalone(
     server: StandaloneServer, settings: OpsSettings, *, config_text: str | None = None
 ) -> OpsServer:
-    """The ops endpoints of a :class:`StandaloneServer`: its registry, gauges, server."""
-    registry = MetricsRegistry()
-    server.metrics = registry
-    source = StandaloneOpsSource(server, config_text=config_text)
-    bind_gauges(registry, source)
-    return OpsServer(settings, source, registry)
+    """The ops endpoints of a :class:`StandaloneServer`, over its registry and source."""
+    ctx = server.ops_context(config_text)
+    return OpsServer(settings, ctx.source, ctx.registry, trace_mask=ctx.trace_mask)

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
@@ -124,13 +125,16 @@ from zkquorum.runtime import admin
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
-from zkquorum.runtime.files import zoo_cfg_properties
+from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.tls import QuorumTls
 from zkquorum.runtime.txnlog import TxnLog
+
+if TYPE_CHECKING:
+    from zkquorum.runtime.commands import CommandContext
 from zkquorum.wire.client import ClientRequest
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
@@ -240,6 +244,7 @@ class PeerRuntime:
         self.server: ServerCore | None = None
         self.metrics: MetricsRegistry | None = None
         """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
+        self._ops: CommandContext | None = None
         """The client side while this peer serves (established), else None."""
         self.server_settings = replace(server, quorum=True)
         if fixed is None:
@@ -788,7 +793,27 @@ class PeerRuntime:
             self._step(ClientWrite(now, f.session_id, f.cxid, f.op, f.body, f.auth))
 
     def _word(self, word: str) -> str | None:
+        if word in admin.OPS_WORDS:
+            from zkquorum.runtime import fourletter
+
+            return fourletter.render(word, self.ops_context(), self.config.four_letter_words)
         return admin.render(word, self.status(), self.config.four_letter_words, self.counts())
+
+    def ops_context(self, config_text: str | None = None) -> CommandContext:
+        """This peer's metrics registry, its ops source (gauges bound) and trace mask, made
+        once: the AdminServer, ``/metrics`` and the four-letter words share them."""
+        if self._ops is None:
+            from zkquorum.runtime.commands import CommandContext, TraceMask
+            from zkquorum.runtime.opsview import PeerOpsSource, bind_gauges
+
+            if config_text is None:
+                config_text = zoo_cfg_text(self.config)
+            registry = self.metrics if self.metrics is not None else MetricsRegistry()
+            self.metrics = registry
+            source = PeerOpsSource(self, registry, config_text=config_text)
+            bind_gauges(registry, source)
+            self._ops = CommandContext(source, registry, TraceMask())
+        return self._ops
 
     def counts(self) -> admin.ServerCounts:
         """The client side for ``srvr``/``stat``/``mntr``: packets, latency, connections."""

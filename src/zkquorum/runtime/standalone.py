@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core.database import Database
@@ -26,9 +27,8 @@ from zkquorum.core.server import (
     ServerTick,
     TxnsDurable,
 )
-from zkquorum.runtime import admin
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
-from zkquorum.runtime.files import zoo_cfg_properties
+from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
@@ -36,6 +36,9 @@ from zkquorum.runtime.txnlog import TxnLog
 from zkquorum.wire.client import ClientRequest
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.zxid import zxid_hex
+
+if TYPE_CHECKING:
+    from zkquorum.runtime.commands import CommandContext
 
 log = logging.getLogger("zkquorum.server")
 
@@ -61,6 +64,7 @@ class StandaloneServer:
         self.port: ClientPort | None = None
         self.metrics: MetricsRegistry | None = None
         """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
+        self._ops: CommandContext | None = None
         self._tasks = TaskOwner("zkquorum-server", on_crash=self._crashed)
         self._log: TxnLog | None = None
         self._wake: asyncio.TimerHandle | None = None
@@ -211,56 +215,23 @@ class StandaloneServer:
 
     # -- four-letter words --------------------------------------------------------------------
 
+    def ops_context(self, config_text: str | None = None) -> CommandContext:
+        """The registry, ops source (gauges bound) and trace mask, made once: shared by
+        the AdminServer, ``/metrics`` and the four-letter words."""
+        if self._ops is None:
+            from zkquorum.runtime.commands import CommandContext, TraceMask
+            from zkquorum.runtime.opsview import StandaloneOpsSource, bind_gauges
+
+            if config_text is None:
+                config_text = zoo_cfg_text(self.config)
+            registry = self.metrics if self.metrics is not None else MetricsRegistry()
+            self.metrics = registry
+            source = StandaloneOpsSource(self, config_text=config_text)
+            bind_gauges(registry, source)
+            self._ops = CommandContext(source, registry, TraceMask())
+        return self._ops
+
     def _word(self, word: str) -> str | None:
-        if word not in admin.KNOWN_WORDS:
-            return None
-        if not admin.is_allowed(word, self.config.four_letter_words):
-            return f"{word} is not executed because it is not in the whitelist.\n"
-        core = self.core
-        if word == "ruok":
-            return "imok"
-        if word == "envi":
-            return admin.envi()
-        if word == "isro":
-            return "rw"
-        if core is None:
-            return admin.NOT_SERVING
-        tree = core.db.tree
-        conns = self.port.connections if self.port is not None else 0
-        if word in ("srvr", "stat"):
-            lines = [f"Zookeeper version: {admin.VERSION_STRING}"]
-            if word == "stat":
-                lines += ["Clients:", ""]
-            lines += [
-                "Latency min/avg/max: 0/0.0/0",
-                f"Received: {core.requests}",
-                f"Sent: {core.requests}",
-                f"Connections: {conns}",
-                "Outstanding: 0",
-                f"Zxid: 0x{zxid_hex(core.last_zxid)}",
-                "Mode: standalone",
-                f"Node count: {tree.node_count + 1}",
-            ]
-            return "\n".join(lines) + "\n"
-        if word == "mntr":
-            rows = [
-                ("zk_version", admin.VERSION_STRING),
-                ("zk_server_state", "standalone"),
-                ("zk_znode_count", tree.node_count + 1),
-                ("zk_watch_count", core.watches.count()),
-                ("zk_ephemerals_count", sum(len(v) for v in tree.ephemerals.values())),
-                ("zk_num_alive_connections", conns),
-                ("zk_outstanding_requests", 0),
-                ("zk_global_sessions", core.session_count),
-            ]
-            return "".join(f"{k}\t{v}\n" for k, v in rows)
-        if word == "conf":
-            return (
-                f"clientPort={self.config.client_port}\n"
-                f"dataDir={self.config.data_dir}/version-2\n"
-                f"tickTime={self.config.tick_time}\n"
-                f"minSessionTimeout={self.settings.min_timeout}\n"
-                f"maxSessionTimeout={self.settings.max_timeout}\n"
-                "serverId=0\n"
-            )
-        return None
+        from zkquorum.runtime import fourletter
+
+        return fourletter.render(word, self.ops_context(), self.config.four_letter_words)
