@@ -17,6 +17,10 @@ Figures per workload and depth: operations per second; latency p50, p99, p99.9 (
 server CPU per operation (µs, from /proc/<pid>/stat); then the resident memory of each
 server holding ``--znodes`` znodes of 100 bytes.  Ratios are zkquorum / ZooKeeper.
 
+``--restart``: after the memory phase, each standalone server is stopped (SIGTERM) and
+started again on its data (the snapshot and log of ``--znodes`` more znodes): the time
+from the new process's start to its first answered session (``ConnectResponse``).
+
 ``--ensemble``: three servers of each kind, the connections spread over all of them (reads
 served locally, writes through the leader), CPU per operation summed over the three; the
 memory figure is then server 1's.
@@ -255,6 +259,11 @@ def main() -> int:
     ap.add_argument(
         "--ensemble", action="store_true", help="3 servers each, clients spread over all of them"
     )
+    ap.add_argument(
+        "--restart",
+        action="store_true",
+        help="time a restart to serving on the --znodes data (standalone only)",
+    )
     args = ap.parse_args()
     install = require_zookeeper()
     results: dict[tuple[str, str, int], dict[str, float]] = {}
@@ -269,6 +278,7 @@ def main() -> int:
     print("load generator against a stub that answers at once:")
     asyncio.run(stub_rows())
     memory: dict[str, tuple[int, int]] = {}
+    restart: dict[str, float] = {}
     specs = (
         (JAVA_ENSEMBLE, ZKQUORUM_ENSEMBLE)
         if args.ensemble
@@ -305,6 +315,14 @@ def main() -> int:
                     f"{(after - before) * 1024 / args.znodes:.0f} bytes/znode",
                     flush=True,
                 )
+            if args.restart and not args.ensemble:
+                server = t.ens.servers[spec.sids[0]]
+                server.stop()
+                t0 = time.monotonic()
+                server.start(install)
+                asyncio.run(_first_session(host, port, timeout=600))
+                restart[name] = time.monotonic() - t0
+                print(f"  restart to the first session: {restart[name]:.2f} s", flush=True)
     print("\nratios zkquorum / ZooKeeper (ops/s, p99; >1 is better for ops/s, <1 for p99):")
     for kind in args.workloads:
         for depth in args.depths:
@@ -315,11 +333,28 @@ def main() -> int:
                     f"p99 {z['p99 ms'] / j['p99 ms']:5.2f}   "
                     f"cpu/op {z['cpu us/op'] / j['cpu us/op']:5.2f}"
                 )
+    if len(restart) == 2:
+        z, j = restart["zkquorum"], restart["java"]
+        print(f"  restart to serving: {z / j:5.2f} (zkquorum {z:.2f} s, java {j:.2f} s)")
     if len(memory) == 2:
         _, z1 = memory["zkquorum"]
         _, j1 = memory["java"]
         print(f"  RSS with {args.znodes} znodes: {z1 / j1:5.2f} (zkquorum {z1} KiB, java {j1} KiB)")
     return 0
+
+
+async def _first_session(host: str, port: int, timeout: float) -> None:
+    """Once a session opens on the server (it has loaded its data and serves)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, w = await _connect(host, port)
+            w.close()
+            return
+        except (OSError, asyncio.IncompleteReadError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.01)
 
 
 async def _prepare_more(host: str, port: int, n: int) -> None:
