@@ -17,6 +17,7 @@ counts get the same bound here (3.8 reads them unchecked, element by element).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -51,6 +52,9 @@ def read_buffer(r: Reader) -> bytes | None:
 
 def decode_ustring_bytes(raw: bytes) -> str:
     """Standard UTF-8, plus the 3-byte surrogate forms Java's writer emits (CESU-8)."""
+    if b"\xed" not in raw:
+        # A surrogate's 3-byte form starts with 0xED: without one, plain UTF-8 is the same.
+        return raw.decode("utf-8")
     text = raw.decode("utf-8", "surrogatepass")
     if any("\ud800" <= c <= "\udfff" for c in text):
         # Re-pair surrogate halves into real characters; lone halves stay as they are.
@@ -196,7 +200,18 @@ def encode_acl(value: ACL) -> bytes:
     return pack_int(value.perms) + encode_id(value.id)
 
 
+_OPEN_ACL: Final = (ACL(31, Id("world", "anyone")),)
+_OPEN_ACL_BYTES: Final = (
+    pack_int(1) + pack_int(31) + pack_int(5) + b"world" + pack_int(6) + b"anyone"
+)
+
+
 def read_acl_list(r: Reader) -> tuple[ACL, ...] | None:
+    # Nearly every node of most trees is world:anyone with every permission: that list,
+    # byte for byte, needs no parsing.
+    if r.startswith(_OPEN_ACL_BYTES):
+        r.pos += len(_OPEN_ACL_BYTES)
+        return _OPEN_ACL
     return read_vector(r, read_acl)
 
 
@@ -204,12 +219,11 @@ def encode_acl_list(value: Sequence[ACL] | None) -> bytes:
     return encode_vector(value, encode_acl)
 
 
+_STAT_PERSISTED = struct.Struct(">qqqqiiiqq")
+
+
 def read_stat_persisted(r: Reader) -> StatPersisted:
-    czxid, mzxid, ctime, mtime = r.int64(), r.int64(), r.int64(), r.int64()
-    version, cversion, aversion = r.int32(), r.int32(), r.int32()
-    return StatPersisted(
-        czxid, mzxid, ctime, mtime, version, cversion, aversion, r.int64(), r.int64()
-    )
+    return StatPersisted(*r.unpack(_STAT_PERSISTED))
 
 
 def encode_stat_persisted(s: StatPersisted) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable
-from typing import Final, Generic, Literal, NoReturn, TypeVar
+from typing import Any, Final, Generic, Literal, NoReturn, TypeVar
 
 from zkquorum.wire.errors import ProtocolError
 
@@ -81,6 +81,18 @@ class Reader:
         start = self.pos
         self.pos = start + n
         return bytes(self._buf[start : start + n])
+
+    def startswith(self, prefix: bytes) -> bool:
+        """The bytes from here on begin with ``prefix`` (nothing is consumed)."""
+        n = len(prefix)
+        return self.pos + n <= self._end and self._buf[self.pos : self.pos + n] == prefix
+
+    def unpack(self, layout: struct.Struct) -> tuple[Any, ...]:
+        """Fixed-size fields in one go (``layout`` of big-endian ints)."""
+        self.need(layout.size)
+        values = layout.unpack_from(self._buf, self.pos)
+        self.pos += layout.size
+        return values
 
     def int32(self) -> int:
         self.need(4)
