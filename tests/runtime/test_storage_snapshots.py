@@ -27,7 +27,10 @@ from zkquorum.core.datatree import DataTree
 from zkquorum.runtime.looplag import LAG_BUCKETS_MS, LoopLagMonitor
 from zkquorum.runtime.snapshots import (
     TreeCapture,
+    ZxidDigest,
+    capture_tree,
     decode_snapshot_file,
+    decode_snapshot_file_and_digest,
     write_snapshot,
 )
 from zkquorum.runtime.storage import Storage, StorageSettings
@@ -149,9 +152,39 @@ async def test_fuzzy_snapshot_while_the_tree_changes_recovers_exactly(tmp_path: 
     apply(100, after)
     tl.append(after)
     await tl.close()
-    st = Storage(tmp_path).load_tree()
+    # The file's digest is the tree's at the zxid it had when the last node was written,
+    # after the changes the writer saw: replaying the log to that zxid reproduces it.
+    _, digest = decode_snapshot_file_and_digest(path.read_bytes())
+    assert digest is not None and digest.zxid == during[-1].header.zxid
+    loaded = Storage(tmp_path)
+    st = loaded.load_tree()
     assert st.snapshot_zxid == before[-1].header.zxid == int(path.name.split(".")[1], 16)
     same_tree(tree, st.tree)
+    assert loaded.digest_mismatches == 0
+
+
+@asynctest
+async def test_a_snapshot_whose_digest_does_not_match_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Storage(tmp_path)
+    tree = s.load().tree
+    for t in creates(1, 50):
+        tree.apply(t)
+    path = await s.take_snapshot(tree)
+    assert path is not None
+    _, digest = decode_snapshot_file_and_digest(path.read_bytes())
+    assert digest is not None and digest.digest == tree.digest
+    # Rewrite the file with another digest value (and its seals), as a corrupt tree would.
+    write_snapshot(
+        s.snap_dir,
+        capture_tree(tree.nodes, tree.sessions, tree.last_processed_zxid),
+        digest=lambda: ZxidDigest(digest.zxid, digest.version, digest.digest ^ 1),
+    )
+    loaded = Storage(tmp_path)
+    loaded.load_tree()
+    assert loaded.digest_mismatches == 1
+    assert "Digests are not matching" in caplog.text
 
 
 def test_a_child_before_its_parent_is_held_back(tmp_path: Path) -> None:

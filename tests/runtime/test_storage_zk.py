@@ -11,7 +11,7 @@ import pytest
 
 from tests.interop.zk import NOP_JAR, require_zookeeper
 from tests.runtime.test_storage import vector_txns
-from tests.runtime.test_storage_txnlog import asynctest
+from tests.runtime.test_storage_txnlog import asynctest, creates
 from zkquorum.runtime.storage import Storage
 
 pytestmark = pytest.mark.interop
@@ -93,3 +93,53 @@ async def test_zookeeper_tools_read_group_committed_logs_and_streamed_snapshots(
         got = [int(line.split(" zxid ")[1].split()[0], 16) for line in lines]
         assert got == [t.header.zxid for t in expect]
         assert "CRC" not in out
+
+
+@asynctest
+async def test_zookeeper_loads_our_fuzzy_snapshot_and_checks_its_digest(tmp_path: Path) -> None:
+    """A Java 3.8 server started on a dataDir zkquorum wrote (a snapshot taken while txns
+    were applied, then more txns in the log) reads the snapshot's digest and, replaying
+    the log to its zxid, finds its own tree's digest equal: no "Digests are not matching"."""
+    from tests.interop.zkserver import make_ensemble, wait_for
+
+    install = require_zookeeper()
+    ens = make_ensemble(install, tmp_path / "java", [1])
+    server = ens.servers[1]
+    data = server.data_dir
+    s = Storage(data)
+    tree = s.load().tree
+    synced: list[int] = []
+    tl = s.txn_log(on_synced=synced.append, on_error=pytest.fail)
+    tl.start()
+    first = creates(1, 3000)
+    for t in first:
+        tree.apply(t)
+    tl.append(first)
+    rest = creates(3001, 3200)
+    during = iter(rest)
+
+    def apply_some(_written: int) -> None:
+        for t in (next(during, None) for _ in range(20)):
+            if t is not None:
+                tree.apply(t)
+                tl.append([t])
+
+    s.snapshot_progress = apply_some
+    snap = await s.take_snapshot(tree)
+    assert snap is not None
+    for t in during:
+        tree.apply(t)
+        tl.append([t])
+    await tl.close()
+    s.close()
+    ens.write_configs()
+    try:
+        ens.start()
+        wait_for(lambda: server.mode() == "standalone", timeout=60, what="java serving")
+    finally:
+        ens.stop()
+    log = server.log()
+    assert "The digest in the snapshot has digest version of 2" in log, log[-3000:]
+    assert "Digests are not matching" not in log
+    # And the tree it replayed to the end has our tree's digest.
+    assert f"highest zxid is 0x{tree.last_processed_zxid:x}, digest is {tree.digest}" in log

@@ -6,10 +6,13 @@ Facts: ZooKeeper 3.8.0 ``FileSnap#serialize``, ``SerializeUtils#serializeSnapsho
 
 ``FileHeader {"ZKSN", 2, 0}``, the snapshot stream (sessions, ACL cache, nodes, ``"/"``), a
 seal ``long adler32-so-far; ustring "/"``, then ``ZxidDigest {long zxid; int version; long
-digest}`` and a second seal.  We write an empty digest (zxid 0), which 3.8 reads as "The
-digest value is empty in snapshot".  We write to ``tmp.snapshot.<zxid>``, fsync, rename
-(3.8 writes in place and relies on the trailing seal to spot a torn file; we check the
-seal too).
+digest}`` and a second seal.  The digest is the tree's (``core/digest.py``) at its last
+processed zxid when the nodes are all written (``DataTree#serializeZxidDigest``): a reader
+replays the log over the fuzzy nodes and, at that zxid, compares its tree's digest with
+it (3.8: "Digests are not matching").  A snapshot written without a live tree carries an
+empty digest (zxid 0), which 3.8 reads as "The digest value is empty in snapshot".  We
+write to ``tmp.snapshot.<zxid>``, fsync, rename (3.8 writes in place and relies on the
+trailing seal to spot a torn file; we check the seal too).
 
 Fuzzy snapshots (``ZooKeeperServer#takeSnapshot`` runs beside the commit processor): the
 zxid is the tree's last processed zxid when the capture starts; txns applied while the
@@ -67,6 +70,18 @@ _SESSION = struct.Struct(">qi")
 _EMPTY_DIGEST: Final = pack_long(0) + pack_int(DIGEST_VERSION) + pack_long(0)
 
 
+@dataclass(frozen=True, slots=True)
+class ZxidDigest:
+    """``ZxidDigest``: the tree's digest at ``zxid`` (zxid 0: none was written)."""
+
+    zxid: int
+    version: int
+    digest: int
+
+    def encode(self) -> bytes:
+        return pack_long(self.zxid) + pack_int(self.version) + pack_long(self.digest)
+
+
 def snapshot_name(zxid: int) -> str:
     """``Util#makeSnapshotName``."""
     return f"{SNAP_PREFIX}.{zxid_hex(zxid)}"
@@ -103,6 +118,13 @@ def encode_snapshot_file(snap: Snapshot) -> bytes:
 
 def decode_snapshot_file(data: bytes, name: str = "snapshot") -> Snapshot:
     """Read a snapshot file of 3.8 (digest enabled or not) or of ours."""
+    return decode_snapshot_file_and_digest(data, name)[0]
+
+
+def decode_snapshot_file_and_digest(
+    data: bytes, name: str = "snapshot"
+) -> tuple[Snapshot, ZxidDigest | None]:
+    """The snapshot and its ZxidDigest (``None``: the file has none, or an empty one)."""
     if len(data) < 10 or data[-5:] != SEAL:
         raise StorageError(f"Invalid snapshot {name}")
     r = Reader(data, QuorumProtocolError)
@@ -118,18 +140,21 @@ def decode_snapshot_file(data: bytes, name: str = "snapshot") -> Snapshot:
         crc = adler32(data[: r.pos])
         if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
             raise StorageError(f"CRC corruption in {name}")
+        digest: ZxidDigest | None = None
         if r.remaining:  # the ZxidDigest and its seal
-            r.int64()
-            if r.int32() < 2:
+            zxid, version = r.int64(), r.int32()
+            if version < 2:
                 read_ustring(r)
             else:
-                r.int64()
+                value = r.int64()
+                if zxid > 0:
+                    digest = ZxidDigest(zxid, version, value)
             crc = adler32(data[: r.pos])
             if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
                 raise StorageError(f"CRC corruption in {name}")
     except (NeedData, QuorumProtocolError) as exc:
         raise StorageError(f"problem reading snap file {name}: {exc}") from None
-    return snap
+    return snap, digest
 
 
 def is_valid_snapshot(path: Path) -> bool:
@@ -181,8 +206,12 @@ class SnapshotEncoder:
         *,
         chunk_nodes: int = 512,
         progress: Callable[[int], None] | None = None,
+        digest: Callable[[], ZxidDigest] | None = None,
     ) -> None:
         self.cap = cap
+        self.digest = digest
+        """Asked once the nodes are written, on the thread that iterates (the loop's, for
+        a live tree); ``None``: an empty digest."""
         self.chunk_nodes = max(1, chunk_nodes)
         self.progress = progress
         self.nodes = 0
@@ -193,7 +222,8 @@ class SnapshotEncoder:
             if chunk:
                 self._crc = zlib.adler32(chunk, self._crc)
             yield chunk
-        seal = pack_long(self._crc & 0xFFFFFFFF) + SEAL + _EMPTY_DIGEST
+        digest = self.digest().encode() if self.digest is not None else _EMPTY_DIGEST
+        seal = pack_long(self._crc & 0xFFFFFFFF) + SEAL + digest
         self._crc = zlib.adler32(seal, self._crc)
         yield seal + pack_long(self._crc & 0xFFFFFFFF) + SEAL
 
@@ -322,6 +352,7 @@ def write_snapshot(
     *,
     fsync: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    digest: Callable[[], ZxidDigest] | None = None,
 ) -> SnapshotWritten:
     """Blocking, in one go (a thread, a tool, a test): ``cap`` to ``snapshot.<zxid>``
     (tmp, fsync, rename)."""
@@ -329,7 +360,7 @@ def write_snapshot(
     snap_dir.mkdir(parents=True, exist_ok=True)
     path = snap_dir / snapshot_name(cap.zxid)
     tmp = tmp_snapshot_path(snap_dir, cap.zxid)
-    enc = SnapshotEncoder(cap, progress=progress)
+    enc = SnapshotEncoder(cap, progress=progress, digest=digest)
     f = tmp.open("wb")
     try:
         for chunk in enc:

@@ -40,12 +40,15 @@ from zkquorum.config.properties import load_properties
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core.datatree import DataTree
 from zkquorum.runtime.snapshots import (
+    DIGEST_VERSION,
     SNAP_MAGIC,
     SNAP_PREFIX,
     SnapshotEncoder,
     SnapshotWritten,
+    ZxidDigest,
     capture_tree,
     decode_snapshot_file,
+    decode_snapshot_file_and_digest,
     encode_snapshot_file,
     finish_snapshot,
     is_valid_snapshot,
@@ -292,6 +295,8 @@ class Storage:
         self._txn_log: TxnLog | None = None
         self._snapshot_busy = False
         self.last_snapshot: SnapshotWritten | None = None
+        self.digest_mismatches = 0
+        """Snapshots whose digest the replayed tree did not match (``digest_mismatches``)."""
         self.snapshot_progress: Callable[[int], None] | None = None
         """Called between chunks of a snapshot being written (tests change the tree there
         to interleave with the writer deterministically)."""
@@ -367,9 +372,10 @@ class Storage:
             stale.unlink(missing_ok=True)  # a snapshot write cut short; never renamed
         tree: DataTree | None = None
         snap_zxid = -1
+        expect: ZxidDigest | None = None
         for zxid, path in reversed(zxid_files(self.snap_dir, SNAP_PREFIX)):
             try:
-                snap = decode_snapshot_file(path.read_bytes(), path.name)
+                snap, expect = decode_snapshot_file_and_digest(path.read_bytes(), path.name)
             except (StorageError, OSError) as exc:
                 log.warning("problem reading snap file %s: %s", path, exc)
                 continue
@@ -386,6 +392,9 @@ class Storage:
             snap_zxid = 0
             self.write_snapshot(0, tree.to_snapshot())
         committed: collections.deque[Txn] = collections.deque(maxlen=self.settings.commit_log_count)
+        if expect is not None and expect.version != DIGEST_VERSION:
+            expect = None  # another digest function: nothing to compare with
+        self._compare_digest(tree, expect)
         last_start = -1
         for start, path in logs_from(self.log_dir, snap_zxid):
             if start <= last_start:
@@ -396,9 +405,26 @@ class Storage:
                     txn = entry.txn(path)
                     tree.apply(txn)
                     committed.append(txn)
+                    if expect is not None and entry.zxid >= expect.zxid:
+                        self._compare_digest(tree, expect)
+                        expect = None
         tree.set_config(self.config_text)
         self.last_logged_zxid = tree.last_processed_zxid
         return LoadedState(tree, list(committed), snap_zxid)
+
+    def _compare_digest(self, tree: DataTree, expect: ZxidDigest | None) -> None:
+        """``DataTree#compareSnapshotDigests``: at the snapshot digest's zxid, the tree
+        replayed to it must have that digest (a mismatch is logged and counted)."""
+        if expect is None or tree.last_processed_zxid != expect.zxid:
+            return
+        if tree.digest != expect.digest:
+            self.digest_mismatches += 1
+            log.error(
+                "Digests are not matching. Value in snapshot: %d, in memory: %d (zxid 0x%s)",
+                expect.digest,
+                tree.digest,
+                zxid_hex(expect.zxid),
+            )
 
     def read_txns(self, after_zxid: int, up_to_zxid: int, max_bytes: int) -> list[Txn] | None:
         """The logged txns with ``after < zxid <= up_to``, read from the log files
@@ -574,7 +600,11 @@ class Storage:
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         path = self.snap_dir / snapshot_name(zxid)
         tmp = tmp_snapshot_path(self.snap_dir, zxid)
-        enc = SnapshotEncoder(cap, progress=self.snapshot_progress)
+        enc = SnapshotEncoder(
+            cap,
+            progress=self.snapshot_progress,
+            digest=lambda: ZxidDigest(tree.last_processed_zxid, DIGEST_VERSION, tree.digest),
+        )
         slice_s = self.snapshot_slice_ms / 1000.0
         f = tmp.open("wb")
         try:
