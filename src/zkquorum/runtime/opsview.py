@@ -374,9 +374,7 @@ class PeerOpsSource:
         self._elections = 0
         self._election_total = 0
         self._looking = 0
-        self._proposals = 0
-        self._commits = 0
-        self._rejected = 0
+        self._seen: dict[str, int] = {}
         self._leading_since: float | None = None
 
     def reset_server_stats(self) -> None:
@@ -387,17 +385,13 @@ class PeerOpsSource:
         if self.peer.server is not None:
             self.peer.server.reset_connection_stats()
 
-    def _sync_counts(self, proposals: int, commits: int, rejected: int) -> None:
-        """``proposal_count``, ``commit_count`` and ``connection_rejected`` follow the
-        peer's own counts."""
-        for name, value, seen in (
-            ("proposal_count", proposals, self._proposals),
-            ("commit_count", commits, self._commits),
-            ("connection_rejected", rejected, self._rejected),
-        ):
+    def _sync_counts(self, **counts: int) -> None:
+        """Registry counters that follow counts the peer keeps itself (by metric name)."""
+        for name, value in counts.items():
+            seen = self._seen.get(name, 0)
             if value > seen:
                 self.registry.counter(name).inc(value - seen)
-        self._proposals, self._commits, self._rejected = proposals, commits, rejected
+            self._seen[name] = value
 
     def _sync_elections(self, elections: int, total_ms: int, last_ms: int | None) -> None:
         summary = self.registry.summary("election_time")
@@ -418,9 +412,10 @@ class PeerOpsSource:
         status = peer.status()
         if peer.core is not None:
             self._sync_counts(
-                peer.core.broadcast.proposals,
-                peer.core.broadcast.commits,
-                peer.client_port.rejected if peer.client_port is not None else 0,
+                proposal_count=peer.core.broadcast.proposals,
+                commit_count=peer.core.broadcast.commits,
+                connection_rejected=peer.client_port.rejected if peer.client_port else 0,
+                digest_mismatches_count=peer.storage.digest_mismatches,
             )
         if self._sync:
             self._sync_elections(
