@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.interop.zkserver import wait_for
+from tests.interop.zkserver import four_letter_word, wait_for
 from tests.judges.targets import MIXED_ZKQUORUM_LEADER, RunningTarget
 
 pytestmark = [pytest.mark.interop, pytest.mark.judge]
@@ -49,6 +49,11 @@ def test_writes_survive_a_sigkill_of_the_zkquorum_leader(
                 unknown.append(path)  # the kill cut this one off: it may or may not exist
                 wait_for(lambda: zk.connected, timeout=30, what="the client reconnected")
             if len(acked) == 150 and killed_at is None:
+                # The Java followers checked every proposal's TxnDigest against their own
+                # trees: their mntr counts no mismatch.
+                for sid in (1, 2):
+                    mntr = four_letter_word("127.0.0.1", ens.servers[sid].client_port, "mntr")
+                    assert "zk_digest_mismatches_count\t0\n" in mntr, (sid, mntr)
                 killed_at = len(acked)
                 ens.servers[3].kill()
         assert killed_at is not None and len(acked) >= 300, (len(acked), unknown)
