@@ -23,13 +23,13 @@ Rules kept from 3.8.0:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 from zkquorum.core.digest import as_long, node_digest
 from zkquorum.wire.jute import ACL, Id, StatPersisted
-from zkquorum.wire.snapshot import Snapshot, TreeNode, build_snapshot, snapshot_tree
+from zkquorum.wire.snapshot import Snapshot, TreeNode, build_snapshot
 from zkquorum.wire.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
@@ -365,15 +365,31 @@ class DataTree:
         tree.sessions = {s.session_id: s.timeout for s in snap.sessions}
         tree.ephemerals = {}
         tree.last_processed_zxid = zxid
-        flat: Mapping[str, TreeNode] = snapshot_tree(snap)
-        for path in sorted(flat, key=lambda p: (p.count("/"), p)):
-            tn = flat[path]
-            tree.nodes[path] = Node(tn.data, tn.acl, tn.stat)
+        cache = {e.acl_id: e.acls for e in snap.acl_cache}
+        nodes = tree.nodes
+        late: list[tuple[str, Node]] = []
+        # Parents come before their children in every snapshot (the parser insists), so
+        # one pass links each node to its parent; anything else waits for a second pass.
+        for sn in snap.nodes:
+            path = sn.path or "/"
+            node = Node(sn.data, cache.get(sn.acl_id), sn.stat)
             if path != "/":
-                parent, name = _parent(path)
-                if parent in tree.nodes:
-                    tree.nodes[parent].children.add(name)
-            tree._track_owner(path, tn.stat.ephemeral_owner)
+                slash = path.rfind("/")
+                parent = nodes.get(path[:slash] or "/")
+                if parent is None:
+                    late.append((path, node))
+                    continue
+                parent.children.add(path[slash + 1 :])
+            nodes[path] = node
+            owner = sn.stat.ephemeral_owner
+            if owner:
+                tree._track_owner(path, owner)
+        for path, node in sorted(late, key=lambda item: (item[0].count("/"), item[0])):
+            nodes[path] = node
+            parent_path, name = _parent(path)
+            if parent_path in nodes:
+                nodes[parent_path].children.add(name)
+            tree._track_owner(path, node.stat.ephemeral_owner)
         if "/" not in tree.nodes:
             tree.nodes["/"] = Node(b"", None, StatPersisted())
         tree.recompute_digest()

@@ -69,6 +69,15 @@ class Reader:
     def remaining(self) -> int:
         return self._end - self.pos
 
+    @property
+    def buf(self) -> bytes | bytearray | memoryview:
+        """The buffer read (for decoders that read fixed layouts with ``struct``)."""
+        return self._buf
+
+    @property
+    def end(self) -> int:
+        return self._end
+
     def fail(self, reason: str, at: int | None = None) -> NoReturn:
         raise self.error(reason, self.base + (self.pos if at is None else at))
 

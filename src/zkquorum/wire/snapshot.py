@@ -22,6 +22,7 @@ The learner checks that every node's parent came before it, and the signature.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -29,6 +30,7 @@ from typing import Final
 from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.jute import (
     ACL,
+    MAX_BUFFER,
     StatPersisted,
     encode_acl_list,
     encode_buffer,
@@ -216,14 +218,18 @@ class SnapshotParser:
             self._acls_left -= 1
             return None
         at = r.pos
-        path = read_ustring(r)
-        if path is None:
-            r.fail("null node path", at)
-        if path == END_OF_NODES:
-            return Snapshot(tuple(self._sessions), tuple(self._acls), tuple(self._nodes))
-        data = read_buffer(r)
-        acl_id = r.int64()
-        stat = read_stat_persisted(r)
+        node = _read_node(r)
+        if node is None:
+            path = read_ustring(r)
+            if path is None:
+                r.fail("null node path", at)
+            if path == END_OF_NODES:
+                return Snapshot(tuple(self._sessions), tuple(self._acls), tuple(self._nodes))
+            data = read_buffer(r)
+            acl_id = r.int64()
+            stat = read_stat_persisted(r)
+        else:
+            path, data, acl_id, stat = node
         slash = path.rfind("/")
         if path and slash < 0:
             r.fail(f"node path {path!r} is not absolute", at)
@@ -232,6 +238,41 @@ class SnapshotParser:
         self._paths.add(path)
         self._nodes.append(SnapshotNode(path, data, acl_id, stat))
         return None
+
+
+_INT_AT = struct.Struct(">i").unpack_from
+_NODE_TAIL_AT = struct.Struct(">qqqqqiiiqq").unpack_from
+_NODE_TAIL_SIZE: Final = 68
+
+
+def _read_node(r: Reader) -> tuple[str, bytes | None, int, StatPersisted] | None:
+    """A node whose path is ASCII, whole in the buffer, read in a few steps (the bulk of
+    every snapshot); ``None`` (nothing consumed) for anything else: the end marker, a
+    non-ASCII path, odd lengths, a node cut short; the general path handles those."""
+    buf, pos = r.buf, r.pos
+    end = r.end
+    if pos + 4 > end:
+        return None
+    (plen,) = _INT_AT(buf, pos)
+    start = pos + 4
+    if plen < 0 or start + plen + 4 > end:
+        return None
+    raw = bytes(buf[start : start + plen])
+    if not raw.isascii() or raw == b"/":
+        return None
+    at = start + plen
+    (dlen,) = _INT_AT(buf, at)
+    at += 4
+    if dlen < -1 or dlen > MAX_BUFFER or at + max(dlen, 0) + _NODE_TAIL_SIZE > end:
+        return None
+    if dlen == -1:
+        data = None
+    else:
+        data = bytes(buf[at : at + dlen])
+        at += dlen
+    acl_id, *stat = _NODE_TAIL_AT(buf, at)
+    r.pos = at + _NODE_TAIL_SIZE
+    return raw.decode("ascii"), data, acl_id, StatPersisted(*stat)
 
 
 def decode_snapshot(data: bytes) -> Snapshot:
