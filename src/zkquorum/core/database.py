@@ -134,7 +134,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
         # Created by the undone txn: remove it (and its ephemeral record).
         del tree.nodes[img.path]
         if parent_path is not None and parent_path in tree.nodes:
-            tree.nodes[parent_path].children.discard(name)
+            tree.nodes[parent_path].remove_child(name)
         owner = current.stat.ephemeral_owner
         owned = tree.ephemerals.get(owner)
         if owned is not None:
@@ -148,7 +148,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
     if tree.nodes.get(img.path) is not node:
         tree.nodes[img.path] = node
         if parent_path is not None and parent_path in tree.nodes:
-            tree.nodes[parent_path].children.add(name)
+            tree.nodes[parent_path].add_child(name)
     if _owner_tracked(img.stat.ephemeral_owner):
         tree.ephemerals.setdefault(img.stat.ephemeral_owner, set()).add(img.path)
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, replace
 from typing import Final
 
 from zkquorum.core.digest import as_long, node_digest
@@ -79,12 +80,37 @@ def ttl_owner(ttl: int) -> int:
     return TTL_MASK | (ttl & 0x00FFFFFFFFFFFFFF)
 
 
+_NO_CHILDREN: Final[frozenset[str]] = frozenset()
+
+
 @dataclass(slots=True)
 class Node:
+    """A znode.  A leaf holds no set of its own (most znodes are leaves: an empty set
+    costs 216 bytes each): ``children`` is then a shared empty one; change it through
+    :meth:`add_child` and :meth:`remove_child`."""
+
     data: bytes | None
     acl: tuple[ACL, ...] | None
     stat: StatPersisted
-    children: set[str] = field(default_factory=set)
+    _kids: set[str] | None = None
+
+    @property
+    def children(self) -> AbstractSet[str]:
+        kids = self._kids
+        return _NO_CHILDREN if kids is None else kids
+
+    def add_child(self, name: str) -> None:
+        if self._kids is None:
+            self._kids = {name}
+        else:
+            self._kids.add(name)
+
+    def remove_child(self, name: str) -> None:
+        kids = self._kids
+        if kids is not None:
+            kids.discard(name)
+            if not kids:
+                self._kids = None
 
 
 class _Fail(Exception):
@@ -135,7 +161,7 @@ class DataTree:
 
     def _add_builtin(self, path: str) -> None:
         parent, name = _parent(path)
-        self.nodes[parent].children.add(name)
+        self.nodes[parent].add_child(name)
         self.nodes[path] = Node(b"", None, StatPersisted())
 
     def set_config(self, config_text: str) -> None:
@@ -145,7 +171,7 @@ class DataTree:
         version and aversion -1; we leave mtime 0 (no clock in the core).
         """
         if CONFIG_PATH not in self.nodes:
-            self.nodes[ZOOKEEPER_PATH].children.add("config")
+            self.nodes[ZOOKEEPER_PATH].add_child("config")
             self.nodes[CONFIG_PATH] = Node(b"", READ_ACL_UNSAFE, StatPersisted())
         node = self.nodes[CONFIG_PATH]
         node.data = config_text.encode("utf-8")
@@ -292,7 +318,7 @@ class DataTree:
         if name in parent.children or path in self.nodes:
             raise _Fail(NODE_EXISTS)
         self._bump_parent(parent_path, parent_cversion, zxid)
-        parent.children.add(name)
+        parent.add_child(name)
         stat = StatPersisted(
             czxid=zxid, mzxid=zxid, ctime=time, mtime=time, pzxid=zxid, ephemeral_owner=owner
         )
@@ -308,7 +334,7 @@ class DataTree:
         parent_path, name = _parent(path)
         parent = self._node(parent_path)
         node = self._node(path)
-        parent.children.discard(name)
+        parent.remove_child(name)
         if zxid > parent.stat.pzxid:
             self._unhash(parent_path, parent)
             parent.stat = _with(parent.stat, pzxid=zxid)
@@ -379,7 +405,7 @@ class DataTree:
                 if parent is None:
                     late.append((path, node))
                     continue
-                parent.children.add(path[slash + 1 :])
+                parent.add_child(path[slash + 1 :])
             nodes[path] = node
             owner = sn.stat.ephemeral_owner
             if owner:
@@ -388,7 +414,7 @@ class DataTree:
             nodes[path] = node
             parent_path, name = _parent(path)
             if parent_path in nodes:
-                nodes[parent_path].children.add(name)
+                nodes[parent_path].add_child(name)
             tree._track_owner(path, node.stat.ephemeral_owner)
         if "/" not in tree.nodes:
             tree.nodes["/"] = Node(b"", None, StatPersisted())

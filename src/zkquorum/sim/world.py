@@ -382,7 +382,7 @@ class _Node:
 def _base_tree(config_text: str) -> DataTree:
     tree = DataTree(config_text)
     tree.nodes[HISTORY_PATH] = Node(b"", None, StatPersisted())
-    tree.nodes["/"].children.add(HISTORY_PATH[1:])
+    tree.nodes["/"].add_child(HISTORY_PATH[1:])
     return tree
 
 
