@@ -67,16 +67,17 @@ import contextlib
 import dataclasses
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from zkquorum.config.javatext import is_wildcard_host
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.happy_eyeballs import DEFAULT_DELAY, AllAttemptsFailed, happy_eyeballs
 from zkquorum.runtime.netfmt import describe_error, format_peer
-from zkquorum.runtime.tls import QuorumTls, TlsServer, start_server
+from zkquorum.runtime.tasks import TaskOwner
+from zkquorum.runtime.tls import QuorumTls, Stream, TlsServer, start_server
 from zkquorum.wire.election import (
     PROTOCOL_VERSION_V1,
     PROTOCOL_VERSION_V2,
@@ -103,7 +104,6 @@ BIND_RETRY_INTERVAL: Final = 1.0
 DEFAULT_BIND_RETRY: Final = 3
 _READ_SIZE: Final = 65536
 
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Dialer = Callable[[HostPort, float], Awaitable[Stream]]
 """Opens one TCP connection to an address within a timeout (seconds), or raises."""
 
@@ -392,7 +392,7 @@ class ConnectionManager:
         self._counts: dict[str, int] = {f.name: 0 for f in dataclasses.fields(ConnectionCounters)}
         self._servers: list[asyncio.Server | TlsServer] = []
         self._bound: list[HostPort] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("election-port")
         self._writers: set[asyncio.StreamWriter] = set()
         self._started = False
         self._closed = False
@@ -510,12 +510,7 @@ class ConnectionManager:
         self._recv_ready.set()
         for server in self._servers:
             server.close()
-        while self._tasks:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._tasks.difference_update(tasks)
+        await self._tasks.close()
         for peer in list(self._peers.values()):
             if peer.conn is not None:
                 self._drop(peer.conn, "shutting down")
@@ -546,16 +541,11 @@ class ConnectionManager:
         """The own addresses sent in handshakes (wildcards still to be substituted)."""
         return self._advertise
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None] | None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
         if self._closed:
-            if asyncio.iscoroutine(coro):
-                coro.close()
+            coro.close()
             return None
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, name)
 
     # -- membership --------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from zkquorum.config.model import HostPort
 from zkquorum.core.events import (
@@ -31,8 +31,9 @@ from zkquorum.core.events import (
     LearnerPacket,
     LearnerUp,
 )
+from zkquorum.runtime.happy_eyeballs import AllAttemptsFailed, happy_eyeballs
 from zkquorum.runtime.tasks import TaskOwner
-from zkquorum.runtime.tls import QuorumTls, start_server
+from zkquorum.runtime.tls import QuorumTls, Stream, start_server
 from zkquorum.runtime.tls import open_connection as tls_open_connection
 from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.quorum import QuorumPacket, QuorumStreamDecoder, encode_packet
@@ -44,6 +45,10 @@ READ_SIZE = 65536
 
 Emit = Callable[[Event], None]
 Clock = Callable[[], float]
+
+
+def _close_stream(stream: Stream) -> None:
+    stream[1].close()
 
 
 def _nodelay(writer: asyncio.StreamWriter) -> None:
@@ -246,58 +251,33 @@ class LeaderLink:
     async def _connect(
         self, deadline: float
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """First successful connection to any address, staggered by ``stagger`` seconds.
+        """The first address to answer (:func:`happy_eyeballs`, ``stagger`` seconds apart),
+        round after round until ``deadline``; ``None`` then.
 
-        Every other connection is closed, whichever way this ends (deadline, cancelled by
-        :meth:`close`, all attempts failed): an attempt that connects after the winner is
-        chosen closes its own, and the deadline cancels attempts inside the connect (where
-        asyncio closes a half-made connection) rather than through ``wait_for``, which can
-        drop a connection made just as it is cancelled."""
-        loop = asyncio.get_running_loop()
-        winner: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            loop.create_future()
-        )
+        The new leader binds its quorum port a moment after the election: a new round
+        starts soon at first (a refused connect on a live host costs microseconds), then
+        backs off to ``retry_delay`` (3.8 always sleeps 100 ms here).  A connection made
+        too late, or as this is cancelled, is closed by :func:`happy_eyeballs`; the
+        deadline cancels attempts inside the connect, where asyncio closes a half-made
+        connection."""
+        pause = min(0.001, self.retry_delay)
 
-        async def attempt(addr: HostPort, delay: float) -> None:
-            await asyncio.sleep(delay)
-            # The new leader binds its quorum port a moment after the election: retry soon
-            # at first (a refused connect on a live host costs microseconds), then back off
-            # to ``retry_delay`` (3.8 always sleeps 100 ms here).
-            pause = min(0.001, self.retry_delay)
-            while not winner.done():
-                try:
-                    r, w = await tls_open_connection(self._tls, addr)
-                except OSError as exc:
-                    log.debug("learner: connect to %s failed: %s", addr, exc)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, self.retry_delay)
-                    continue
-                if winner.done():
-                    w.close()
-                else:
-                    _nodelay(w)
-                    winner.set_result((r, w))
-                return
+        def attempt(addr: HostPort) -> Awaitable[Stream]:
+            return tls_open_connection(self._tls, addr)
 
-        attempts = [
-            loop.create_task(attempt(a, i * self.stagger)) for i, a in enumerate(self._addrs)
-        ]
-        everyone: asyncio.Future[list[object]] = asyncio.gather(*attempts, return_exceptions=True)
-        waits: set[asyncio.Future[object]] = {winner, everyone}  # type: ignore[arg-type]
         try:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            except TimeoutError:
-                pass
-            finally:
-                if not winner.done():
-                    winner.cancel()
-                for t in attempts:
-                    t.cancel()
-                await asyncio.wait(attempts)
-        except BaseException:
-            if not winner.cancelled():
-                winner.result()[1].close()
-            raise
-        return None if winner.cancelled() else winner.result()
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    try:
+                        _, (reader, writer) = await happy_eyeballs(
+                            self._addrs, attempt, delay=self.stagger, close=_close_stream
+                        )
+                    except AllAttemptsFailed as exc:
+                        log.debug("learner: no leader address answered: %s", exc)
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, self.retry_delay)
+                        continue
+                    _nodelay(writer)
+                    return reader, writer
+        except TimeoutError:
+            return None
