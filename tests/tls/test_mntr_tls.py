@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zkquorum.config import parse_zoo_cfg
 from zkquorum.runtime.admin import PeerStatus, render
+from zkquorum.runtime.tls import TlsCounters
 from zkquorum.wire.election import ServerState
 
 BASE = (
@@ -14,7 +15,9 @@ BASE = (
 
 def mntr(extra: str) -> dict[str, str]:
     cfg = parse_zoo_cfg(BASE + extra, myid_text="1")
-    status = PeerStatus(state=ServerState.FOLLOWING, my_id=1, leader=3, config=cfg)
+    # The peer reports its QuorumTls's counters when it has one (sslQuorum on).
+    tls = TlsCounters() if cfg.ssl_quorum else None
+    status = PeerStatus(state=ServerState.FOLLOWING, my_id=1, leader=3, config=cfg, tls=tls)
     text = render("mntr", status, frozenset({"mntr"}))
     assert text is not None
     return dict(line.split("\t", 1) for line in text.splitlines())

@@ -16,12 +16,12 @@ from tests.runtime.helpers import wait_until
 from tests.tls.certs import Pki
 from tests.tls.helpers import REASONS, configs
 from zkquorum.runtime.peer import PeerRuntime
-from zkquorum.runtime.tls import QuorumTls, counters
 from zkquorum.wire.election import ServerState
 
 
 def _refusals(peer: PeerRuntime) -> int:
-    c = counters(peer.config)
+    assert peer.tls is not None
+    c = peer.tls.counters
     return c.handshake_failures + c.identity_refused
 
 
@@ -53,8 +53,8 @@ def test_bad_peer_gets_no_vote_counted(
             assert {one.leadership.leader, two.leadership.leader} == {2}
             assert 3 not in one.cm.connected_peers() and 3 not in two.cm.connected_peers()
             assert three.leadership.role is ServerState.LOOKING
-            tls2 = QuorumTls.for_config(cfgs[2])
-            assert tls2 is not None and tls2.counters.handshakes >= 2  # both ports
+            assert two.tls is not None and two.tls.counters.handshakes >= 2  # both ports
+            assert two.cm is not None and two.cm._tls is two.tls  # one instance per peer
 
     asyncio.run(scenario())
     assert any(r in caplog.text for r in REASONS[bad]), caplog.text

@@ -38,9 +38,9 @@ from typing import Final
 from zkquorum import __version__
 from zkquorum.config.model import HostPort, LearnerType
 from zkquorum.config.zoocfg import QuorumConfig
-from zkquorum.runtime import tls
 from zkquorum.runtime.connections import ConnectionCounters
 from zkquorum.runtime.netfmt import format_peer
+from zkquorum.runtime.tls import TlsCounters
 from zkquorum.wire.client import FOUR_LETTER_WORDS
 from zkquorum.wire.election import ServerState
 from zkquorum.wire.zxid import zxid_hex
@@ -103,6 +103,8 @@ class PeerStatus:
     quorum_bad_packets: int = 0
     """Of those, the ones closed on bytes that are no quorum packet."""
     tasks: int = 0
+    tls: TlsCounters | None = None
+    """The quorum TLS counters (``None`` without ``sslQuorum``)."""
     """asyncio tasks alive in the peer's loop (a leak shows here)."""
 
 
@@ -227,8 +229,8 @@ def _mntr(status: PeerStatus, counts: ServerCounts) -> str:
         ("quorum_bad_packets", status.quorum_bad_packets),
         ("zkquorum_tasks", status.tasks),
     ]
-    if cfg is not None and cfg.ssl_quorum:
-        t = tls.counters(cfg)
+    t = status.tls
+    if t is not None:
         values += [
             ("quorum_tls_handshakes", t.handshakes),
             ("quorum_tls_handshake_failures", t.handshake_failures),

@@ -69,7 +69,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from zkquorum.config.javatext import is_wildcard_host
 from zkquorum.config.model import HostPort
@@ -405,8 +405,13 @@ class ConnectionManager:
         on_event: Callable[[PeerEvent], None] | None = None,
         dial: Dialer = tcp_dial,
         happy_eyeballs_delay: float = DEFAULT_DELAY,
+        tls: QuorumTls | Literal["from config"] | None = "from config",
     ) -> ConnectionManager:
-        """A manager for ``config``'s own server (``my_id`` and its server line)."""
+        """A manager for ``config``'s own server (``my_id`` and its server line).  ``tls``:
+        the peer's own, to share it with the quorum port; by default a new one from
+        ``config`` (``None`` without ``sslQuorum``)."""
+        if tls == "from config":
+            tls = QuorumTls.for_config(config)
         me = config.me
         if me is None or config.verifier is None or config.my_id is None:
             raise ValueError("the config has no server line for this server's myid")
@@ -426,7 +431,7 @@ class ConnectionManager:
             happy_eyeballs_delay=happy_eyeballs_delay,
             dial=dial,
             on_event=on_event,
-            tls=QuorumTls.for_config(config),
+            tls=tls,
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -519,8 +524,7 @@ class ConnectionManager:
         for w in writers:
             w.close()
         for w in writers:
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
+            await _wait_closed(w)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -836,8 +840,7 @@ class ConnectionManager:
         self._spawn(self._reap(writer), "zkquorum-reap")  # once closed, close() awaits it
 
     async def _reap(self, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        await _wait_closed(writer)
         self._writers.discard(writer)
 
     async def _send_loop(self, conn: _Conn, peer: _Peer) -> None:
@@ -969,3 +972,17 @@ __all__ = [
     "listen_addresses",
     "tcp_dial",
 ]
+
+
+async def _wait_closed(writer: asyncio.StreamWriter) -> None:
+    """``writer.wait_closed()``, whatever the connection's end was.  An aborted TLS
+    connection's close waiter can come back cancelled (Python 3.11's sslproto) though
+    nobody cancelled us: only a cancellation of our own task is passed on."""
+    try:
+        await writer.wait_closed()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:
+        pass

@@ -242,13 +242,15 @@ class PeerRuntime:
         self.client_port: ClientPort | None = None
         self._client_address: HostPort | None = None
         self.server: ServerCore | None = None
+        """The client side while this peer serves (established), else None."""
         self.metrics: MetricsRegistry | None = None
         """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
         self._ops: CommandContext | None = None
-        """The client side while this peer serves (established), else None."""
         self.server_settings = replace(server, quorum=True)
         if fixed is None:
-            self.cm = cnx.ConnectionManager.from_config(config, on_event=self._on_cnx_event)
+            self.cm = cnx.ConnectionManager.from_config(
+                config, on_event=self._on_cnx_event, tls=self.tls
+            )
             self._client_address = _client_address(config)
         self.core: PeerCore | None = None
         self._tasks = TaskOwner(f"zkquorum-{self.my_id}", on_crash=self._crashed)
@@ -928,6 +930,7 @@ class PeerRuntime:
             quorum_learners_dropped=dropped,
             quorum_bad_packets=self._bad_packets + live,
             tasks=_task_count(),
+            tls=self.tls.counters if self.tls is not None else None,
         )
 
     @property

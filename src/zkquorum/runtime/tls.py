@@ -427,26 +427,6 @@ class TlsCounters:
     """Contexts rebuilt because the key or trust store changed."""
 
 
-_REGISTRY: dict[tuple[object, ...], QuorumTls] = {}
-
-
-def counters(config: QuorumConfig) -> TlsCounters:
-    """The TLS counters of the peer of ``config`` (zeros when TLS is off)."""
-    tls = _REGISTRY.get(_registry_key(config))
-    return tls.counters if tls is not None else TlsCounters()
-
-
-def _registry_key(config: QuorumConfig) -> tuple[object, ...]:
-    return (
-        config.path,
-        config.my_id,
-        config.ssl_quorum,
-        config.port_unification,
-        config.ssl_quorum_reload_cert_files,
-        tuple(sorted(config.ssl_quorum_settings.items())),
-    )
-
-
 def _signature(path: str | None) -> tuple[int, int, int] | None:
     if path is None:
         return None
@@ -481,11 +461,8 @@ class QuorumTls:
 
     @classmethod
     def for_config(cls, config: QuorumConfig) -> QuorumTls | None:
-        """The peer's shared instance (created on first use), or ``None`` without TLS."""
-        key = _registry_key(config)
-        tls = _REGISTRY.get(key)
-        if tls is not None:
-            return tls
+        """A new instance for ``config``'s peer, or ``None`` without TLS.  The peer owns
+        it and hands it to both of its ports (one set of contexts and counters)."""
         settings = settings_from_config(config)
         if settings is None:
             return None
@@ -496,8 +473,7 @@ class QuorumTls:
             for sid, server in verifier.all_members.items():
                 hosts = [a.host for a in (*server.quorum_addrs, *server.election_addrs)]
                 members[sid] = tuple(dict.fromkeys([*members.get(sid, ()), *hosts]))
-        tls = _REGISTRY[key] = cls(settings, members)
-        return tls
+        return cls(settings, members)
 
     # -- contexts ----------------------------------------------------------------------
 
@@ -911,7 +887,6 @@ __all__ = [
     "TlsSettings",
     "build_contexts",
     "certificate_names",
-    "counters",
     "host_matches",
     "open_connection",
     "openssl_cipher_name",
