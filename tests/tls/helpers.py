@@ -64,5 +64,9 @@ REASONS: dict[str, tuple[str, ...]] = {
         "self-signed certificate in certificate chain",
     ),
     "expired": ("certificate expired", "certificate has expired"),
-    "wrong-host": ("is not valid for 127.0.0.1", "IP address mismatch"),
+    "wrong-host": (
+        "is not valid for 127.0.0.1",
+        "IP address mismatch",
+        "is valid for no host of any server line",
+    ),
 }

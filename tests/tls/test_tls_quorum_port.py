@@ -65,6 +65,11 @@ def test_bad_learner_is_refused(
 
     asyncio.run(scenario())
     assert any(r in caplog.text for r in REASONS[bad]), caplog.text
+    if bad == "wrong-host":
+        # A certificate for no host of any server line is refused in the handshake,
+        # before the learner could name a sid in FOLLOWERINFO.
+        assert "is valid for no host of any server line" in caplog.text
+        assert "the host of server.3" not in caplog.text
 
 
 @pytest.mark.parametrize("bad", ["wrong-ca", "expired", "wrong-host"])

@@ -555,6 +555,27 @@ class QuorumTls:
         self._refused(f"{port} connection from", _peer(writer), reason)
         return reason
 
+    def stranger_refusal(self, writer: asyncio.StreamWriter, port: Port) -> str | None:
+        """Why a TLS peer whose certificate names no host of any server line must be
+        refused at once, before it says which sid it is (``None``: it may belong to some
+        sid; the check against that sid's line follows).  Counts and logs a refusal."""
+        if not self.settings.hostname_verification or not self.members:
+            return None
+        sslobj = writer.get_extra_info("ssl_object")
+        cert = sslobj.getpeercert() if sslobj is not None else None
+        if not cert:
+            return None
+        hosts = dict.fromkeys(h for line in self.members.values() for h in line)
+        if any(host_matches(cert, h) for h in hosts):
+            return None
+        reason = (
+            f"certificate ({describe_certificate(cert)}) is valid for no host of any server "
+            "line"
+        )
+        self._count("identity_refused")
+        self._refused(f"{port} connection from", _peer(writer), reason)
+        return reason
+
     def learner_refusal(self, writer: asyncio.StreamWriter, packet: QuorumPacket) -> str | None:
         """The quorum port's check, at the learner's FOLLOWERINFO/OBSERVERINFO."""
         if packet.type not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
@@ -696,7 +717,11 @@ class QuorumTls:
         self._count("handshakes" if use_tls else "plain_accepted")
         if not use_tls:
             log.info("Quorum TLS: accepted a plaintext %s connection from %s", port, remote)
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        if use_tls and self.stranger_refusal(writer, port) is not None:
+            writer.close()
+            return None
+        return reader, writer
 
 
 class TlsServer(asyncio.AbstractServer):
