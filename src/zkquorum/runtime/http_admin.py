@@ -44,6 +44,7 @@ from zkquorum.runtime import commands
 from zkquorum.runtime.metrics import PROMETHEUS_CONTENT_TYPE, MetricsRegistry
 from zkquorum.runtime.opssettings import OpsSettings
 from zkquorum.runtime.opsview import OpsSource
+from zkquorum.runtime.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from zkquorum.runtime.peer import PeerRuntime
@@ -230,7 +231,7 @@ class _Listener:
         self.idle_s = idle_s
         self.server: asyncio.Server | None = None
         self.bound: HostPort | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskOwner("ops-http")
         self.writers: set[asyncio.StreamWriter] = set()
         self.bad_requests = 0
 
@@ -250,9 +251,9 @@ class _Listener:
             writer.close()
             return
         self.writers.add(writer)
-        task = asyncio.ensure_future(self._serve(reader, writer))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if self.tasks.spawn(self._serve(reader, writer), "request") is None:
+            self.writers.discard(writer)
+            writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -290,10 +291,7 @@ class _Listener:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.tasks.close()
         for writer in list(self.writers):
             writer.close()
         if self.server is not None:
