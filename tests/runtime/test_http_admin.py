@@ -16,6 +16,7 @@ from tests.runtime.helpers import run
 from tests.runtime.test_http_admin_java import (
     COMMAND_NAMES,
     SEATS,
+    is_set_member,
     load_reference,
     same_keys,
     shape,
@@ -25,7 +26,7 @@ from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import parse_zoo_cfg
 from zkquorum.runtime import commands
 from zkquorum.runtime.http_admin import OpsServer
-from zkquorum.runtime.metrics import SERVER_METRICS, MetricsRegistry
+from zkquorum.runtime.metrics import MetricsRegistry
 from zkquorum.runtime.opssettings import PROMETHEUS_PROVIDER, OpsSettings
 from zkquorum.runtime.opsview import (
     ClientStats,
@@ -106,19 +107,6 @@ def context(seat: Seat | None, clients: ClientStats = CLIENTS) -> commands.Comma
 
 
 # -- JSON keys against 3.8.0 -----------------------------------------------------------
-
-_SET_NAMES = tuple(s.name for s in SERVER_METRICS if s.labelled)
-_PLAIN_NAMES = frozenset(s.name for s in SERVER_METRICS if not s.labelled)
-_SET_MEMBER = re.compile(
-    r"^(avg|min|max|cnt|sum|p50|p95|p99|p999)_(.+_(" + "|".join(_SET_NAMES) + r"))$"
-)
-
-
-def is_set_member(key: str) -> bool:
-    """``avg_<key>_<set>``...: a member of a summary set, named by data (a namespace, a
-    learner's sid), not a name of 3.8's (``avg_quorum_ack_latency`` is a plain summary)."""
-    m = _SET_MEMBER.match(key)
-    return m is not None and m.group(2) not in _PLAIN_NAMES
 
 
 def assert_answers_match(seat: str, answer: Callable[[str], dict[str, Any]]) -> None:
