@@ -43,8 +43,8 @@ RECOVERY_BOUND_S = 30.0
 KEYS = 3
 
 CASES = {
-    "3p": ([1, 2, 3], 4, 25.0),
-    "5p": ([1, 2, 3, 4, 5], 5, 15.0),
+    "3p": ([1, 2, 3], 4, 6.0),
+    "5p": ([1, 2, 3, 4, 5], 5, 6.0),
 }
 """participants, clients, default fault seconds."""
 
