@@ -129,6 +129,184 @@ class KvModel:
         return f"{op.input.kind}({op.input.key!r}, {op.input.value!r}) -> {op.output!r}"
 
 
+NONODE = "NONODE"
+NODEEXISTS = "NODEEXISTS"
+BADVERSION = "BADVERSION"
+OK = "ok"
+
+Znode = tuple[bytes, int] | None
+"""A znode's state: None while absent, else (data, version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZnodeOp:
+    """One ZooKeeper operation on one path.
+
+    ``kind`` is "create", "set", "delete", "get" or "check"; ``value`` is the data of
+    create and set, ``version`` the expected version of set, delete and check (-1: any).
+    Outputs: create, delete and check give :data:`OK`; set gives the new version (an int);
+    get gives ``(data, version)``; any may give :data:`NONODE`, :data:`NODEEXISTS` or
+    :data:`BADVERSION` as ZooKeeper would; :data:`UNKNOWN` when the client never learned.
+    A get must be a linearizable read (sync, then getData, in one session).
+    """
+
+    kind: str
+    path: str
+    value: bytes = b""
+    version: int = -1
+
+
+def znode_effect(state: Znode, op: ZnodeOp) -> tuple[Hashable, Znode]:
+    """What ZooKeeper answers to ``op`` in ``state``, and the state after it."""
+    if op.kind == "create":
+        return (NODEEXISTS, state) if state is not None else (OK, (op.value, 0))
+    if state is None:
+        return NONODE, None
+    version = state[1]
+    if op.kind == "get":
+        return state, state
+    if op.version not in (-1, version):
+        return BADVERSION, state
+    if op.kind == "set":
+        return version + 1, (op.value, version + 1)
+    if op.kind == "delete":
+        return OK, None
+    assert op.kind == "check", op.kind
+    return OK, state
+
+
+@dataclass(frozen=True, slots=True)
+class ZnodeModel:
+    """Versioned znodes, each initially absent; partitioned by path."""
+
+    def init(self) -> Znode:
+        return None
+
+    def step(self, state: Znode, input: Hashable, output: Hashable) -> tuple[bool, Znode]:
+        assert isinstance(input, ZnodeOp)
+        expected, after = znode_effect(state, input)
+        if output is UNKNOWN:
+            return True, after
+        return output == expected, after
+
+    def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
+        by_path: dict[str, list[Operation]] = {}
+        for op in history:
+            assert isinstance(op.input, ZnodeOp)
+            by_path.setdefault(op.input.path, []).append(op)
+        return list(by_path.values())
+
+    def describe(self, op: Operation) -> str:
+        z = op.input
+        assert isinstance(z, ZnodeOp)
+        args = [repr(z.path)]
+        if z.kind in ("create", "set"):
+            args.append(repr(z.value))
+        if z.kind in ("set", "delete", "check"):
+            args.append(f"version={z.version}")
+        return f"{z.kind}({', '.join(args)}) -> {op.output!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class SeqOp:
+    """Sequential children of one parent: kind "create" or "children".
+
+    A create's output is the sequence number in the returned name; "children" gives the
+    frozenset of the sequence numbers of the children it listed (read after a sync).
+    """
+
+    kind: str
+    parent: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeqModel:
+    """The parent's counter: the n-th linearized sequential create is named n (from 0).
+
+    Children are only created (never deleted), so after n creates the children are
+    exactly 0..n-1 and the counter is the whole state.  Partitioned by parent.
+    """
+
+    def init(self) -> int:
+        return 0
+
+    def step(self, state: int, input: Hashable, output: Hashable) -> tuple[bool, int]:
+        assert isinstance(input, SeqOp)
+        if input.kind == "create":
+            return output is UNKNOWN or output == state, state + 1
+        assert input.kind == "children", input.kind
+        return output is UNKNOWN or output == frozenset(range(state)), state
+
+    def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
+        by_parent: dict[str, list[Operation]] = {}
+        for op in history:
+            assert isinstance(op.input, SeqOp)
+            by_parent.setdefault(op.input.parent, []).append(op)
+        return list(by_parent.values())
+
+    def describe(self, op: Operation) -> str:
+        q = op.input
+        assert isinstance(q, SeqOp)
+        out = repr(sorted(op.output)) if isinstance(op.output, frozenset) else repr(op.output)
+        return f"{q.kind}({q.parent!r}) -> {out}"
+
+
+@dataclass(frozen=True, slots=True)
+class LockOp:
+    """The lock recipe seen from one client: "acquire" or "release" of lock ``name``.
+
+    ``attempt`` numbers the client's acquisitions (each its own ephemeral sequential
+    node); a release names the attempt whose node it deletes, so a late release never
+    frees a later hold of the same client.  An acquire's output is True when the client
+    came to hold the lock (its node was the smallest), False when it gave up; a
+    release's is True.  The lock is held from the acquire's linearization to the
+    release's.
+    """
+
+    kind: str
+    name: str
+    client: int
+    attempt: int = 0
+
+
+Holder = tuple[int, int] | None
+"""The (client, attempt) holding a lock; None while it is free."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockModel:
+    """Mutual exclusion: the state is the holder; partitioned by lock."""
+
+    def init(self) -> Holder:
+        return None
+
+    def step(self, state: Holder, input: Hashable, output: Hashable) -> tuple[bool, Holder]:
+        assert isinstance(input, LockOp)
+        me = (input.client, input.attempt)
+        if input.kind == "acquire":
+            if output is UNKNOWN:
+                return True, me if state is None else state
+            if output:
+                return state is None, me
+            return True, state
+        assert input.kind == "release", input.kind
+        if output is UNKNOWN:
+            return True, None if state == me else state
+        return state == me, None
+
+    def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
+        by_name: dict[str, list[Operation]] = {}
+        for op in history:
+            assert isinstance(op.input, LockOp)
+            by_name.setdefault(op.input.name, []).append(op)
+        return list(by_name.values())
+
+    def describe(self, op: Operation) -> str:
+        lk = op.input
+        assert isinstance(lk, LockOp)
+        return f"{lk.kind}({lk.name!r}) by {lk.client}#{lk.attempt} -> {op.output!r}"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult(Generic[S]):
     verdict: Verdict
@@ -271,3 +449,27 @@ def describe_failure(model: Model[S], ops: Sequence[Operation]) -> str:
         ret = "open" if op.ret is None else str(op.ret)
         lines.append(f"  client {op.client:>4}  [{op.call}, {ret}]  {model.describe(op)}")
     return "\n".join(lines) + "\n"
+
+
+def failure_report(
+    model: Model[S],
+    history: Sequence[Operation],
+    timeout_s: float = 60.0,
+    clock: Callable[[], float] | None = None,
+) -> str:
+    """Empty when the history is linearizable; else the verdict and a minimal failing part.
+
+    Written to a file by the tests (and named in their assertion message); the text is
+    also what an UNKNOWN verdict (budget exhausted) reports.
+    """
+    result = check(model, history, timeout_s, clock)
+    if result.verdict is Verdict.LINEARIZABLE:
+        return ""
+    if result.verdict is Verdict.UNKNOWN:
+        return f"unknown: the check ran out of its {timeout_s:g} s budget\n"
+    part = result.failing_partition
+    small = minimal_failure(model, part)
+    return (
+        f"{len(part)} operations in the failing partition; a minimal failing part of "
+        f"{len(small)}:\n" + describe_failure(model, small)
+    )

@@ -1,0 +1,398 @@
+"""Client workload and checks for :mod:`tests.chaos.test_linearizable`.
+
+Workers are kazoo clients in threads.  Each records every operation with monotonic call
+and return times (ns): compare-and-set loops on versioned registers (getData, then
+setData with the version read), creates of sequential children, and linearizable reads
+(sync, then getData or getChildren).  An operation whose outcome the client never
+learned (connection loss, session expiry, no answer in time) is open-ended.  Plain
+getData results are not linearizable in ZooKeeper and only feed the session checks.
+
+Checks over what was recorded (:func:`check_run`):
+
+* the history is linearizable for :class:`~zkquorum.sim.lincheck.ZnodeModel` and
+  :class:`~zkquorum.sim.lincheck.SeqModel`;
+* no acknowledged write is lost: each register's final version is at least the newest
+  acknowledged one (and holds that write's data if equal), every acknowledged sequence
+  number is among the final children;
+* a session's reads never go back: per path, versions and mzxids never decrease; and
+  once a session has seen zxid z (a read's mzxid, or its own write's), a read of any
+  register returns at least the newest acknowledged write with mzxid <= z.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from zkquorum.sim.lincheck import (
+    BADVERSION,
+    UNKNOWN,
+    Model,
+    Operation,
+    SeqModel,
+    SeqOp,
+    Verdict,
+    ZnodeModel,
+    ZnodeOp,
+    check,
+    failure_report,
+)
+
+ROOT = "/lin"
+QUEUE = f"{ROOT}/q"
+OP_TIMEOUT_S = 20.0
+"""An operation without an answer after this long is recorded as open-ended."""
+
+
+def key_path(i: int) -> str:
+    return f"{ROOT}/k{i}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """One observation of a register by a session, in the session's order."""
+
+    client: int
+    session: int
+    path: str
+    version: int
+    mzxid: int
+    own_write: bool  # the stat of the session's own acknowledged setData
+
+
+@dataclasses.dataclass
+class Book:
+    """Everything the workers recorded; appended to under a lock."""
+
+    ops: list[Operation] = dataclasses.field(default_factory=list)
+    reads: list[Read] = dataclasses.field(default_factory=list)
+    acked: list[tuple[str, bytes, int, int]] = dataclasses.field(default_factory=list)
+    """(path, data, version, mzxid) of every acknowledged setData."""
+    served: dict[int, int] = dataclasses.field(default_factory=dict)
+    """client -> monotonic ns of the return of its newest answered operation."""
+    errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def add(self, op: Operation) -> None:
+        with self.lock:
+            self.ops.append(op)
+
+    def answered(self, client: int, ret: int) -> None:
+        with self.lock:
+            self.served[client] = max(self.served.get(client, 0), ret)
+
+    def error(self, name: str) -> None:
+        with self.lock:
+            self.errors[name] = self.errors.get(name, 0) + 1
+
+
+class Worker(threading.Thread):
+    """One kazoo client doing a seeded mix of operations until ``stop`` is set."""
+
+    def __init__(
+        self,
+        client: int,
+        hosts: str,
+        keys: int,
+        seed: int,
+        book: Book,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"lin-worker-{client}", daemon=True)
+        from kazoo.client import KazooClient
+        from kazoo.retry import KazooRetry
+
+        self.client = client
+        self.keys = keys
+        self.rng = random.Random(f"zkquorum-lin:{seed}:{client}")
+        self.book = book
+        self.stop_event = stop
+        self.failure: BaseException | None = None
+        self.zk = KazooClient(
+            hosts=hosts,
+            timeout=4.0,
+            connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5),
+            command_retry=None,
+        )
+        self.values = 0
+
+    # -- kazoo calls that answer or raise -----------------------------------------------
+
+    def _wait(self, result: Any) -> Any:
+        return result.get(timeout=OP_TIMEOUT_S)
+
+    def _session(self) -> int:
+        sid = self.zk.client_id
+        return int(sid[0]) if sid else 0
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                choice = self.rng.random()
+                if choice < 0.45:
+                    self.cas()
+                elif choice < 0.7:
+                    self.linearizable_get()
+                elif choice < 0.92:
+                    self.seq_create()
+                else:
+                    self.children()
+        except BaseException as exc:  # reported by the test
+            self.failure = exc
+
+    def _lost(self, exc: BaseException) -> bool:
+        """True for the errors after which the outcome is unknown."""
+        from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+        from kazoo.handlers.threading import KazooTimeoutError
+
+        if isinstance(exc, ConnectionLoss | SessionExpiredError | KazooTimeoutError):
+            self.book.error(type(exc).__name__)
+            return True
+        return False
+
+    def cas(self) -> None:
+        from kazoo.exceptions import BadVersionError
+
+        path = key_path(self.rng.randrange(self.keys))
+        session = self._session()
+        try:
+            _data, stat = self._wait(self.zk.get_async(path))
+        except Exception as exc:
+            if self._lost(exc):
+                return
+            raise
+        if session and self._session() == session:
+            self.book.reads.append(
+                Read(self.client, session, path, stat.version, stat.mzxid, False)
+            )
+        self.values += 1
+        value = f"{self.client}:{self.values}".encode()
+        op = ZnodeOp("set", path, value, stat.version)
+        session = self._session()
+        call = time.monotonic_ns()
+        try:
+            new = self._wait(self.zk.set_async(path, value, stat.version))
+        except BadVersionError:
+            ret = time.monotonic_ns()
+            self.book.add(Operation(self.client, call, ret, op, BADVERSION))
+            self.book.answered(self.client, ret)
+            return
+        except Exception as exc:
+            if self._lost(exc):
+                self.book.add(Operation(self.client, call, None, op, UNKNOWN))
+                return
+            raise
+        ret = time.monotonic_ns()
+        self.book.add(Operation(self.client, call, ret, op, new.version))
+        self.book.answered(self.client, ret)
+        with self.book.lock:
+            self.book.acked.append((path, value, new.version, new.mzxid))
+        if session and self._session() == session:
+            self.book.reads.append(Read(self.client, session, path, new.version, new.mzxid, True))
+
+    def linearizable_get(self) -> None:
+        path = key_path(self.rng.randrange(self.keys))
+        session = self._session()
+        call = time.monotonic_ns()
+        try:
+            self._wait(self.zk.sync_async(path))
+            data, stat = self._wait(self.zk.get_async(path))
+        except Exception as exc:
+            if self._lost(exc):
+                return  # a read whose answer never came constrains nothing
+            raise
+        ret = time.monotonic_ns()
+        self.book.add(Operation(self.client, call, ret, ZnodeOp("get", path), (data, stat.version)))
+        self.book.answered(self.client, ret)
+        if session and self._session() == session:
+            self.book.reads.append(
+                Read(self.client, session, path, stat.version, stat.mzxid, False)
+            )
+
+    def seq_create(self) -> None:
+        op = SeqOp("create", QUEUE)
+        call = time.monotonic_ns()
+        try:
+            name = self._wait(self.zk.create_async(f"{QUEUE}/n", b"", sequence=True))
+        except Exception as exc:
+            if self._lost(exc):
+                self.book.add(Operation(self.client, call, None, op, UNKNOWN))
+                return
+            raise
+        ret = time.monotonic_ns()
+        self.book.add(Operation(self.client, call, ret, op, int(name[-10:])))
+        self.book.answered(self.client, ret)
+
+    def children(self) -> None:
+        call = time.monotonic_ns()
+        try:
+            self._wait(self.zk.sync_async(QUEUE))
+            names = self._wait(self.zk.get_children_async(QUEUE))
+        except Exception as exc:
+            if self._lost(exc):
+                return
+            raise
+        ret = time.monotonic_ns()
+        out = frozenset(int(n[-10:]) for n in names)
+        self.book.add(Operation(self.client, call, ret, SeqOp("children", QUEUE), out))
+        self.book.answered(self.client, ret)
+
+
+@dataclasses.dataclass
+class Final:
+    """The state read (sync, then read) after the workload, from a fresh session."""
+
+    registers: dict[str, tuple[bytes, int]]
+    children: frozenset[int]
+    call: int
+    ret: int
+
+
+def final_ops(final: Final) -> list[Operation]:
+    ops = [
+        Operation(-1, final.call, final.ret, ZnodeOp("get", p), v)
+        for p, v in final.registers.items()
+    ]
+    ops.append(Operation(-1, final.call, final.ret, SeqOp("children", QUEUE), final.children))
+    return ops
+
+
+@dataclasses.dataclass
+class Verdicts:
+    histories: int = 0
+    operations: int = 0
+    open_ended: int = 0
+    violations: list[str] = dataclasses.field(default_factory=list)
+
+
+def _split(ops: Sequence[Operation]) -> tuple[list[Operation], list[Operation]]:
+    znode = [o for o in ops if isinstance(o.input, ZnodeOp)]
+    seq = [o for o in ops if isinstance(o.input, SeqOp)]
+    return znode, seq
+
+
+def check_run(
+    ops: Sequence[Operation],
+    reads: Sequence[Read],
+    acked: Sequence[tuple[str, bytes, int, int]],
+    final: Final,
+    timeout_s: float = 60.0,
+) -> Verdicts:
+    """Every check of the module docstring; ``violations`` holds one text per failure."""
+    out = Verdicts()
+    history = [*ops, *final_ops(final)]
+    out.operations = len(history)
+    out.open_ended = sum(1 for o in history if o.ret is None)
+    znode, seq = _split(history)
+    models: list[tuple[Model[Any], list[Operation]]] = [(ZnodeModel(), znode), (SeqModel(), seq)]
+    for model, part in models:
+        out.histories += len(model.partition(part))
+        result = check(model, part, timeout_s=timeout_s, clock=time.monotonic)
+        if result.verdict is not Verdict.LINEARIZABLE:
+            out.violations.append(
+                f"{type(model).__name__}: {result.verdict.value}\n"
+                + failure_report(model, part, timeout_s=timeout_s, clock=time.monotonic)
+            )
+    # No acknowledged write lost.
+    newest: dict[str, tuple[int, bytes]] = {}
+    for path, data, version, _mzxid in acked:
+        if version > newest.get(path, (-1, b""))[0]:
+            newest[path] = (version, data)
+    for path, (version, data) in sorted(newest.items()):
+        got = final.registers.get(path)
+        if got is None or got[1] < version or (got[1] == version and got[0] != data):
+            out.violations.append(
+                f"acknowledged write lost: {path} version {version} data {data!r} was "
+                f"acknowledged, the final state is {got!r}"
+            )
+    acked_seq = {o.output for o in seq if o.input == SeqOp("create", QUEUE) and o.ret is not None}
+    missing = sorted(n for n in acked_seq if isinstance(n, int) and n not in final.children)
+    if missing:
+        out.violations.append(f"acknowledged sequential children missing: {missing[:10]}")
+    out.violations.extend(check_sessions(reads, acked))
+    return out
+
+
+def check_sessions(
+    reads: Sequence[Read], acked: Sequence[tuple[str, bytes, int, int]]
+) -> list[str]:
+    """Per session: no read goes back (per path, and against the zxid already seen)."""
+    writes: dict[str, list[tuple[int, int]]] = {}
+    for path, _data, version, mzxid in acked:
+        writes.setdefault(path, []).append((mzxid, version))
+    for w in writes.values():
+        w.sort()
+    problems: list[str] = []
+    last: dict[tuple[int, str], Read] = {}
+    seen: dict[int, int] = {}
+    for r in reads:
+        prev = last.get((r.session, r.path))
+        if prev is not None and (r.version < prev.version or r.mzxid < prev.mzxid):
+            problems.append(
+                f"session {r.session:#x} (client {r.client}) went back on {r.path}: "
+                f"version {prev.version} mzxid {prev.mzxid:#x} then version {r.version} "
+                f"mzxid {r.mzxid:#x}"
+            )
+        z = seen.get(r.session, 0)
+        floor = max((v for m, v in writes.get(r.path, []) if m <= z), default=-1)
+        if not r.own_write and r.version < floor:
+            problems.append(
+                f"session {r.session:#x} (client {r.client}) had seen zxid {z:#x}, then read "
+                f"{r.path} at version {r.version}, older than the acknowledged version "
+                f"{floor} written at or before that zxid"
+            )
+        last[(r.session, r.path)] = r
+        seen[r.session] = max(z, r.mzxid)
+    return problems
+
+
+def describe_ops(ops: Sequence[Operation], limit: int = 40) -> str:
+    lines = []
+    for o in sorted(ops, key=lambda o: o.call)[:limit]:
+        ret = "open" if o.ret is None else str(o.ret)
+        lines.append(f"client {o.client} [{o.call}, {ret}] {o.input!r} -> {o.output!r}")
+    return "\n".join(lines)
+
+
+def corrupt(
+    ops: list[Operation], reads: list[Read], final: Final
+) -> list[tuple[str, list[Operation], list[Read], Final]]:
+    """Recorded-history corruptions the checks must catch (each may be absent)."""
+    out: list[tuple[str, list[Operation], list[Read], Final]] = []
+    acked_sets = [
+        o
+        for o in ops
+        if isinstance(o.input, ZnodeOp) and o.input.kind == "set" and isinstance(o.output, int)
+    ]
+    if acked_sets:
+        # A second client's compare-and-set with the same expected version also won.
+        o = acked_sets[len(acked_sets) // 2]
+        assert isinstance(o.input, ZnodeOp)
+        twin = dataclasses.replace(o, client=-2, input=dataclasses.replace(o.input, value=b"twin"))
+        out.append(("lost update", [*ops, twin], reads, final))
+        # The final state lost the newest acknowledged write of a register.
+        path = o.input.path
+        data, version = final.registers[path]
+        regs = dict(final.registers, **{path: (data, max(0, version - 1))})
+        out.append(
+            ("final state rolled back", ops, reads, dataclasses.replace(final, registers=regs))
+        )
+    later = [r for r in reads if r.version > 0]
+    if later:
+        # A session's later read returns a version older than one it already read.
+        r = later[-1]
+        stale = dataclasses.replace(r, version=r.version - 1, mzxid=r.mzxid - 1, own_write=False)
+        out.append(("session read went back", ops, [*reads, stale], final))
+    creates = [o for o in ops if o.input == SeqOp("create", QUEUE) and isinstance(o.output, int)]
+    if len(creates) >= 2:
+        # Two acknowledged sequential creates under one parent got the same number.
+        a, b = creates[0], creates[-1]
+        dup = dataclasses.replace(b, output=a.output)
+        out.append(
+            ("duplicate sequence number", [*(o for o in ops if o is not b), dup], reads, final)
+        )
+    return out
