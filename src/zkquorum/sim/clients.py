@@ -7,10 +7,11 @@ are decoded by :class:`~zkquorum.wire.client.ReplyStreamDecoder`.  The simulator
 (:mod:`zkquorum.sim.world`) moves the bytes; this module keeps the client's state, makes
 its requests, reads its replies and records the history.
 
-An operation (:class:`ClientOp`) is create, setData (with or without an expected version),
-delete, getData, or sync followed by getData, on one of :data:`KEYS`.  Its call is when
-the client sent it, its return when the reply arrived (virtual ms); a lost connection
-leaves it open-ended (3.8's CONNECTIONLOSS: the client cannot tell whether it happened).
+An operation (:class:`ClientOp`) is create (create2, for its Stat), setData (with or
+without an expected version), delete, getData, or sync followed by getData, on one of
+:data:`KEYS`.  Its call is when the client sent it, its return when the reply arrived
+(virtual ms); a lost connection leaves it open-ended (3.8's CONNECTIONLOSS: the client
+cannot tell whether it happened).
 
 Checks (:func:`check_clients`), after the run:
 
@@ -19,10 +20,11 @@ Checks (:func:`check_clients`), after the run:
    (:class:`~zkquorum.sim.lincheck.ZnodeModel`).  A plain getData may be stale in
    ZooKeeper and is left out.
 2. **No acknowledged write lost**: every peer in broadcast at the end has applied every
-   acknowledged write (its zxid is the reply's), and the peers hold the same keys.
+   acknowledged write (up to the reply's zxid), and the peers hold the same keys.
 3. **Per session**: replies come in request order (xids ascending); the zxids a session
    sees (reply headers) never go back, even across reconnects; and a read never returns
-   a version of a key older (by mzxid) than one the session already saw or wrote.
+   a version of a key older (by mzxid) than one the session already read, created or
+   set.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from zkquorum.wire.client_records import (
     ClientProtocolError,
     ConnectRequest,
     ConnectResponse,
+    Create2Response,
     CreateRequest,
     DeleteRequest,
     ErrorCode,
@@ -98,9 +101,9 @@ class ClientOp:
     ret: float | None = None
     output: Hashable = UNKNOWN
     zxid: int = -1
-    """The reply header's zxid (a write's own zxid)."""
+    """The reply header's zxid: the server had applied every txn up to it."""
     mzxid: int = -1
-    """The node's mzxid in the reply (getData, setData)."""
+    """The node's mzxid in the reply (getData, setData, create2)."""
     err: int = 0
 
     @property
@@ -204,7 +207,7 @@ class SimClient:
             requests.append(req)
         match kind:
             case "create":
-                op, record = OpCode.CREATE, CreateRequest(key, value, OPEN_ACL_UNSAFE, 0)
+                op, record = OpCode.CREATE2, CreateRequest(key, value, OPEN_ACL_UNSAFE, 0)
             case "set":
                 op, record = OpCode.SET_DATA, SetDataRequest(key, value, version)
             case "delete":
@@ -291,7 +294,8 @@ class SimClient:
                 self.versions[e.key] = body.stat.version
             else:
                 e.output = "ok"
-                if e.kind == "create":
+                if isinstance(body, Create2Response):
+                    e.mzxid = body.stat.mzxid
                     self.versions[e.key] = 0
         elif reply.err in _WRITE_OUTPUTS:
             e.output = _WRITE_OUTPUTS[ErrorCode(reply.err)]
@@ -385,7 +389,7 @@ def _session_reads(c: SimClient) -> Iterator[str]:
                 f"t={e.ret:.3f}ms: clients: stale read {e.describe()} (mzxid "
                 f"{e.mzxid:#x}) after {seen[1].describe()}"
             )
-        z = e.mzxid if e.kind in ("get", "sget", "set") else e.zxid
+        z = e.mzxid
         if (_acked(e) or e.kind in ("get", "sget")) and z >= 0 and (seen is None or z > seen[0]):
             floor[key] = (z, e)
 

@@ -41,6 +41,16 @@ Writes
     the whole history (the zxids) they extend, so each peer's history can be read from its
     data tree, SNAP included.
 
+Clients (``Spec.clients``, :mod:`zkquorum.sim.clients`)
+    An established peer serves clients with a :class:`~zkquorum.core.server.ServerCore`
+    wired to its core as the runtime wires it (:mod:`zkquorum.core.seat`), dropped with
+    every connection when the peer leaves broadcast or crashes.  Each client connects to
+    a random peer (0.1-1 ms links, FIFO, outside the peers' partitions), opens a session,
+    and issues creates, setData, deletes, getData and sync+getData on ``/k0``..``/k3``, two
+    at a time at most; a lost connection (or 2/3 of the session timeout without an answer)
+    makes it reconnect elsewhere with its session id, password and last zxid seen.  The
+    clients draw from their own seeded generator; they stop when the ensemble is stable.
+
 Faults (``FAULT_KINDS``), all inside the fault window; at its end every partition heals
 and every crashed peer is up again:
     ``delay`` slow links (1-40 ms instead of 0.5-2 ms) · ``reorder`` large per-message
@@ -65,7 +75,10 @@ Invariants (checked on every run)
        synced learners hold a prefix of the leader's history, commits durable on a quorum
        and in zxid order, ACKs only for durable txns, no committed txn rolled back, and at
        the end every synced peer holds every committed txn in the same order.
-    5. Liveness: once the fault window is over (all healed, all up), within
+    5. Clients (with ``Spec.clients``): writes and sync+reads linearizable with the final
+       trees, no acknowledged write missing from a peer in broadcast at the end, replies
+       in request order, no session seeing zxids or a key's versions go back.
+    6. Liveness: once the fault window is over (all healed, all up), within
        ``Spec.liveness_bound_ms`` a leader is established and every voter is synced.
 """
 
