@@ -13,14 +13,21 @@ import pytest
 
 from zkquorum.cli.main import main
 from zkquorum.config.verifier import MajorityVerifier
+from zkquorum.core.datatree import DataTree, Node
 from zkquorum.core.election import FastLeaderElection
 from zkquorum.core.leader import Leader, LeaderPhase
-from zkquorum.core.ready import ReadyBuilder
+from zkquorum.core.learner import Learner
+from zkquorum.core.ready import ReadyBuilder, SendToLeader
+from zkquorum.core.server import Connection, ServerCore, ServerOut
 from zkquorum.core.vote import total_order
 from zkquorum.sim import checker as ck
 from zkquorum.sim.campaign import Plan, Summary, plans_covering_all_kinds, run_campaign
+from zkquorum.sim.clients import ClientOp, SimClient, check_clients
+from zkquorum.sim.lincheck import Verdict
 from zkquorum.sim.world import FAULT_KINDS, Spec, run_one
 from zkquorum.wire.election import Notification, ServerState
+from zkquorum.wire.jute import StatPersisted
+from zkquorum.wire.quorum import PacketType, QuorumPacket
 from zkquorum.wire.txn import Txn
 
 ALL = frozenset(FAULT_KINDS)
@@ -28,7 +35,7 @@ RUNS = int(os.environ.get("ZKQUORUM_SIM_RUNS", "300"))
 
 
 def test_same_seed_same_trace_event_for_event() -> None:
-    spec = Spec(voters=5, observers=2, faults=ALL)
+    spec = Spec(voters=5, observers=2, faults=ALL, clients=3)
     a = run_one(spec, 42, trace=True)
     b = run_one(spec, 42, trace=True)
     c = run_one(spec, 43, trace=True)
@@ -36,6 +43,7 @@ def test_same_seed_same_trace_event_for_event() -> None:
     assert len(a.trace) > 100
     assert a.trace == b.trace
     assert a.trace != c.trace
+    assert a.client_ops > 20 and any(" cdeliver " in line for line in a.trace)
 
 
 def test_campaign_without_violation() -> None:
@@ -54,6 +62,9 @@ def test_campaign_without_violation() -> None:
         total.runs += s.runs
         total.decisions += s.decisions
         total.commits += s.commits
+        total.client_ops += s.client_ops
+        total.client_acked += s.client_acked
+        total.client_open += s.client_open
         total.violations += s.violations
         for k, v in s.via.items():
             total.via[k] = total.via.get(k, 0) + v
@@ -64,11 +75,17 @@ def test_campaign_without_violation() -> None:
     assert total.runs >= RUNS
     assert total.violations == [], "\n".join(reports)
     assert total.commits > 20 * total.runs  # the writes really commit
+    assert total.client_ops > 30 * total.runs  # and the clients' operations are answered
+    assert total.client_acked > 5 * total.runs
+    assert total.client_open < total.client_ops // 20
     assert {"finalize", "all-voted", "failover", "join"} <= set(total.via)
     assert len(total.times["failover"]) > total.runs // 20
     if total.runs >= 10_000:
         assert set(total.via) == {"finalize", "all-voted", "failover", "join", "join-round"}
-    print(f"{total.runs} runs in {elapsed:.1f} s ({1000 * elapsed / total.runs:.1f} ms per run)")
+    print(
+        f"{total.runs} runs in {elapsed:.1f} s ({1000 * elapsed / total.runs:.1f} ms per run), "
+        f"{total.client_ops} client operations"
+    )
 
 
 def test_spec_variety_covers_the_space() -> None:
@@ -102,12 +119,13 @@ class _SkipsLogicalClock(FastLeaderElection):
     [(_IgnoresPeerEpoch, "newer than the leader's"), (_SkipsLogicalClock, "never received")],
 )
 def test_the_checker_catches_a_broken_rule(mutant: type[FastLeaderElection], needle: str) -> None:
-    plan = Plan(faults=frozenset({"crash", "failover", "loss"}))
+    plan = Plan(faults=frozenset({"crash", "failover", "loss"}), clients=0)
     s = run_campaign(plan, 7, 400, core_factory=mutant)
     assert s.violations, "the invariant checker let a broken election through"
     assert any(needle in text for _, _, text in s.violations)
     report = "\n".join(s.report(plan))
     assert f"replay: zkquorum sim --seed {s.violations[0][0]} --runs 1" in report
+    assert report.count("--clients 0") == report.count("replay: ")
     # The same seeds are clean with the real core.
     assert run_campaign(plan, 7, 400).violations == []
 
@@ -154,6 +172,115 @@ def test_the_zab_checker_catches_a_broken_leader(
     s = run_campaign(plan, 11, 30)
     assert s.violations, "the Zab checker let a broken leader through"
     assert any(needle in text for _, _, text in s.violations), s.violations[:3]
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+def _follower_acks_before_durable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follower ACKs a PROPOSAL as soon as it has it, before its log is durable."""
+    on_broadcast = Learner._on_broadcast
+
+    def broken(self: Learner, out: ReadyBuilder, p: QuorumPacket) -> None:
+        on_broadcast(self, out, p)
+        if p.type == PacketType.PROPOSAL:
+            out.messages.append(SendToLeader(QuorumPacket(PacketType.ACK, p.zxid)))
+
+    monkeypatch.setattr(Learner, "_on_broadcast", broken)
+
+
+def _reads_overtake_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server answers a read before the same session's earlier write is applied."""
+    flush = ServerCore._flush
+
+    def broken(self: ServerCore, out: ServerOut, c: Connection) -> None:
+        for p in list(c.queue):
+            if p.reply is None and p.zxid is None:
+                c.queue.remove(p)
+                self._send(out, c, self._read(out, c, p))
+        flush(self, out, c)
+
+    monkeypatch.setattr(ServerCore, "_flush", broken)
+
+
+def _leader_commits_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader commits (and answers the client) once its own ACK is in."""
+    try_to_commit = Leader._try_to_commit
+
+    def broken(self: Leader, out: ReadyBuilder, zxid: int) -> bool:
+        p = self.outstanding.get(zxid)
+        if p is not None and self.settings.sid in p.acks:
+            p.acks.update(self.settings.verifier.voting_members)
+        return try_to_commit(self, out, zxid)
+
+    monkeypatch.setattr(Leader, "_try_to_commit", broken)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "plan", "runs", "needle"),
+    [
+        (
+            _follower_acks_before_durable,
+            Plan(voters=3, observers=0, faults=frozenset({"crash", "delay"})),
+            10,
+            "before it was durable",
+        ),
+        (
+            _reads_overtake_writes,
+            Plan(voters=3, observers=0, faults=frozenset({"crash", "delay"})),
+            10,
+            "reply out of request order",
+        ),
+        (
+            _leader_commits_alone,
+            Plan(voters=5, observers=0, faults=frozenset({"partition"})),
+            40,
+            "clients: ",
+        ),
+    ],
+)
+def test_the_client_checks_catch_a_broken_seat(
+    monkeypatch: pytest.MonkeyPatch, breakage: object, plan: Plan, runs: int, needle: str
+) -> None:
+    """Each breakage is reported within a few seeds (the same seeds are clean without it);
+    an acknowledged write the leader committed alone is lost by the clients' checks, not
+    only by Zab's."""
+    assert run_campaign(plan, 11, runs).violations == []
+    breakage(monkeypatch)  # type: ignore[operator]
+    s = run_campaign(plan, 11, runs)
+    assert any(needle in text for _, _, text in s.violations), s.violations[:3]
+    seed = next(seed for seed, _, text in s.violations if needle in text)
+    assert plan.replay_args(seed).startswith(f"zkquorum sim --seed {seed} --runs 1 ")
+    replayed = run_one(plan.spec_for(seed), seed)
+    assert any(needle in text for text in replayed.violations)
+
+
+def _op(kind: str, call: float, ret: float | None, output: object, **kw: object) -> ClientOp:
+    op = ClientOp(1, 0x100, kind, "/k0", kw.pop("value", b""), -1, call, ret, output)  # type: ignore[arg-type]
+    for name, value in kw.items():
+        setattr(op, name, value)
+    return op
+
+
+def test_client_checks_on_hand_made_histories() -> None:
+    tree = DataTree()
+    tree.nodes["/k0"] = Node(b"a", None, StatPersisted(version=0, mzxid=5))
+    tree.last_processed_zxid = 7
+    client = SimClient(1)
+    client.history = [
+        _op("create", 1.0, 2.0, "ok", value=b"a", zxid=5, mzxid=5),
+        _op("get", 3.0, 4.0, (b"a", 0), zxid=6, mzxid=5),
+        _op("sget", 5.0, 6.0, (b"a", 0), zxid=7, mzxid=5),
+    ]
+    ok, verdict = check_clients([client], {1: tree, 2: tree}, 10.0, 100)
+    assert ok == [] and verdict is Verdict.LINEARIZABLE
+    lost = [*client.history, _op("set", 7.0, 8.0, ("ok", 1), value=b"b", zxid=9, mzxid=9)]
+    client.history = lost
+    text = " ".join(check_clients([client], {1: tree}, 10.0, 100)[0])
+    assert "peer 1 ends at zxid 0x7 without the acknowledged" in text
+    assert "not linearizable" in text and "client   -1" in text
+    client.history = [*lost, _op("get", 9.0, 9.5, (b"a", 0), zxid=9, mzxid=5)]
+    assert "stale read" in " ".join(check_clients([client], {}, 10.0, 100)[0])
 
 
 # -- the checker on hand-made histories ----------------------------------------------------
@@ -208,10 +335,9 @@ def test_cli_summary_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_no_shortcut_waits_finalize_wait() -> None:
-    fast = run_campaign(Plan(voters=5, observers=0, faults=frozenset(), quorum="majority"), 1, 20)
-    slow = run_campaign(
-        Plan(voters=5, observers=0, faults=frozenset(), quorum="majority", shortcuts=False), 1, 20
-    )
+    plan = Plan(voters=5, observers=0, faults=frozenset(), quorum="majority", clients=0)
+    fast = run_campaign(plan, 1, 20)
+    slow = run_campaign(dataclasses.replace(plan, shortcuts=False), 1, 20)
     assert max(fast.times["initial"]) < 100 <= 200 <= min(slow.times["initial"])
     assert "finalize" not in fast.via and set(slow.via) <= {"finalize", "join-round", "join"}
 
@@ -219,7 +345,9 @@ def test_no_shortcut_waits_finalize_wait() -> None:
 def test_failover_shortcut_decides_fast_in_large_ensembles() -> None:
     """Issue 4: at N = 25 some followers are still connecting to the leader when it dies;
     rule 2(d) counts them as missing, so the failover round does not wait finalizeWait."""
-    plan = Plan(voters=25, observers=0, faults=frozenset({"failover"}), quorum="majority")
+    plan = Plan(
+        voters=25, observers=0, faults=frozenset({"failover"}), quorum="majority", clients=0
+    )
     fast = run_campaign(plan, 1, 8)
     slow = run_campaign(dataclasses.replace(plan, shortcuts=False), 1, 8)
     assert fast.violations == [] and slow.violations == []
@@ -238,7 +366,7 @@ def test_failover_at_n3_is_not_stuck_behind_the_restart_of_the_old_leader() -> N
     Learner.connectToLeader); the real core's ConnectToLeader retries until its deadline,
     connectToLearnerMasterLimit (else initLimit) ticks, 1000 ms here, as the runtime's
     LeaderLink does: that is the bound now."""
-    plan = Plan(voters=3, observers=0, faults=frozenset({"failover"}), quorum="majority")
+    plan = Plan(voters=3, observers=0, faults=frozenset({"failover"}), quorum="majority", clients=0)
     fast = run_campaign(plan, 1, 200)
     slow = run_campaign(dataclasses.replace(plan, shortcuts=False), 1, 200)
     assert fast.violations == [] and slow.violations == []

@@ -1,4 +1,4 @@
-"""``zkquorum sim``: a campaign of simulated elections under faults.
+"""``zkquorum sim``: a campaign of simulated ensembles (and their clients) under faults.
 
 Exit status 0 only when no invariant was violated (1 otherwise, 2 for a usage error).
 """
@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from zkquorum.sim.campaign import Plan, parse_faults, run_campaign
+from zkquorum.sim.campaign import DEFAULT_CLIENTS, Plan, parse_faults, run_campaign
 from zkquorum.sim.world import FAULT_KINDS
 
 
@@ -20,8 +20,9 @@ def register(subparsers: Any) -> None:
         help="simulate the peer cores (election and Zab) under faults and check invariants",
         description=(
             "Run seeded simulations of an ensemble of real peer cores (election, leader, "
-            "learner, database) writing txns under network faults, crashes and failovers; "
-            "check the election's and Zab's invariants; print a summary.  Run i uses "
+            "learner, database, client side) writing txns and serving simulated clients "
+            "under network faults, crashes and failovers; check the election's and Zab's "
+            "invariants and the clients' histories; print a summary.  Run i uses "
             "seed S+i, so a violation is replayed with --seed S+i --runs 1."
         ),
     )
@@ -44,6 +45,16 @@ def register(subparsers: Any) -> None:
         help="quorum system (default: mixed, 30%% hierarchical)",
     )
     p.add_argument(
+        "--clients",
+        type=int,
+        default=DEFAULT_CLIENTS,
+        help=(
+            f"simulated clients per run (default {DEFAULT_CLIENTS}; 0: no client traffic): "
+            "sessions on any peer, creates, setData, deletes, reads and sync+reads of a few "
+            "znodes, checked for linearizability and lost acknowledged writes"
+        ),
+    )
+    p.add_argument(
         "--no-shortcut",
         action="store_true",
         help="always wait finalizeWait, as ZooKeeper 3.8 does",
@@ -60,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--peers must be between 1 and 255")
     if args.observers is not None and not 0 <= args.observers <= 255:
         raise CliError("--observers must be between 0 and 255")
+    if not 0 <= args.clients <= 64:
+        raise CliError("--clients must be between 0 and 64")
     try:
         faults = parse_faults(args.faults)
     except ValueError as exc:
@@ -70,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         faults=faults,
         quorum=args.quorum,
         shortcuts=not args.no_shortcut,
+        clients=args.clients,
     )
     started = time.perf_counter()
     summary = run_campaign(plan, args.seed, args.runs)

@@ -83,6 +83,8 @@ class Effects:
     path: str | None = None
     subs: list[SubResult] = field(default_factory=list)
     events: list[tuple[EventType, str]] = field(default_factory=list)
+    stat: Stat | None = None
+    """The node right after the txn (``ProcessTxnResult.stat``), when it exists."""
 
 
 def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects) -> str | None:
@@ -167,4 +169,8 @@ def apply_txn(tree: DataTree, txn: Txn, apply: Apply) -> Effects:
     fx.err = apply(txn, None)
     if fx.err:
         fx.events.clear()
+    elif fx.path is not None:
+        node = tree.get(fx.path)
+        if node is not None:
+            fx.stat = client_stat(node)
     return fx

@@ -892,6 +892,10 @@ class ServerCore:
         self._flush(out, c)
 
     def _write_reply(self, p: _Pending, result: Effects, zxid: int) -> bytes:
+        """The reply to the write applied as ``zxid``: its body is the txn's
+        ``ProcessTxnResult`` (in a quorum the tree may have moved on since: the peer core
+        applies a batch of commits before this server hears of them), its header the
+        server's last processed zxid, which never goes back on a connection."""
         hdr_zxid = self.last_zxid
         if p.op == OpCode.MULTI:
             return encode_reply(
@@ -900,9 +904,7 @@ class ServerCore:
         if result.err:
             return self._error(p.xid, result.err)
         body: Record | None = None
-        tree = self.db.tree
-        node = tree.get(result.path) if result.path is not None else None
-        stat = client_stat(node) if node is not None else Stat()
+        stat = result.stat or Stat()
         if p.op == OpCode.CREATE:
             body = CreateResponse(result.path or "")
         elif p.op in (OpCode.CREATE2, OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL):

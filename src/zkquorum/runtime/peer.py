@@ -44,10 +44,10 @@ from typing import TYPE_CHECKING
 
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.core import seat
 from zkquorum.core.acl import AuthSettings
 from zkquorum.core.database import Database
 from zkquorum.core.events import (
-    ClientWrite,
     DatabaseReloaded,
     ElectionPeerDown,
     ElectionPeerUp,
@@ -63,8 +63,6 @@ from zkquorum.core.events import (
     LogSynced,
     QuorumPortFailed,
     QuorumPortOpened,
-    RevalidateSession,
-    SessionsTouched,
     SnapshotWritten,
     Start,
     StepDown,
@@ -73,7 +71,6 @@ from zkquorum.core.events import (
     Tick,
     VoteReceived,
 )
-from zkquorum.core.final import Effects
 from zkquorum.core.leader import Leader
 from zkquorum.core.learner import Learner
 from zkquorum.core.peer import FixedRole, PeerCore, PeerSettings
@@ -117,9 +114,6 @@ from zkquorum.core.server import (
     ServerCore,
     ServerEvent,
     ServerSettings,
-    SessionRevalidated,
-    SyncDone,
-    TxnApplied,
 )
 from zkquorum.runtime import admin
 from zkquorum.runtime import connections as cnx
@@ -668,15 +662,10 @@ class PeerRuntime:
                     via=d.via.value,
                     took_ms=int(took),
                 )
-            case Applied(txn, effects):
-                if self.server is not None and isinstance(effects, Effects):
-                    self._server_step(TxnApplied(self.now(), txn, effects))
-            case Revalidated(session_id, valid):
-                if self.server is not None:
-                    self._server_step(SessionRevalidated(self.now(), session_id, valid))
-            case SyncAnswered():
-                if self.server is not None:
-                    self._server_step(SyncDone(self.now()))
+            case Applied() | Revalidated() | SyncAnswered():
+                event = seat.server_event(outcome, self.now())
+                if self.server is not None and event is not None:
+                    self._server_step(event)
             case Established(role, leader, epoch):
                 core = self.core
                 if core is not None and self.client_port is not None:
@@ -786,13 +775,8 @@ class PeerRuntime:
             update = self.metrics.summary("updatelatency", DetailLevel.ADVANCED)
             for write, ms in out.latencies:
                 (update if write else read).observe(ms)
-        now = self.now()
-        if out.touches:
-            self._step(SessionsTouched(now, tuple(out.touches)))
-        for sid, timeout in out.revalidate:
-            self._step(RevalidateSession(now, sid, timeout))
-        for f in out.forward:
-            self._step(ClientWrite(now, f.session_id, f.cxid, f.op, f.body, f.auth))
+        for core_event in seat.core_events(out, self.now()):
+            self._step(core_event)
 
     def _word(self, word: str) -> str | None:
         if word in admin.OPS_WORDS:

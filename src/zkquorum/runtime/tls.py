@@ -569,8 +569,7 @@ class QuorumTls:
         if any(host_matches(cert, h) for h in hosts):
             return None
         reason = (
-            f"certificate ({describe_certificate(cert)}) is valid for no host of any server "
-            "line"
+            f"certificate ({describe_certificate(cert)}) is valid for no host of any server line"
         )
         self._count("identity_refused")
         self._refused(f"{port} connection from", _peer(writer), reason)

@@ -7,6 +7,7 @@ quorum system, initial epochs and zxids, fault subset) and for its run, so
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from collections.abc import Callable, Iterable
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 
 from zkquorum.core.election import FastLeaderElection
 from zkquorum.sim.world import FAULT_KINDS, RunResult, Spec, random_spec, run_one
+
+DEFAULT_CLIENTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class Plan:
     shortcuts: bool = True
     max_voters: int = 9
     max_observers: int = 3
+    clients: int = DEFAULT_CLIENTS
 
     def spec_for(self, seed: int) -> Spec:
         rng = random.Random(seed)
@@ -37,10 +41,11 @@ class Plan:
             else (0, self.max_observers)
         )
         hier = {"majority": 0.0, "hierarchical": 1.0}.get(self.quorum, 0.3)
-        return random_spec(
+        spec = random_spec(
             rng, voters=n, observers=m, faults=self.faults, shortcuts=self.shortcuts,
             hierarchical=hier,
         )  # fmt: skip
+        return dataclasses.replace(spec, clients=self.clients)
 
     def replay_args(self, seed: int) -> str:
         args = [f"--seed {seed}", "--runs 1"]
@@ -54,6 +59,8 @@ class Plan:
             args.append(f"--quorum {self.quorum}")
         if not self.shortcuts:
             args.append("--no-shortcut")
+        if self.clients != DEFAULT_CLIENTS:
+            args.append(f"--clients {self.clients}")
         return "zkquorum sim " + " ".join(args)
 
 
@@ -64,6 +71,10 @@ class Summary:
     events: int = 0
     proposals: int = 0
     commits: int = 0
+    client_ops: int = 0
+    client_acked: int = 0
+    client_open: int = 0
+    lincheck_unknown: int = 0
     violations: list[tuple[int, str, str]] = field(default_factory=list)  # seed, spec, text
     times: dict[str, list[float]] = field(default_factory=dict)  # episode -> ms to decide
     messages: dict[str, list[int]] = field(default_factory=dict)
@@ -76,6 +87,10 @@ class Summary:
         self.events += r.events
         self.proposals += r.proposals
         self.commits += r.commits
+        self.client_ops += r.client_ops
+        self.client_acked += r.client_acked
+        self.client_open += r.client_open
+        self.lincheck_unknown += r.lincheck_unknown
         for text in r.violations:
             self.violations.append((r.seed, r.spec.describe(), text))
         for ep in r.episodes:
@@ -100,6 +115,13 @@ class Summary:
             "leader per epoch, epochs grow, synced prefixes, durable quorum commits, "
             "no committed txn lost)",
         ]
+        if self.client_ops:
+            lines.append(
+                f"clients: {self.client_ops} operations, {self.client_acked} writes answered, "
+                f"{self.client_open} open-ended (linearizable, no acknowledged write lost, "
+                f"replies in order, sessions never go back; {self.lincheck_unknown} runs "
+                "beyond the search budget)"
+            )
         for name in ("initial", "failover"):
             times = self.times.get(name, [])
             msgs = self.messages.get(name, [])

@@ -307,6 +307,80 @@ class LockModel:
         return f"{lk.kind}({lk.name!r}) by {lk.client}#{lk.attempt} -> {op.output!r}"
 
 
+SimZnodeState = tuple[bytes, int] | None
+"""A znode's (data, version), or None while it does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimZnodeOp:
+    """A ZooKeeper operation on one znode (``key`` is its path).
+
+    ``kind`` and its output:
+
+    * ``create`` (``value``): ``"ok"`` or ``"exists"`` (NODEEXISTS);
+    * ``set`` (``value``, ``version``, -1 for any): ``("ok", new version)``, ``"nonode"``
+      or ``"badversion"``;
+    * ``delete`` (``version``): ``"ok"``, ``"nonode"`` or ``"badversion"``;
+    * ``get``: ``(data, version)``, or None (NONODE).
+
+    A write that failed for another reason (``("err", code)``: a moved or expired
+    session) had no effect.
+    """
+
+    kind: str
+    key: str
+    value: bytes = b""
+    version: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class SimZnodeModel:
+    """Znodes that do not exist at first, with 3.8's versions (a create starts at 0, each
+    setData adds one); partitioned by path."""
+
+    def init(self) -> SimZnodeState:
+        return None
+
+    def step(
+        self, state: SimZnodeState, input: Hashable, output: Hashable
+    ) -> tuple[bool, SimZnodeState]:
+        assert isinstance(input, SimZnodeOp)
+        kind = input.kind
+        if kind == "get":
+            return output is UNKNOWN or output == state, state
+        if isinstance(output, tuple) and output and output[0] == "err":
+            return True, state
+        unknown = output is UNKNOWN
+        if kind == "create":
+            if state is None:
+                return unknown or output == "ok", (input.value, 0)
+            return unknown or output == "exists", state
+        if state is None:
+            return unknown or output == "nonode", state
+        if input.version not in (-1, state[1]):
+            return unknown or output == "badversion", state
+        if kind == "set":
+            return unknown or output == ("ok", state[1] + 1), (input.value, state[1] + 1)
+        return unknown or output == "ok", None
+
+    def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
+        by_key: dict[str, list[Operation]] = {}
+        for op in history:
+            assert isinstance(op.input, SimZnodeOp)
+            by_key.setdefault(op.input.key, []).append(op)
+        return [by_key[k] for k in sorted(by_key)]
+
+    def describe(self, op: Operation) -> str:
+        i = op.input
+        assert isinstance(i, SimZnodeOp)
+        args = {
+            "create": f"{i.value!r}",
+            "set": f"{i.value!r}, version={i.version}",
+            "delete": f"version={i.version}",
+        }.get(i.kind, "")
+        return f"{i.kind}({i.key}{', ' + args if args else ''}) -> {op.output!r}"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult(Generic[S]):
     verdict: Verdict

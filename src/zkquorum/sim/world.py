@@ -41,6 +41,16 @@ Writes
     the whole history (the zxids) they extend, so each peer's history can be read from its
     data tree, SNAP included.
 
+Clients (``Spec.clients``, :mod:`zkquorum.sim.clients`)
+    An established peer serves clients with a :class:`~zkquorum.core.server.ServerCore`
+    wired to its core as the runtime wires it (:mod:`zkquorum.core.seat`), dropped with
+    every connection when the peer leaves broadcast or crashes.  Each client connects to
+    a random peer (0.1-1 ms links, FIFO, outside the peers' partitions), opens a session,
+    and issues creates, setData, deletes, getData and sync+getData on ``/k0``..``/k3``, two
+    at a time at most; a lost connection (or 2/3 of the session timeout without an answer)
+    makes it reconnect elsewhere with its session id, password and last zxid seen.  The
+    clients draw from their own seeded generator; they stop when the ensemble is stable.
+
 Faults (``FAULT_KINDS``), all inside the fault window; at its end every partition heals
 and every crashed peer is up again:
     ``delay`` slow links (1-40 ms instead of 0.5-2 ms) · ``reorder`` large per-message
@@ -65,12 +75,16 @@ Invariants (checked on every run)
        synced learners hold a prefix of the leader's history, commits durable on a quorum
        and in zxid order, ACKs only for durable txns, no committed txn rolled back, and at
        the end every synced peer holds every committed txn in the same order.
-    5. Liveness: once the fault window is over (all healed, all up), within
+    5. Clients (with ``Spec.clients``): writes and sync+reads linearizable with the final
+       trees, no acknowledged write missing from a peer in broadcast at the end, replies
+       in request order, no session seeing zxids or a key's versions go back.
+    6. Liveness: once the fault window is over (all healed, all up), within
        ``Spec.liveness_bound_ms`` a leader is established and every voter is synced.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import logging
 import random
@@ -80,6 +94,7 @@ from functools import partial
 from typing import cast
 
 from zkquorum.config.verifier import HierarchicalVerifier, MajorityVerifier, QuorumVerifier
+from zkquorum.core import seat
 from zkquorum.core.database import Database
 from zkquorum.core.datatree import DataTree, Node
 from zkquorum.core.election import Decided, FastLeaderElection, Via
@@ -113,6 +128,7 @@ from zkquorum.core.ready import (
     ConnectToLeader,
     ElectionDecided,
     Established,
+    LeadershipChanged,
     OpenQuorumPort,
     ReadLog,
     Ready,
@@ -126,8 +142,20 @@ from zkquorum.core.ready import (
     TakeSnapshot,
     TruncateLog,
 )
+from zkquorum.core.server import (
+    ClientClosed,
+    ClientConnected,
+    ClientMessage,
+    ServerCore,
+    ServerEvent,
+    ServerSettings,
+)
 from zkquorum.core.vote import Vote
 from zkquorum.sim import checker as ck
+from zkquorum.sim.clients import KEYS, MAX_OPS, PIPELINE, SimClient, check_clients
+from zkquorum.sim.lincheck import Verdict
+from zkquorum.wire.client import ClientRequest
+from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.jute import StatPersisted
 from zkquorum.wire.quorum import PacketType, QuorumMessage, QuorumPacket, decode_int_payload
@@ -151,15 +179,21 @@ DRAIN_MS = 400.0
 WRITE_WINDOW_MS = 300.0
 """Writes go on at least this long (and through the fault window)."""
 
+LINCHECK_BUDGET = 2000
+"""Thousands of search steps the linearizability check of one run may take."""
+OP_KINDS = ("create", "set", "delete", "get", "sget")
+OP_WEIGHTS = (2, 3, 1, 2, 2)
+
 # Event kinds, in the heap as (time, seq, kind, a, b, payload).
 (
     _DELIVER, _TICK, _CONNECT, _START, _CRASH, _RESTART, _PARTITION, _HEAL, _RESET, _DUP,
     _END, _FAILOVER, _CORE, _QCONNECT, _QDELIVER, _FSYNC, _SNAPDONE, _PROPOSE, _CHECK, _STOP,
-) = range(20)  # fmt: skip
+    _CLIENT, _CDELIVER,
+) = range(22)  # fmt: skip
 _KIND_NAMES = (
     "deliver", "tick", "connect", "start", "crash", "restart", "partition", "heal",
     "reset", "dup", "end", "failover", "core", "qconnect", "qdeliver", "fsync", "snapdone",
-    "propose", "check", "stop",
+    "propose", "check", "stop", "client", "cdeliver",
 )  # fmt: skip
 
 
@@ -194,6 +228,8 @@ class Spec:
     init_limit_ms: float = 1000.0
     sync_limit_ms: float = 600.0
     start_jitter_ms: float = 20.0
+    clients: int = 0
+    """Simulated clients (each one session at a time, on any peer's client side)."""
 
     @property
     def hierarchical(self) -> bool:
@@ -223,7 +259,8 @@ class Spec:
     def describe(self) -> str:
         kind = "hierarchical" if self.groups else "majority"
         faults = ",".join(sorted(self.faults)) or "none"
-        return f"{self.voters} voters + {self.observers} observers, {kind}, faults={faults}"
+        text = f"{self.voters} voters + {self.observers} observers, {kind}, faults={faults}"
+        return text + (f", {self.clients} clients" if self.clients else "")
 
 
 def random_spec(
@@ -282,6 +319,10 @@ class RunResult:
     trace: list[str] | None = None
     commits: int = 0
     proposals: int = 0
+    client_ops: int = 0
+    client_acked: int = 0
+    client_open: int = 0
+    lincheck_unknown: int = 0
 
 
 class _Disk:
@@ -350,12 +391,15 @@ class _Node:
         "disk",
         "fsync_at",
         "hist",
+        "inbox",
         "inc",
         "link",
         "listening",
         "phase_gen",
+        "server",
         "sid",
         "side",
+        "stepping",
         "voter",
         "wake_at",
     )  # fmt: skip
@@ -377,6 +421,25 @@ class _Node:
         self.chain: list[int] = []
         self.committed_seen = -1
         self.hist = b""
+        self.server: ServerCore | None = None
+        self.inbox: collections.deque[Event] = collections.deque()
+        self.stepping = False
+
+
+class _CConn:
+    """A client's connection to a peer's client port."""
+
+    __slots__ = ("cid", "client", "fifo", "inc", "open", "server", "sid")
+
+    def __init__(self, cid: int, client: int, sid: int, inc: int) -> None:
+        self.cid = cid
+        self.client = client
+        self.sid = sid
+        self.inc = inc
+        self.server: ServerCore | None = None
+        """The server that took the connection (set by its first message)."""
+        self.open = [True, True]  # [server side, client side]
+        self.fifo = [0.0, 0.0]  # last delivery time towards [server, client]
 
 
 def _base_tree(config_text: str) -> DataTree:
@@ -458,6 +521,13 @@ class World:
         self.commits = 0
         self.stable_at: float | None = None
         self.done = False
+        self.crng = random.Random(seed * 1_000_003 + 7)
+        self.clients = [SimClient(i + 1) for i in range(spec.clients)]
+        self.cconns: dict[int, _CConn] = {}
+        self._next_cconn = 0
+        self.op_timer: set[int] = set()
+        self.clients_stop = False
+        self.final_trees: dict[int, DataTree] = {}
 
     # ---------------------------------------------------------------- set-up
 
@@ -529,12 +599,15 @@ class World:
             self._push(self.heal_time, _HEAL, 1)
         self._push(self.deadline, _END)
         self._push(self.quiet_from, _CHECK)
+        for c in self.clients:
+            self._push(self.crng.uniform(0.0, 100.0), _CLIENT, c.idx, 0, "connect")
         handlers: tuple[Callable[[int, int, object], None], ...] = (
             self._ev_deliver, self._ev_tick, self._ev_connect, self._ev_start,
             self._ev_crash, self._ev_restart, self._ev_partition, self._ev_heal,
             self._ev_reset, self._ev_dup, self._ev_end, self._ev_failover, self._ev_core,
             self._ev_qconnect, self._ev_qdeliver, self._ev_fsync, self._ev_snapdone,
-            self._ev_propose, self._ev_check, self._ev_stop,
+            self._ev_propose, self._ev_check, self._ev_stop, self._ev_client,
+            self._ev_cdeliver,
         )  # fmt: skip
         heap = self._heap
         trace = self.result.trace
@@ -816,13 +889,26 @@ class World:
         self._record(ck.NodeRestarted(self.now, n.sid, n.disk.accepted, n.disk.current))
 
     def _step(self, sid: int, event: Event) -> None:
+        """Step ``sid``'s core with ``event`` once every earlier event's Ready is carried
+        out (an event of the client side may arrive while one is)."""
         n = self.nodes[sid]
-        core = n.core
-        if core is None or not n.alive:
+        if n.core is None or not n.alive:
             return
-        ready = core.step(event)
-        self._execute(n, core, ready)
-        self._after(n, core)
+        n.inbox.append(event)
+        if n.stepping:
+            return
+        n.stepping = True
+        try:
+            while n.inbox:
+                core = n.core
+                if core is None or not n.alive:
+                    n.inbox.clear()
+                    break
+                ready = core.step(n.inbox.popleft())
+                self._execute(n, core, ready)
+                self._after(n, core)
+        finally:
+            n.stepping = False
 
     def _ev_core(self, sid: int, inc: int, payload: object) -> None:
         n = self.nodes[sid]
@@ -933,7 +1019,19 @@ class World:
                 case ElectionDecided(decided):
                     self._on_decided(n, decided)
                 case Established(role, leader, epoch):
+                    if self.clients:
+                        settings = ServerSettings(server_id=sid, tick_time_ms=TICK_MS, quorum=True)
+                        wall = int(WALL_OFFSET_MS + now)
+                        n.server = ServerCore(settings, core.db, now=now, wall_ms=wall)
                     self._on_established(n, core, role, leader, epoch)
+                case LeadershipChanged(value):
+                    if not value.established and n.server is not None:
+                        self._drop_server(n)
+                case _:
+                    if n.server is not None:
+                        event = seat.server_event(outcome, now)
+                        if event is not None:
+                            self._server_step(n, event)
         at = ready.wake_at
         if at != n.wake_at:
             n.wake_at = at
@@ -977,9 +1075,10 @@ class World:
         if leader is not None and leader.established and leader.last_committed > n.committed_seen:
             first = n.committed_seen
             n.committed_seen = leader.last_committed
+            chain = set(n.chain)
             for z in range(first + 1, leader.last_committed + 1):
                 durable = frozenset(s for s, x in self.nodes.items() if z in x.disk.durable)
-                self._record(ck.Committed(self.now, n.sid, leader.epoch, z, durable))
+                self._record(ck.Committed(self.now, n.sid, leader.epoch, z, durable, z in chain))
                 self.commits += 1
 
     def _ev_start(self, sid: int, _b: int, _p: object) -> None:
@@ -998,8 +1097,10 @@ class World:
         if not n.alive:
             return
         self._fault()
+        self._drop_server(n)
         n.alive = False
         n.core = None
+        n.inbox.clear()
         n.inc += 1
         n.listening = False
         n.link = None
@@ -1160,6 +1261,7 @@ class World:
             return
         if self._stable_leader() is not None:
             self.stable_at = self.now  # no more proposals: let the last ones commit
+            self.clients_stop = True
             self._push(self.now + DRAIN_MS, _STOP)
 
     def _ev_check(self, _a: int, _b: int, _p: object) -> None:
@@ -1180,6 +1282,9 @@ class World:
             if (c := self.nodes[s].core) is not None
         }
         self._record(ck.Final(self.now, leader, core.leader.epoch, histories))
+        self.final_trees = {
+            s: c.db.tree for s in self._synced_with(leader) if (c := self.nodes[s].core) is not None
+        }
         self.done = True
 
     def _stable_lost(self) -> None:
@@ -1213,6 +1318,181 @@ class World:
             self.result.violations.append(f"zab: {text}")
         self.result.commits = self.commits
         self.result.proposals = self.proposals
+        if self.clients:
+            self._check_clients()
+
+    def _check_clients(self) -> None:
+        res = self.result
+        violations, verdict = check_clients(
+            self.clients, self.final_trees, self.now, LINCHECK_BUDGET
+        )
+        res.violations += violations
+        res.lincheck_unknown += verdict is Verdict.UNKNOWN
+        for c in self.clients:
+            res.client_ops += len(c.history)
+            for e in c.history:
+                res.client_open += e.ret is None
+                res.client_acked += e.is_write and e.ret is not None and e.err == 0
+
+    # ------------------------------------------------------------------ clients
+
+    def _clat(self) -> float:
+        return self.crng.uniform(0.1, 1.0)
+
+    def _cto_server(self, c: _CConn, msg: ConnectRequest | ClientRequest | None) -> None:
+        at = max(self.now + self._clat(), c.fifo[0] + 0.001)
+        c.fifo[0] = at
+        self._push(at, _CDELIVER, c.cid, 0, msg)
+
+    def _cto_client(self, c: _CConn, data: bytes | None) -> None:
+        at = max(self.now + self._clat(), c.fifo[1] + 0.001)
+        c.fifo[1] = at
+        self._push(at, _CDELIVER, c.cid, 1, data)
+
+    def _server_step(self, n: _Node, event: ServerEvent) -> None:
+        """One step of ``n``'s client side, carried out as ``runtime/peer.py`` does."""
+        server = n.server
+        if server is None:
+            return
+        out = server.step(event)
+        for conn, data in out.sends:
+            c = self.cconns.get(conn)
+            if c is not None and c.open[0]:
+                self._cto_client(c, data)
+        closed = []
+        for conn in out.closes:
+            c = self.cconns.get(conn)
+            if c is not None and c.open[0]:
+                c.open[0] = False
+                self._cto_client(c, None)
+                closed.append(conn)
+        for core_event in seat.core_events(out, self.now):
+            self._step(n.sid, core_event)
+        for conn in closed:
+            if n.server is server:
+                self._server_step(n, ClientClosed(self.now, conn))
+
+    def _drop_server(self, n: _Node) -> None:
+        """Out of broadcast (or crashed): the client side is gone, every client dropped."""
+        n.server = None
+        for c in self.cconns.values():
+            if c.sid == n.sid and c.open[0]:
+                c.open[0] = False
+                self._cto_client(c, None)
+
+    def _ev_cdeliver(self, cid: int, direction: int, payload: object) -> None:
+        c = self.cconns[cid]
+        if not c.open[direction]:
+            return
+        if direction == 1:
+            self._client_receive(c, cast(bytes | None, payload))
+            return
+        n = self.nodes[c.sid]
+        msg = cast(ConnectRequest | ClientRequest | None, payload)
+        if not n.alive or n.inc != c.inc:
+            c.open[0] = False  # refused, or reset by the restarted process
+            self._cto_client(c, None)
+            return
+        if msg is None:
+            c.open[0] = False
+            if c.server is not None and n.server is c.server:
+                self._server_step(n, ClientClosed(self.now, cid))
+            return
+        server = n.server
+        if server is None or (c.server is not None and c.server is not server):
+            c.open[0] = False  # "ZooKeeperServer not running"
+            self._cto_client(c, None)
+            return
+        if c.server is None:
+            c.server = server
+            self._server_step(n, ClientConnected(self.now, cid, f"10.0.1.{c.client}"))
+        self._server_step(n, ClientMessage(self.now, cid, msg))
+
+    def _ev_client(self, idx: int, cid: int, payload: object) -> None:
+        cl = self.clients[idx - 1]
+        match payload:
+            case "connect":
+                if cl.conn is None and not cl.done:
+                    self._client_connect(cl)
+            case "op":
+                self.op_timer.discard(idx)
+                self._client_op(cl)
+            case "check":
+                self._client_check(cl, cid)
+
+    def _client_connect(self, cl: SimClient) -> None:
+        if self.clients_stop:
+            cl.done = True
+            return
+        rng = self.crng
+        peers = [s for s in self.all if s != cl.last_peer] or list(self.all)
+        sid = rng.choice(peers)
+        self._next_cconn += 1
+        c = _CConn(self._next_cconn, cl.idx, sid, self.nodes[sid].inc)
+        self.cconns[c.cid] = c
+        cl.reconnects += 1
+        self._cto_server(c, cl.connect_request(self.now, c.cid, sid))
+        self._push(self.now + cl.timeout * 2 / 3, _CLIENT, cl.idx, c.cid, "check")
+
+    def _client_lost(self, cl: SimClient) -> None:
+        cl.lost()
+        self._push(self.now + self.crng.uniform(1.0, 30.0), _CLIENT, cl.idx, 0, "connect")
+
+    def _client_receive(self, c: _CConn, data: bytes | None) -> None:
+        cl = self.clients[c.client - 1]
+        if data is None:
+            c.open[1] = False
+            if cl.conn == c.cid:
+                self._client_lost(cl)
+            return
+        if cl.conn != c.cid:
+            return
+        was_open = cl.state == "open"
+        if not cl.receive(self.now, data):
+            c.open[1] = False
+            self._cto_server(c, None)
+            self._client_lost(cl)
+            return
+        if cl.state == "open" and not was_open:
+            self._schedule_op(cl, 0.0)
+
+    def _client_check(self, cl: SimClient, cid: int) -> None:
+        """``ClientCnxn``'s read timeout: nothing heard for 2/3 of the session timeout
+        while waiting for an answer drops the connection."""
+        if cl.conn != cid:
+            return
+        limit = cl.timeout * 2 / 3
+        waiting = cl.state == "connecting" or bool(cl.outstanding)
+        if waiting and self.now - cl.last_recv >= limit:
+            c = self.cconns[cid]
+            c.open[1] = False
+            self._cto_server(c, None)
+            self._client_lost(cl)
+            return
+        at = cl.last_recv + limit if waiting else self.now + limit / 2
+        self._push(max(at, self.now + 1.0), _CLIENT, cl.idx, cid, "check")
+
+    def _schedule_op(self, cl: SimClient, mean: float) -> None:
+        if cl.idx in self.op_timer:
+            return
+        self.op_timer.add(cl.idx)
+        delay = self.crng.expovariate(1 / mean) if mean > 0 else 0.0
+        self._push(self.now + delay, _CLIENT, cl.idx, 0, "op")
+
+    def _client_op(self, cl: SimClient) -> None:
+        if cl.state != "open" or cl.conn is None:
+            return
+        if self.clients_stop or cl.ops >= MAX_OPS:
+            cl.done = True
+            return
+        if cl.busy < PIPELINE:
+            rng = self.crng
+            kind = rng.choices(OP_KINDS, OP_WEIGHTS)[0]
+            key = rng.choice(KEYS)
+            c = self.cconns[cl.conn]
+            for req in cl.next_op(self.now, kind, key, rng.random() < 0.5):
+                self._cto_server(c, req)
+        self._schedule_op(cl, 20.0)
 
 
 def _describe(payload: object) -> str:
