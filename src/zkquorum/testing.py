@@ -49,9 +49,10 @@ class ServerError(RuntimeError):
     """A server did not start or serve in time; the message ends with its log's tail."""
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago, below the kernel's
-    ephemeral range (so that no outgoing connection takes one before the server binds)."""
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct ports of ``host`` that were free a moment ago, below the kernel's
+    ephemeral range (so that no outgoing connection takes one before a server binds it,
+    which for a JVM can take a second or more)."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -66,7 +67,7 @@ def free_ports(count: int) -> list[int]:
                 continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                s.bind((LOOPBACK, port))
+                s.bind((host, port))
             except OSError:
                 s.close()
                 continue

@@ -16,10 +16,11 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tests.chaos.proxy import ChaosProxy
+from tests.chaos.schedule import LEADER, Fault
 from tests.interop.zkserver import free_ports, wait_for
 from tests.peer.cluster import PyServer
 
@@ -315,3 +316,41 @@ class ChaosCluster:
             f"\n===== peer {sid} ({s.root}) =====\n{s.log()[-20000:]}"
             for sid, s in self.servers.items()
         )
+
+
+def start_fault(
+    c: ChaosCluster, f: Fault, leader: int | None, busy: set[int]
+) -> Callable[[], None] | None:
+    """Start ``f`` on ``c`` (``LEADER`` in its target is ``leader``); return what heals it,
+    or None when it is skipped (no leader known, a process another fault holds, a link of
+    a peer to itself).  ``busy`` collects the processes held."""
+    target = tuple(leader if s == LEADER and leader is not None else s for s in f.target)
+    if LEADER in target:
+        return None
+    if f.kind in ("kill", "stop"):
+        (sid,) = target
+        if sid in busy:
+            return None
+        busy.add(sid)
+        server = c.servers[sid]
+        if f.kind == "kill":
+            server.kill()
+            return server.restart
+        server.pause()
+        return server.resume
+    a, b = target
+    if a == b:
+        return None
+    if f.kind == "drop":
+        c.proxy.set_link(a, b, "drop")
+    elif f.kind == "delay":
+        c.proxy.set_link(a, b, "delay", delay_ms=f.delay_ms)
+    elif f.kind == "cut_one":
+        c.proxy.set_link(a, b, "cut", cut=frozenset({(a, b)}))
+    else:
+        c.proxy.set_link(a, b, "cut", cut=frozenset({(a, b), (b, a)}))
+
+    def heal() -> None:
+        c.proxy.set_link(a, b, "ok")
+
+    return heal

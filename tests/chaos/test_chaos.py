@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.checker import check_history, check_logs, read_history
-from tests.chaos.harness import ChaosCluster
-from tests.chaos.schedule import LEADER, Fault, make_round
+from tests.chaos.harness import ChaosCluster, start_fault
+from tests.chaos.schedule import Fault, make_round
 from tests.interop.zkserver import wait_for
 
 RECOVERY_BOUND_S = 30.0
@@ -104,50 +104,11 @@ class _Run:
             pytrace=False,
         )
 
-    def _resolve(self, sid: int) -> int:
-        return self.leader if sid == LEADER and self.leader is not None else sid
-
     def apply(self, f: Fault, busy: set[int]) -> Callable[[], None] | None:
         """Start ``f``; return what heals it (None: skipped, its target was taken)."""
-        c = self.c
-        target = tuple(self._resolve(s) for s in f.target)
-        if LEADER in target:
-            return None
-        if f.kind in ("kill", "stop"):
-            (sid,) = target
-            if sid in busy:
-                return None
-            busy.add(sid)
-            server = c.servers[sid]
-            if f.kind == "kill":
-                server.kill()
-
-                def heal() -> None:
-                    server.restart()
-
-            else:
-                server.pause()
-
-                def heal() -> None:
-                    server.resume()
-
-        else:
-            a, b = target
-            if a == b:
-                return None
-            if f.kind == "drop":
-                c.proxy.set_link(a, b, "drop")
-            elif f.kind == "delay":
-                c.proxy.set_link(a, b, "delay", delay_ms=f.delay_ms)
-            elif f.kind == "cut_one":
-                c.proxy.set_link(a, b, "cut", cut=frozenset({(a, b)}))
-            else:
-                c.proxy.set_link(a, b, "cut", cut=frozenset({(a, b), (b, a)}))
-
-            def heal() -> None:
-                c.proxy.set_link(a, b, "ok")
-
-        self.injected[f.kind] += 1
+        heal = start_fault(self.c, f, self.leader, busy)
+        if heal is not None:
+            self.injected[f.kind] += 1
         return heal
 
     def round(self, index: int) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import lin
-from tests.chaos.harness import ChaosCluster
-from tests.chaos.schedule import LEADER, Fault, make_round
+from tests.chaos.harness import ChaosCluster, start_fault
+from tests.chaos.schedule import Fault, make_round
 from tests.interop.zkserver import wait_for
 from zkquorum.sim.lincheck import OK, Operation, ZnodeOp
 
@@ -92,39 +92,10 @@ class _Faults:
         self.log: list[str] = []
 
     def apply(self, f: Fault, busy: set[int]) -> Callable[[], None] | None:
-        c = self.c
-        target = tuple(self.leader if s == LEADER and self.leader else s for s in f.target)
-        if LEADER in target:
-            return None
-        if f.kind in ("kill", "stop"):
-            (sid,) = target
-            if sid in busy:
-                return None
-            busy.add(sid)
-            server = c.servers[sid]
-            if f.kind == "kill":
-                server.kill()
-                heal = server.restart
-            else:
-                server.pause()
-                heal = server.resume
-        else:
-            a, b = target
-            if a == b:
-                return None
-            if f.kind == "drop":
-                c.proxy.set_link(a, b, "drop")
-            elif f.kind == "delay":
-                c.proxy.set_link(a, b, "delay", delay_ms=f.delay_ms)
-            elif f.kind == "cut_one":
-                c.proxy.set_link(a, b, "cut", cut=frozenset({(a, b)}))
-            else:
-                c.proxy.set_link(a, b, "cut", cut=frozenset({(a, b), (b, a)}))
-
-            def heal() -> None:
-                c.proxy.set_link(a, b, "ok")
-
-        self.injected[f.kind] += 1
+        """Start ``f``; return what heals it (None: skipped, its target was taken)."""
+        heal = start_fault(self.c, f, self.leader, busy)
+        if heal is not None:
+            self.injected[f.kind] += 1
         return heal
 
     def round(self, index: int) -> None:

@@ -30,6 +30,7 @@ from tests.interop.zk import (
     stop_process,
     write_log4j_properties,
 )
+from zkquorum.testing import free_ports
 
 T = TypeVar("T")
 
@@ -45,36 +46,6 @@ def _ephemeral_range() -> tuple[int, int]:
 
 
 _PORT_RNG = random.Random()
-
-
-def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """``count`` distinct ports that were free on ``host`` a moment ago.
-
-    They are chosen below the kernel's ephemeral range, so that an outgoing connection of
-    some other process cannot take one between now and the moment a server binds it (a
-    JVM takes a second or more to get there).
-    """
-    low, _ = _ephemeral_range()
-    top = max(low - 1, 11000)
-    chosen: list[int] = []
-    socks: list[socket.socket] = []
-    try:
-        while len(chosen) < count:
-            port = _PORT_RNG.randrange(10000, top)
-            if port in chosen:
-                continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind((host, port))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-            chosen.append(port)
-        return chosen
-    finally:
-        for s in socks:
-            s.close()
 
 
 def four_letter_word(host: str, port: int, cmd: str, timeout: float = 2.0) -> str:

@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from zkquorum.runtime.tasks import TaskOwner
@@ -103,6 +103,20 @@ class ClientPort:
         w = self._writers.get(conn)
         if w is not None and not w.is_closing():
             w.write(data)
+
+    def deliver(self, sends: Sequence[tuple[int, bytes]], closes: Sequence[int]) -> None:
+        """A server step's output: one write per connection (its bytes in order), then
+        the closes (each after what was written to it)."""
+        if len(sends) == 1:
+            self.send(*sends[0])
+        elif sends:
+            per: dict[int, list[bytes]] = {}
+            for conn, data in sends:
+                per.setdefault(conn, []).append(data)
+            for conn, chunks in per.items():
+                self.send(conn, b"".join(chunks))
+        for conn in closes:
+            self.close_conn(conn)
 
     def close_conn(self, conn: int) -> None:
         """Close after what was written (``StreamWriter.close`` flushes the buffer)."""

@@ -126,6 +126,15 @@ SERVER_METRICS: Final[tuple[Spec, ...]] = _specs()
 """Everything 3.8.0's ``ServerMetrics`` creates (``server/ServerMetrics.java``)."""
 
 
+def observe_latencies(registry: MetricsRegistry, latencies: Iterable[tuple[bool, float]]) -> None:
+    """Each answered request's latency (ms) into ``updatelatency`` (writes and new
+    sessions) or ``readlatency`` (the rest), as ``ServerStats#updateLatency``."""
+    read = registry.summary("readlatency", DetailLevel.ADVANCED)
+    update = registry.summary("updatelatency", DetailLevel.ADVANCED)
+    for write, ms in latencies:
+        (update if write else read).observe(ms)
+
+
 def _quantile(ordered: list[float], q: float) -> float:
     """Nearest-rank quantile of a sorted list (NaN when empty)."""
     if not ordered:

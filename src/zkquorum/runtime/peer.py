@@ -120,7 +120,7 @@ from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
-from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
+from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
@@ -760,21 +760,9 @@ class PeerRuntime:
         if server is None or port is None or self._closed:
             return
         out = server.step(event)
-        if len(out.sends) == 1:
-            port.send(*out.sends[0])
-        elif out.sends:
-            per: dict[int, list[bytes]] = {}
-            for conn, data in out.sends:
-                per.setdefault(conn, []).append(data)
-            for conn, chunks in per.items():
-                port.send(conn, b"".join(chunks))
-        for conn in out.closes:
-            port.close_conn(conn)
+        port.deliver(out.sends, out.closes)
         if out.latencies and self.metrics is not None:
-            read = self.metrics.summary("readlatency", DetailLevel.ADVANCED)
-            update = self.metrics.summary("updatelatency", DetailLevel.ADVANCED)
-            for write, ms in out.latencies:
-                (update if write else read).observe(ms)
+            observe_latencies(self.metrics, out.latencies)
         for core_event in seat.core_events(out, self.now()):
             self._step(core_event)
 

@@ -29,7 +29,7 @@ from zkquorum.core.server import (
 )
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
-from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry
+from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
@@ -157,22 +157,9 @@ class StandaloneServer:
         if self._closed or core is None or port is None:
             return
         out = core.step(event)
-        if len(out.sends) == 1:
-            port.send(*out.sends[0])
-        elif out.sends:
-            # One write per connection per step: the bytes of each in their order.
-            per: dict[int, list[bytes]] = {}
-            for conn, data in out.sends:
-                per.setdefault(conn, []).append(data)
-            for conn, chunks in per.items():
-                port.send(conn, b"".join(chunks))
-        for conn in out.closes:
-            port.close_conn(conn)
+        port.deliver(out.sends, out.closes)
         if out.latencies and self.metrics is not None:
-            read = self.metrics.summary("readlatency", DetailLevel.ADVANCED)
-            update = self.metrics.summary("updatelatency", DetailLevel.ADVANCED)
-            for write, ms in out.latencies:
-                (update if write else read).observe(ms)
+            observe_latencies(self.metrics, out.latencies)
         if out.append and self._log is not None:
             self._log.append(out.append)
         self._arm(out.wake_at)
