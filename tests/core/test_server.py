@@ -233,3 +233,36 @@ def test_statistics_count_packets_and_latency_of_reads_and_writes() -> None:
     assert conn.received == 4  # srst leaves the connections' own counts
     core.reset_connection_stats()
     assert (conn.received, conn.last_op, conn.latency.count) == (0, "NA", 0)
+
+
+def test_bytes_read_and_written_per_namespace_as_3_8_counts_them() -> None:
+    """``DataTree#updateReadStat``/``updateWriteStat``: keyed by the top-level name; a read
+    adds 68 bytes of Stat, a write counts the path and the data; "/" counts nowhere."""
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    c.feed(core.step(TxnsDurable(0.0, 1 << 62)))
+    c.send(OpCode.CREATE, CreateRequest("/app", b"", OPEN_ACL_UNSAFE, 0))
+    c.send(OpCode.CREATE, CreateRequest("/app/cfg", b"12345", OPEN_ACL_UNSAFE, 0))
+    out = core.step(TxnsDurable(0.0, 1 << 62))
+    assert out.namespace_bytes == [(True, "app", 4), (True, "app", 8 + 5)]
+    c.send(OpCode.SET_DATA, SetDataRequest("/app/cfg", b"xy", -1))
+    c.send(OpCode.DELETE, DeleteRequest("/app/nothing", -1))  # fails: nothing counted
+    out = core.step(TxnsDurable(0.0, 1 << 62))
+    assert out.namespace_bytes == [(True, "app", 8 + 2)]
+    xid = c.xid + 1
+    c.decoder.expect(xid, OpCode.GET_DATA)
+    payload = (
+        RequestHeader(xid, OpCode.GET_DATA).encode() + GetDataRequest("/app/cfg", False).encode()
+    )
+    out = core.step(ClientMessage(0.0, 1, decode_client_request(frame(payload)[4:])))
+    assert out.namespace_bytes == [(False, "app", 8 + 2 + 68)]
+    c.xid = xid
+    for path in ("/", "/missing"):
+        c.xid += 1
+        c.decoder.expect(c.xid, OpCode.GET_DATA)
+        payload = (
+            RequestHeader(c.xid, OpCode.GET_DATA).encode() + GetDataRequest(path, False).encode()
+        )
+        out = core.step(ClientMessage(0.0, 1, decode_client_request(frame(payload)[4:])))
+        assert out.namespace_bytes == []

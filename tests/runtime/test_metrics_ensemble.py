@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import sys
 import time
 import urllib.error
@@ -23,6 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.interop.zkserver import free_ports
 from tests.peer.cluster import Ensemble, PyServer, ensemble, wait_for
+from tests.runtime.grafana_dashboard import DASHBOARD_10465
+from tests.runtime.test_http_admin import metric_names
 from zkquorum.runtime.opssettings import PROMETHEUS_PROVIDER
 
 LAUNCHER = """
@@ -56,6 +59,18 @@ async def main() -> None:
 asyncio.run(main())
 """
 
+JVM_HOTSPOT = frozenset(
+    {
+        "jvm_classes_loaded",
+        "jvm_gc_collection_seconds_sum",
+        "jvm_memory_pool_bytes_used",
+        "jvm_threads_current",
+        "jvm_threads_deadlocked",
+        "jvm_threads_state",
+    }
+)
+"""What the dashboard reads from the Prometheus Java client's hotspot exports: a JVM's."""
+
 SETTINGS = {
     "tickTime": "100",
     "initLimit": "20",
@@ -64,6 +79,9 @@ SETTINGS = {
     "metricsProvider.className": PROMETHEUS_PROVIDER,
     "metricsProvider.httpHost": "127.0.0.1",
     "admin.serverAddress": "127.0.0.1",
+    # ``ack_latency`` is measured on every ackLoggingFrequency-th zxid (3.8: 1000); every
+    # one here, so that a short workload shows it.
+    "leader.ackLoggingFrequency": "1",
 }
 
 
@@ -223,6 +241,31 @@ def test_request_metrics_move_with_a_client_workload(ops_ensemble: Ensemble) -> 
     assert after[leader]["znode_count"] >= before[leader]["znode_count"] + 20
     for sid in sids:
         assert after[sid]["updatelatency_sum"] >= before[sid]["updatelatency_sum"]
+        # DataTree#updateWriteStat on every seat: path length + data bytes per write.
+        assert after[sid]["write_per_namespace_sum{key=load7}"] == len("/load7") + 1
+        assert after[sid]["write_per_namespace_count{key=load7}"] == 1
+    # updateReadStat where the client read: path + data + 68 bytes of Stat.
+    reads = [after[s].get("read_per_namespace_sum{key=load7}") for s in sids]
+    assert [r for r in reads if r is not None] == [len("/load7") + 1 + 68]
+    # The leader measured its proposals' acks, keyed by voter: the acks that came before
+    # the commit (a later one is dropped first, as Leader#processAck does), so at least
+    # the quorum's two per proposal; and the quorum's.
+    acks = sum(after[leader].get(f"ack_latency_count{{key={s}}}", 0) for s in sids)
+    assert acks >= 2 * 20
+    for follower in (s for s in sids if s != leader):
+        assert after[leader][f"learner_handler_qp_size_count{{key={follower}}}"] >= 40
+    assert (
+        after[leader]["quorum_ack_latency_count"] >= before[leader]["quorum_ack_latency_count"] + 20
+    )
+
+    # Every query of Grafana's ZooKeeper dashboard finds its metrics in the ensemble's
+    # /metrics (a dashboard shows all instances), but the JVM's own.
+    exposed = {re.sub(r"\{.*\}$", "", name) for m in after.values() for name in m}
+    for query in DASHBOARD_10465:
+        missing = metric_names(query) - exposed
+        if missing <= JVM_HOTSPOT:
+            continue
+        assert not missing, (query, missing)
 
 
 @pytest.mark.slow

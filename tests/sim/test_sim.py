@@ -139,7 +139,7 @@ def _commits_before_durable(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def broken(self: Leader, out: ReadyBuilder, txn: Txn, now: float) -> None:
         propose(self, out, txn, now)
-        self._process_ack(out, self.settings.sid, txn.header.zxid)
+        self._process_ack(out, self.settings.sid, txn.header.zxid, now)
 
     monkeypatch.setattr(Leader, "propose", broken)
 
@@ -207,11 +207,11 @@ def _leader_commits_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """The leader commits (and answers the client) once its own ACK is in."""
     try_to_commit = Leader._try_to_commit
 
-    def broken(self: Leader, out: ReadyBuilder, zxid: int) -> bool:
+    def broken(self: Leader, out: ReadyBuilder, zxid: int, now: float) -> bool:
         p = self.outstanding.get(zxid)
         if p is not None and self.settings.sid in p.acks:
             p.acks.update(self.settings.verifier.voting_members)
-        return try_to_commit(self, out, zxid)
+        return try_to_commit(self, out, zxid, now)
 
     monkeypatch.setattr(Leader, "_try_to_commit", broken)
 

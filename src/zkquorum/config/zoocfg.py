@@ -520,6 +520,8 @@ _USED = {
     "zookeeper.extendedTypesEnabled",
     "DigestAuthenticationProvider.superDigest",
     "zookeeper.DigestAuthenticationProvider.superDigest",
+    "leader.ackLoggingFrequency",
+    "zookeeper.leader.ackLoggingFrequency",
     # storage (runtime/storage.py StorageSettings)
     "commitLogCount",
     "snapshotSizeFactor",

@@ -85,20 +85,26 @@ class Effects:
     events: list[tuple[EventType, str]] = field(default_factory=list)
     stat: Stat | None = None
     """The node right after the txn (``ProcessTxnResult.stat``), when it exists."""
+    writes: list[tuple[str, int]] = field(default_factory=list)
+    """(path, data bytes) of each node created, changed or deleted, for 3.8's
+    ``write_per_namespace`` (``DataTree#updateWriteStat``)."""
 
 
 def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects) -> str | None:
     match rec:
-        case CreateTxn(path) | CreateContainerTxn(path) | CreateTTLTxn(path):
+        case CreateTxn(path, data) | CreateContainerTxn(path, data) | CreateTTLTxn(path, data):
             fx.events.append((EventType.NODE_CREATED, path))
             fx.events.append((EventType.NODE_CHILDREN_CHANGED, _parent_of(path)))
+            fx.writes.append((path, len(data or b"")))
             return path
         case DeleteTxn(path):
             fx.events.append((EventType.NODE_DELETED, path))
             fx.events.append((EventType.NODE_CHILDREN_CHANGED, _parent_of(path)))
+            fx.writes.append((path, 0))
             return path
-        case SetDataTxn(path):
+        case SetDataTxn(path, data):
             fx.events.append((EventType.NODE_DATA_CHANGED, path))
+            fx.writes.append((path, len(data or b"")))
             return path
         case SetACLTxn(path) | CheckVersionTxn(path):
             return path
@@ -107,6 +113,7 @@ def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects)
                 if tree.get(path) is not None:
                     fx.events.append((EventType.NODE_DELETED, path))
                     fx.events.append((EventType.NODE_CHILDREN_CHANGED, _parent_of(path)))
+                    fx.writes.append((path, 0))
     return None
 
 
@@ -169,6 +176,7 @@ def apply_txn(tree: DataTree, txn: Txn, apply: Apply) -> Effects:
     fx.err = apply(txn, None)
     if fx.err:
         fx.events.clear()
+        fx.writes.clear()
     elif fx.path is not None:
         node = tree.get(fx.path)
         if node is not None:

@@ -45,8 +45,10 @@ from zkquorum.core.ready import (
     Applied,
     CloseLearner,
     CloseReason,
+    LatencyKind,
     LearnerDropped,
     PhaseEndReason,
+    ProposalLatency,
     ReadLog,
     ReadyBuilder,
     Revalidated,
@@ -154,6 +156,9 @@ class LeaderSettings:
     container_check_interval_ms: int = 60_000
     """``znode.container.checkIntervalMs`` (``ContainerManager``)."""
     container_max_never_used_ms: int = 0
+    ack_logging_frequency: int = 1000
+    """``zookeeper.leader.ackLoggingFrequency``: every how many zxids one voter's ACK
+    latency is measured (0: never)."""
 
 
 @dataclass(slots=True)
@@ -686,9 +691,9 @@ class Leader:
         if self.phase is not LeaderPhase.BROADCAST:
             return
         for z in sorted(z for z in self.outstanding if first < z <= zxid):
-            self._process_ack(out, self.settings.sid, z)
+            self._process_ack(out, self.settings.sid, z, now)
 
-    def _process_ack(self, out: ReadyBuilder, sid: int, zxid: int) -> None:
+    def _process_ack(self, out: ReadyBuilder, sid: int, zxid: int, now: float) -> None:
         """``Leader#processAck``."""
         if zxid_counter(zxid) == 0:
             return  # a NEWLEADER ACK arriving in broadcast
@@ -700,14 +705,25 @@ class Leader:
                 "Trying to commit future proposal: zxid 0x%s from sid %s", zxid_hex(zxid), sid
             )
             return
+        every = self.settings.ack_logging_frequency
+        if every > 0 and zxid % every == 0:
+            self._latency(out, LatencyKind.ACK, sid, p.txn, now)
         if sid in self.settings.verifier.voting_members:
             p.acks.add(sid)
-        while self._try_to_commit(out, zxid):
+        while self._try_to_commit(out, zxid, now):
             zxid += 1
             if zxid not in self.outstanding:
                 break
 
-    def _try_to_commit(self, out: ReadyBuilder, zxid: int) -> bool:
+    def _latency(
+        self, out: ReadyBuilder, kind: LatencyKind, sid: int | None, txn: Txn, now: float
+    ) -> None:
+        """``Request#logLatency``: wall ms since the txn's header time, when not negative."""
+        ms = self._clock(now) - txn.header.time
+        if ms >= 0:
+            out.outcomes.append(ProposalLatency(kind, sid, ms))
+
+    def _try_to_commit(self, out: ReadyBuilder, zxid: int, now: float) -> bool:
         """``Leader#tryToCommit``: strictly in zxid order, once a quorum (with us) acked."""
         if zxid - 1 in self.outstanding:
             return False
@@ -723,6 +739,7 @@ class Leader:
         del self.outstanding[zxid]
         self.last_committed = zxid
         self.counts.commits += 1
+        self._latency(out, LatencyKind.QUORUM_ACK, None, p.txn, now)
         commit = QuorumPacket(PacketType.COMMIT, zxid)
         inform: QuorumPacket | None = None
         for h in self.handlers.values():
@@ -852,7 +869,7 @@ class Leader:
         t = p.type
         if t == PacketType.ACK:
             if h.sid is not None and not h.observer:
-                self._process_ack(out, h.sid, p.zxid)
+                self._process_ack(out, h.sid, p.zxid, now)
             return
         if t == PacketType.PING:
             touches = decode_ping_sessions(p.data)

@@ -142,6 +142,7 @@ class PeerSettings:
     prep: PrepSettings = field(default_factory=PrepSettings)
     container_check_interval_ms: int = 60_000
     container_max_never_used_ms: int = 0
+    ack_logging_frequency: int = 1000
 
     @classmethod
     def from_config(
@@ -476,6 +477,7 @@ class PeerCore:
                     prep=s.prep,
                     container_check_interval_ms=s.container_check_interval_ms,
                     container_max_never_used_ms=s.container_max_never_used_ms,
+                    ack_logging_frequency=s.ack_logging_frequency,
                 ),
                 self.db,
                 accepted_epoch=self.accepted_epoch,

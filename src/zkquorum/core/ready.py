@@ -299,8 +299,26 @@ class SyncAnswered:
     committed here."""
 
 
+class LatencyKind(enum.Enum):
+    ACK = "ack_latency"
+    """From a proposal's txn time to one voter's ACK (``Leader#processAck``, each
+    ``ackLoggingFrequency``-th zxid)."""
+    QUORUM_ACK = "quorum_ack_latency"
+    """From a proposal's txn time to its quorum of ACKs (``Leader#tryToCommit``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalLatency:
+    """The leader measured a proposal's latency, in ms of wall time as 3.8 does."""
+
+    kind: LatencyKind
+    sid: int | None
+    ms: float
+
+
 Outcome = (
     Applied
+    | ProposalLatency
     | Revalidated
     | SyncAnswered
     | LeadershipChanged

@@ -153,6 +153,8 @@ class ServerSettings:
     nodes are looked for."""
     container_max_never_used_ms: int = 0
     """``znode.container.maxNeverUsedIntervalMs``: 0 keeps never-used containers."""
+    ack_logging_frequency: int = 1000
+    """``zookeeper.leader.ackLoggingFrequency``, for the leader's ``ack_latency``."""
     quorum: bool = False
     """A seat of a quorum: writes, session changes and syncs go to the peer core (which
     prepares them if it leads, or forwards them to the leader), and come back applied
@@ -190,6 +192,7 @@ class ServerSettings:
             super_digest=get("DigestAuthenticationProvider.superDigest"),
             container_check_interval_ms=num("znode.container.checkIntervalMs", 60_000),
             container_max_never_used_ms=num("znode.container.maxNeverUsedIntervalMs", 0),
+            ack_logging_frequency=num("leader.ackLoggingFrequency", 1000),
         )
 
     @property
@@ -298,6 +301,9 @@ class ServerOut:
     latencies: list[tuple[bool, float]] = field(default_factory=list)
     """(a write?, ms) of each request answered: 3.8's ``updatelatency`` for writes and
     new sessions, ``readlatency`` for the rest."""
+    namespace_bytes: list[tuple[bool, str, int]] = field(default_factory=list)
+    """(a write?, top-level namespace, bytes) of each node read or written, as 3.8's
+    ``DataTree`` counts them for ``read_per_namespace`` and ``write_per_namespace``."""
 
 
 @dataclass(slots=True)
@@ -707,6 +713,7 @@ class ServerCore:
     def _applied(self, out: ServerOut, txn: Txn, result: Effects, now: float) -> None:
         """Quorum: a committed txn is in the database; fire, and answer its client here."""
         h = txn.header
+        _count_writes(out, result)
         for event_type, path in result.events:
             self._fire(out, event_type, path)
         holder = self.conns.get(self.session_conn.get(h.client_id, -1))
@@ -866,6 +873,7 @@ class ServerCore:
         h = txn.header
         result = apply_txn(self.db.tree, txn, self.db.apply)
         self.changes.applied(h.zxid)
+        _count_writes(out, result)
         for event_type, path in result.events:
             self._fire(out, event_type, path)
         if h.type == OpCode.CREATE_SESSION and isinstance(txn.record, CreateSessionTxn):
@@ -993,6 +1001,7 @@ class ServerCore:
                     self.watches.add_data(path, c.conn)
                 if node is None:
                     return self._error(p.xid, ErrorCode.NONODE)
+                _count_read(out, path, 0)
                 return encode_reply(ok, ExistsResponse(client_stat(node)))
             case GetDataRequest(path, watch):
                 node = tree.get(path)
@@ -1002,6 +1011,7 @@ class ServerCore:
                     return self._error(p.xid, ErrorCode.NOAUTH)
                 if watch:
                     self.watches.add_data(path, c.conn)
+                _count_read(out, path, len(node.data or b""))
                 return encode_reply(ok, GetDataResponse(node.data, client_stat(node)))
             case GetChildrenRequest(path, watch) | GetChildren2Request(path, watch):
                 node = tree.get(path)
@@ -1012,6 +1022,7 @@ class ServerCore:
                 if watch:
                     self.watches.add_child(path, c.conn)
                 children = tuple(sorted(node.children))
+                _count_read(out, path, sum(map(len, children)))
                 if isinstance(rec, GetChildren2Request):
                     return encode_reply(ok, GetChildren2Response(children, client_stat(node)))
                 return encode_reply(ok, GetChildrenResponse(children))
@@ -1068,9 +1079,12 @@ class ServerCore:
                     elif not check_acl(Perms.READ, node.acl, c.auth, self.auth):
                         results.append(ErrorResult(ErrorCode.NOAUTH))
                     elif op.type == OpCode.GET_DATA:
+                        _count_read(out, r.path, len(node.data or b""))
                         results.append(GetDataResult(node.data, client_stat(node)))
                     else:
-                        results.append(GetChildrenResult(tuple(sorted(node.children))))
+                        children = tuple(sorted(node.children))
+                        _count_read(out, r.path, sum(map(len, children)))
+                        results.append(GetChildrenResult(children))
                 return encode_reply(ok, MultiResponse(tuple(results)))
         return self._error(p.xid, ErrorCode.UNIMPLEMENTED)
 
@@ -1117,3 +1131,28 @@ def acls_open() -> tuple[ACL, ...]:
 def _czxid(tree: DataTree, path: str) -> int:
     node = tree.get(path)
     return node.stat.czxid if node is not None else 0
+
+
+STAT_OVERHEAD_BYTES: Final = 6 * 8 + 5 * 4
+"""What 3.8 adds to every read's bytes for its Stat (``DataTree.STAT_OVERHEAD_BYTES``)."""
+
+
+def top_namespace(path: str) -> str | None:
+    """``PathUtils#getTopNamespace``: the first component of ``path`` (None for "/")."""
+    parts = path.split("/")
+    return parts[1] if len(parts) > 1 and parts[1] else None
+
+
+def _count_read(out: ServerOut, path: str, data_bytes: int) -> None:
+    """``DataTree#updateReadStat``."""
+    namespace = top_namespace(path)
+    if namespace is not None:
+        out.namespace_bytes.append((False, namespace, len(path) + data_bytes + STAT_OVERHEAD_BYTES))
+
+
+def _count_writes(out: ServerOut, result: Effects) -> None:
+    """``DataTree#updateWriteStat`` for each node the txn created, changed or deleted."""
+    for path, data_bytes in result.writes:
+        namespace = top_namespace(path)
+        if namespace is not None:
+            out.namespace_bytes.append((True, namespace, len(path) + data_bytes))

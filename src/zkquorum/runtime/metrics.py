@@ -126,13 +126,22 @@ SERVER_METRICS: Final[tuple[Spec, ...]] = _specs()
 """Everything 3.8.0's ``ServerMetrics`` creates (``server/ServerMetrics.java``)."""
 
 
-def observe_latencies(registry: MetricsRegistry, latencies: Iterable[tuple[bool, float]]) -> None:
-    """Each answered request's latency (ms) into ``updatelatency`` (writes and new
-    sessions) or ``readlatency`` (the rest), as ``ServerStats#updateLatency``."""
+def observe_requests(
+    registry: MetricsRegistry,
+    latencies: Iterable[tuple[bool, float]],
+    namespace_bytes: Iterable[tuple[bool, str, int]] = (),
+) -> None:
+    """What a server step answered and touched: each request's latency (ms) into
+    ``updatelatency`` (writes and new sessions) or ``readlatency`` (the rest), as
+    ``ServerStats#updateLatency``; the bytes of each node read or written into
+    ``read_per_namespace``/``write_per_namespace`` under its top-level namespace."""
     read = registry.summary("readlatency", DetailLevel.ADVANCED)
     update = registry.summary("updatelatency", DetailLevel.ADVANCED)
     for write, ms in latencies:
         (update if write else read).observe(ms)
+    for write, namespace, size in namespace_bytes:
+        name = "write_per_namespace" if write else "read_per_namespace"
+        registry.summary_set(name, namespace).observe(size)
 
 
 def _quantile(ordered: list[float], q: float) -> float:

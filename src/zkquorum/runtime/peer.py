@@ -92,6 +92,7 @@ from zkquorum.core.ready import (
     Looking,
     OpenQuorumPort,
     PhaseEnded,
+    ProposalLatency,
     ReadLog,
     Ready,
     ReloadDatabase,
@@ -120,7 +121,7 @@ from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
-from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
+from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry, observe_requests
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
@@ -230,6 +231,7 @@ class PeerRuntime:
             prep=prep,
             container_check_interval_ms=server.container_check_interval_ms,
             container_max_never_used_ms=server.container_max_never_used_ms,
+            ack_logging_frequency=server.ack_logging_frequency,
         )
         self.tls = QuorumTls.for_config(config)  # None without sslQuorum/portUnification
         self.cm: cnx.ConnectionManager | None = None
@@ -505,7 +507,10 @@ class PeerRuntime:
                 case SendToLeader(packet):
                     to_leader.append(encode_packet(packet))
         for conn, chunks in to_learners.items():
-            self._out_learners.setdefault(conn, []).extend(chunks)
+            queue = self._out_learners.setdefault(conn, [])
+            if self.metrics is not None:
+                self._observe_queue(conn, len(queue), len(chunks))
+            queue.extend(chunks)
         self._out_leader.extend(to_leader)
         for io in ready.io:
             self._io(io)
@@ -517,6 +522,17 @@ class PeerRuntime:
             self._outcome(outcome)
         if ready.outcomes:
             self._wake_waiters()
+
+    def _observe_queue(self, conn: int, waiting: int, added: int) -> None:
+        """``learner_handler_qp_size``: the learner's queue length as each packet joins
+        it (the packets not yet written, flushed once per turn of the loop)."""
+        core = self.core
+        handler = core.leader.handlers.get(conn) if core and core.leader else None
+        if handler is None or handler.sid is None or self.metrics is None:
+            return
+        summary = self.metrics.summary_set("learner_handler_qp_size", str(handler.sid))
+        for size in range(waiting + 1, waiting + added + 1):
+            summary.observe(size)
 
     def _io(self, io: object) -> None:
         match io:
@@ -682,6 +698,14 @@ class PeerRuntime:
                 self._emit("phase-over", state=role.name, reason=detail)
             case SteppedDown(epoch, detail):
                 self._emit("step-down", epoch=epoch, reason=detail)
+            case ProposalLatency(kind, sid, ms):
+                if self.metrics is not None:
+                    if sid is None:
+                        self.metrics.summary(kind.value, DetailLevel.ADVANCED).observe(ms)
+                    else:
+                        self.metrics.summary_set(
+                            kind.value, str(sid), DetailLevel.ADVANCED
+                        ).observe(ms)
             case LearnerDropped():
                 pass
             case ConfigMismatchSeen():
@@ -761,8 +785,8 @@ class PeerRuntime:
             return
         out = server.step(event)
         port.deliver(out.sends, out.closes)
-        if out.latencies and self.metrics is not None:
-            observe_latencies(self.metrics, out.latencies)
+        if (out.latencies or out.namespace_bytes) and self.metrics is not None:
+            observe_requests(self.metrics, out.latencies, out.namespace_bytes)
         for core_event in seat.core_events(out, self.now()):
             self._step(core_event)
 

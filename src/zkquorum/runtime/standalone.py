@@ -29,7 +29,7 @@ from zkquorum.core.server import (
 )
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
-from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
+from zkquorum.runtime.metrics import MetricsRegistry, observe_requests
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
@@ -158,8 +158,8 @@ class StandaloneServer:
             return
         out = core.step(event)
         port.deliver(out.sends, out.closes)
-        if out.latencies and self.metrics is not None:
-            observe_latencies(self.metrics, out.latencies)
+        if (out.latencies or out.namespace_bytes) and self.metrics is not None:
+            observe_requests(self.metrics, out.latencies, out.namespace_bytes)
         if out.append and self._log is not None:
             self._log.append(out.append)
         self._arm(out.wake_at)
