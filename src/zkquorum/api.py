@@ -60,6 +60,7 @@ from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.files import load_config
 from zkquorum.runtime.peer import Leadership, PeerRuntime
+from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.wire.election import ServerState
 
 __all__ = [
@@ -182,7 +183,7 @@ class QuorumPeer:
         self._backlog = backlog
         self._listeners: list[Listener] = [] if on_change is None else [on_change]
         self._subs: weakref.WeakSet[Subscription] = weakref.WeakSet()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("leadership-listeners")
         self._changed: asyncio.Future[None] | None = None
         self._started = False
         self._closed = False
@@ -226,26 +227,16 @@ class QuorumPeer:
             return
         self._closing = asyncio.get_running_loop().create_future()
         try:
-            await self._cancel(list(self._tasks))  # listeners still busy with older values
+            await self._tasks.cancel()  # listeners still busy with older values
             await self._runtime.close()  # -> listeners get the last (LOOKING) value
             self._closed = True
-            last = list(self._tasks)
-            if last:  # let them see it, within a bound
-                await asyncio.wait(last, timeout=self.LISTENER_GRACE_S)
-                await self._cancel(last)
+            await self._tasks.settle(self.LISTENER_GRACE_S)  # let them see it, within a bound
+            await self._tasks.close()
             for sub in list(self._subs):
                 sub._end()
             self._wake()
         finally:
             self._closing.set_result(None)
-
-    @staticmethod
-    async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
 
     async def __aenter__(self) -> QuorumPeer:
         await self.start()
@@ -377,9 +368,7 @@ class QuorumPeer:
                         f"a leadership listener raised {type(exc).__name__}: {exc}"
                     )
 
-        task = asyncio.get_running_loop().create_task(run(), name="zkquorum-listener")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(run(), "listener")
 
 
 class BlockingQuorumPeer:

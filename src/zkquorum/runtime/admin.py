@@ -40,6 +40,7 @@ from zkquorum.config.model import HostPort, LearnerType
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.connections import ConnectionCounters
 from zkquorum.runtime.netfmt import format_peer
+from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.tls import TlsCounters
 from zkquorum.wire.client import FOUR_LETTER_WORDS
 from zkquorum.wire.election import ServerState
@@ -372,7 +373,7 @@ class AdminServer:
         self._read_timeout = read_timeout
         self._server: asyncio.Server | None = None
         self._bound: HostPort | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("four-letter-words")
         self._clients: dict[asyncio.StreamWriter, list[int]] = {}
         self._addresses: dict[asyncio.StreamWriter, str] = {}
         self._received = 0
@@ -418,10 +419,7 @@ class AdminServer:
         self._closed = True
         if self._server is not None:
             self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()
         for writer in list(self._clients):
             writer.close()
             with contextlib.suppress(Exception):
@@ -436,9 +434,7 @@ class AdminServer:
             return
         self._clients[writer] = [0]
         self._addresses[writer] = format_peer(writer.get_extra_info("peername"))
-        task = asyncio.ensure_future(self._serve(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._serve(reader, writer), "client")
 
     def _counts(self) -> ServerCounts:
         return ServerCounts(

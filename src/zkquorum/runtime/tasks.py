@@ -61,9 +61,27 @@ class TaskOwner:
             if self._on_crash is not None:
                 self._on_crash(task.get_name(), exc)
 
-    async def close(self) -> None:
-        """Cancel and await every owned task but the caller's own (idempotent)."""
+    def release(self, task: asyncio.Task[Any] | None) -> None:
+        """Hand ``task`` over: it runs on, but closing no longer cancels it."""
+        if task is not None:
+            self._tasks.discard(task)
+
+    def stop(self) -> None:
+        """Refuse new tasks and cancel the owned ones now; :meth:`close` awaits them."""
         self._closed = True
+        current = asyncio.current_task()
+        for t in self._tasks:
+            if t is not current:
+                t.cancel()
+
+    async def settle(self, timeout: float) -> None:
+        """Give the owned tasks up to ``timeout`` seconds to finish by themselves."""
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def cancel(self) -> None:
+        """Cancel and await the owned tasks but the caller's own; new ones may follow."""
         current = asyncio.current_task()
         while True:
             tasks = [t for t in self._tasks if t is not current and not t.done()]
@@ -73,3 +91,9 @@ class TaskOwner:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.difference_update(tasks)
+
+    async def close(self) -> None:
+        """Cancel and await every owned task but the caller's own, including any spawned
+        meanwhile, and refuse new ones (idempotent)."""
+        self._closed = True
+        await self.cancel()

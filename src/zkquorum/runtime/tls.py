@@ -67,6 +67,7 @@ except ImportError:  # pragma: no cover - `zkquorum run` blocks it when sslQuoru
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.netfmt import format_peer
+from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.wire.quorum import PacketType, QuorumPacket, decode_learner_info
 
 log = logging.getLogger(__name__)
@@ -736,18 +737,19 @@ class TlsServer(asyncio.AbstractServer):
         self._sock = sock
         self._callback = callback
         self._port: Port = port
-        self._accepting: asyncio.Task[None] | None = None
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner(f"tls-{port}")
+        """The accept loop and the handshakes in progress (a connection handed over is
+        the callback's)."""
         self._closed = asyncio.Event()
+        self._started = False
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         return () if self._sock.fileno() < 0 else (self._sock,)
 
     def start(self) -> None:
-        self._accepting = asyncio.get_running_loop().create_task(
-            self._accept_loop(), name=f"zkquorum-tls-accept-{self._port}"
-        )
+        self._started = True
+        self._tasks.spawn(self._accept_loop(), "accept")
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -758,9 +760,8 @@ class TlsServer(asyncio.AbstractServer):
                 log.warning("Quorum TLS: accept on the %s port failed: %s", self._port, exc)
                 await asyncio.sleep(0.1)
                 continue
-            task = loop.create_task(self._serve(conn), name=f"zkquorum-tls-{self._port}")
-            self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
+            if self._tasks.spawn(self._serve(conn), "handshake") is None:
+                conn.close()
 
     async def _serve(self, conn: socket.socket) -> None:
         conn.setblocking(False)
@@ -773,32 +774,26 @@ class TlsServer(asyncio.AbstractServer):
             raise
         if stream is None:
             return
-        task = asyncio.current_task()
-        if task is not None:
-            self._handshakes.discard(task)  # handed over: the callback owns it now
+        self._tasks.release(asyncio.current_task())  # handed over: the callback owns it now
         result = self._callback(*stream)
         if inspect.isawaitable(result):
             await result
 
     def close(self) -> None:
-        if self._accepting is not None:
-            self._accepting.cancel()
-        for task in list(self._handshakes):
-            task.cancel()
+        self._tasks.stop()
         with contextlib.suppress(OSError):
             self._sock.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
-        tasks = [t for t in (self._accepting, *self._handshakes) if t is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
     def is_serving(self) -> bool:
-        return self._accepting is not None and not self._closed.is_set()
+        return self._started and not self._closed.is_set()
 
     async def start_serving(self) -> None:
         return None
