@@ -12,7 +12,7 @@ half-way.
 
 Checked: every bad connection is closed by the peer; the peers keep leading and
 following (no new election, no phase ended, the same leader and epoch); resident memory
-stays bounded; ``mntr``'s ``zk_election_bad_connections_refused`` grows by exactly the
+stays bounded; ``mntr``'s ``zk_zkquorum_election_connections_refused`` grows by exactly the
 number of bad election connections each peer got.
 """
 
@@ -220,7 +220,7 @@ def test_hostile_input_on_both_ports(cluster: ChaosCluster) -> None:
     peers = {sid: c.servers[sid] for sid in (1, 2, 3)}
     rss_before = {sid: s.rss_kib() or 0 for sid, s in peers.items()}
     bad_before = {
-        sid: int(_mntr(s)["zk_election_bad_connections_refused"]) for sid, s in peers.items()
+        sid: int(_mntr(s)["zk_zkquorum_election_connections_refused"]) for sid, s in peers.items()
     }
     history_before = {sid: _looking_and_phases(s) for sid, s in peers.items()}
     rejoining = min(sid for sid in peers if sid != leader)
@@ -300,15 +300,17 @@ def test_hostile_input_on_both_ports(cluster: ChaosCluster) -> None:
         tried.append("quorum: slow sender stopping half-way through FOLLOWERINFO")
         # the leader counted what it refused: out-of-protocol learners and bad packets
         lm = await asyncio.to_thread(_mntr, c.servers[leader])
-        refused = int(lm["zk_quorum_learners_dropped"]) + int(lm["zk_quorum_bad_packets"])
+        refused = int(lm["zk_zkquorum_quorum_learners_dropped"]) + int(
+            lm["zk_zkquorum_quorum_bad_packets"]
+        )
         complete = len(qattacks) - 2  # the two truncated ones just end (EOF), uncounted
         assert refused >= complete - 3, (refused, complete, lm)  # random bytes may EOF too
-        assert int(lm["zk_quorum_bad_packets"]) >= 2, lm  # the 2 GB and -2 lengths
+        assert int(lm["zk_zkquorum_quorum_bad_packets"]) >= 2, lm  # the 2 GB and -2 lengths
 
         # every bad election connection so far was counted, exactly
         for sid, s in peers.items():
             m = await asyncio.to_thread(_mntr, s)
-            got = int(m["zk_election_bad_connections_refused"]) - bad_before[sid]
+            got = int(m["zk_zkquorum_election_connections_refused"]) - bad_before[sid]
             assert got == expected_bad[sid], (sid, got, expected_bad[sid])
 
         # -- the flood: 1,000 silent connections on the leader's election port, 200 on its
@@ -341,7 +343,7 @@ def test_hostile_input_on_both_ports(cluster: ChaosCluster) -> None:
     assert {sid: _looking_and_phases(s) for sid, s in peers.items()} == history_before
     for sid, s in peers.items():
         m = _mntr(s)
-        got = int(m["zk_election_bad_connections_refused"]) - bad_before[sid]
+        got = int(m["zk_zkquorum_election_connections_refused"]) - bad_before[sid]
         assert got == expected_bad[sid], (sid, got, expected_bad[sid])
     rss_after = {sid: s.rss_kib() or 0 for sid, s in peers.items()}
     for sid in peers:

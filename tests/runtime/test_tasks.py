@@ -15,6 +15,7 @@ def test_close_cancels_and_awaits_every_task_and_refuses_new_ones() -> None:
         assert forever is not None and len(owner) == 1
         await owner.close()
         assert forever.cancelled() and len(owner) == 0 and owner.closed
+
         async def late() -> None:
             pass
 

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from zkquorum.runtime import admin
+from zkquorum.runtime import fourletter
 from zkquorum.wire import client as wc
 from zkquorum.wire import client_records as cr
 from zkquorum.wire.reader import CLOSED, NEED_DATA
@@ -31,12 +31,23 @@ def server(*pieces: bytes, max_buffer: int = wc.DEFAULT_MAX_BUFFER) -> list[obje
 @pytest.mark.parametrize("word", sorted(wc.FOUR_LETTER_WORDS))
 def test_a_four_letter_word_before_the_handshake(word: str) -> None:
     dec = wc.RequestStreamDecoder()
-    assert messages(dec, word.encode(), b"trailing bytes", b"") == [wc.FourLetterWord(word)]
+    want = wc.FourLetterWord(word, b"trailing" if word == "stmk" else None)
+    assert messages(dec, word.encode(), b"trailing bytes", b"") == [want]
     assert dec.next_message() is CLOSED
 
 
-def test_the_words_are_those_the_admin_server_answers() -> None:
-    assert wc.FOUR_LETTER_WORDS == admin.KNOWN_WORDS
+def test_stmk_waits_for_its_8_byte_argument() -> None:
+    dec = wc.RequestStreamDecoder()
+    mask = (0x1F2).to_bytes(8, "big")
+    assert messages(dec, b"stmk", mask[:3]) == []
+    assert messages(dec, mask[3:]) == [wc.FourLetterWord("stmk", mask)]
+    # a connection that ends before the 8 bytes gets no word (3.8's read fails)
+    with pytest.raises(wc.ClientProtocolError, match="stream ended inside a message"):
+        server(b"stmk", mask[:7], b"")
+
+
+def test_the_words_are_those_the_server_answers() -> None:
+    assert wc.FOUR_LETTER_WORDS == fourletter.KNOWN_WORDS
 
 
 def test_telnet_close_and_unknown_words() -> None:

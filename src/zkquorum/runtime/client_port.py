@@ -63,7 +63,7 @@ class ClientPort:
         sink: ClientSink,
         tasks: TaskOwner,
         *,
-        answer_word: Callable[[str], str | None],
+        answer_word: Callable[[FourLetterWord], str | None],
         max_buffer: int = DEFAULT_MAX_BUFFER,
         sessionless_timeout_s: float = SESSIONLESS_TIMEOUT_S,
         max_per_ip: int = MAX_CLIENT_CNXNS,
@@ -187,7 +187,7 @@ class ClientPort:
                     if msg is Sentinel.CLOSED:
                         return
                     if isinstance(msg, FourLetterWord):
-                        answer = self._answer_word(msg.word)
+                        answer = self._answer_word(msg)
                         if answer is not None:
                             writer.write(answer.encode())
                         return

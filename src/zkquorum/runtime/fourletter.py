@@ -31,11 +31,10 @@ from typing import Final
 from zkquorum.config.model import LearnerType
 from zkquorum.runtime import commands
 from zkquorum.runtime.opsview import ConnectionInfo, OpsSnapshot, Seat, dir_size
-from zkquorum.wire.client import FOUR_LETTER_WORDS
+from zkquorum.wire.client import FOUR_LETTER_WORDS, STMK_ARGUMENT_BYTES
 from zkquorum.wire.zxid import zxid_hex
 
 KNOWN_WORDS: Final = FOUR_LETTER_WORDS
-STMK_ARGUMENT_BYTES: Final = 8
 NOT_SERVING: Final = commands.NOT_SERVING + "\n"
 
 

@@ -479,6 +479,15 @@ class PeerOpsSource:
             ("zkquorum_tasks", status.tasks, Kind.GAUGE),
             ("zkquorum_serving", int(serving), Kind.GAUGE),
         ]
+        t = status.tls
+        if t is not None:  # sslQuorum
+            extra += [
+                ("zkquorum_quorum_tls_handshakes", t.handshakes, Kind.COUNTER),
+                ("zkquorum_quorum_tls_handshake_failures", t.handshake_failures, Kind.COUNTER),
+                ("zkquorum_quorum_tls_identity_refused", t.identity_refused, Kind.COUNTER),
+                ("zkquorum_quorum_tls_plain_accepted", t.plain_accepted, Kind.COUNTER),
+                ("zkquorum_quorum_tls_context_reloads", t.context_reloads, Kind.COUNTER),
+            ]
         if serving:
             reason = ""
         elif status.leader is None:

@@ -116,7 +116,6 @@ from zkquorum.core.server import (
     ServerEvent,
     ServerSettings,
 )
-from zkquorum.runtime import admin
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
@@ -130,7 +129,7 @@ from zkquorum.runtime.txnlog import TxnLog
 
 if TYPE_CHECKING:
     from zkquorum.runtime.commands import CommandContext
-from zkquorum.wire.client import ClientRequest
+from zkquorum.wire.client import ClientRequest, FourLetterWord
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import encode_packet, encode_snap_sync
@@ -790,12 +789,11 @@ class PeerRuntime:
         for core_event in seat.core_events(out, self.now()):
             self._step(core_event)
 
-    def _word(self, word: str) -> str | None:
-        if word in admin.OPS_WORDS:
-            from zkquorum.runtime import fourletter
+    def _word(self, msg: FourLetterWord) -> str | None:
+        from zkquorum.runtime import fourletter
 
-            return fourletter.render(word, self.ops_context(), self.config.four_letter_words)
-        return admin.render(word, self.status(), self.config.four_letter_words, self.counts())
+        ctx, whitelist = self.ops_context(), self.config.four_letter_words
+        return fourletter.render(msg.word, ctx, whitelist, argument=msg.argument)
 
     def ops_context(self, config_text: str | None = None) -> CommandContext:
         """This peer's metrics registry, its ops source (gauges bound) and trace mask, made
@@ -812,34 +810,6 @@ class PeerRuntime:
             bind_gauges(registry, source)
             self._ops = CommandContext(source, registry, TraceMask())
         return self._ops
-
-    def counts(self) -> admin.ServerCounts:
-        """The client side for ``srvr``/``stat``/``mntr``: packets, latency, connections."""
-        server, port = self.server, self.client_port
-        rejected = port.rejected if port is not None else 0
-        if server is None:
-            return admin.ServerCounts(rejected=rejected)
-        addresses = port.addresses if port is not None else {}
-        tree = server.db.tree
-        lat = server.latency
-        return admin.ServerCounts(
-            received=server.packets_received,
-            sent=server.packets_sent,
-            clients=tuple(
-                admin.ClientInfo(
-                    addresses.get(c.conn, c.remote_ip), c.received, c.sent, len(c.queue)
-                )
-                for c in server.conns.values()
-            ),
-            outstanding=server.outstanding,
-            min_latency=int(lat.low),
-            avg_latency=round(lat.avg, 4),
-            max_latency=int(lat.max),
-            watch_count=server.watches.count(),
-            ephemerals_count=sum(len(v) for v in tree.ephemerals.values()),
-            approximate_data_size=tree.approximate_data_size(),
-            rejected=rejected,
-        )
 
     # ---------------------------------------------------------------- election port
 

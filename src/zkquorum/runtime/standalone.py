@@ -33,7 +33,7 @@ from zkquorum.runtime.metrics import MetricsRegistry, observe_requests
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
-from zkquorum.wire.client import ClientRequest
+from zkquorum.wire.client import ClientRequest, FourLetterWord
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.zxid import zxid_hex
 
@@ -218,7 +218,8 @@ class StandaloneServer:
             self._ops = CommandContext(source, registry, TraceMask())
         return self._ops
 
-    def _word(self, word: str) -> str | None:
+    def _word(self, msg: FourLetterWord) -> str | None:
         from zkquorum.runtime import fourletter
 
-        return fourletter.render(word, self.ops_context(), self.config.four_letter_words)
+        ctx, whitelist = self.ops_context(), self.config.four_letter_words
+        return fourletter.render(msg.word, ctx, whitelist, argument=msg.argument)

@@ -87,6 +87,9 @@ FOUR_LETTER_WORDS: Final = frozenset(
 TELNET_CLOSE: Final = "telnet close"
 """``FourLetterCommands.telnetCloseCmd`` (0xfff4fffd): known to 3.8, answered by no command."""
 
+STMK_ARGUMENT_BYTES: Final = 8
+"""What follows ``stmk``: the new trace mask, a big-endian long."""
+
 _TELNET_CLOSE_BYTES: Final = bytes.fromhex("fff4fffd")
 _WORDS: Final = frozenset(w.encode("ascii") for w in FOUR_LETTER_WORDS)
 
@@ -101,11 +104,13 @@ class FourLetterWord:
     ``word`` is one of :data:`FOUR_LETTER_WORDS`, or :data:`TELNET_CLOSE`.  3.8 answers
     a word that is not whitelisted with ``<word> is not executed because it is not in
     the whitelist.``, so the whitelist is the answering side's business.  The decoder
-    reads nothing after the word (stmk's 8-byte trace mask is not read: zkquorum has no
-    trace mask).
+    reads nothing after the word but ``stmk``'s argument: the 8-byte trace mask that
+    follows it (``argument``; a connection that closes before all 8 arrived gets no
+    answer, as 3.8's read of them fails).
     """
 
     word: str
+    argument: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +312,13 @@ class RequestStreamDecoder(StreamDecoder[RequestMessage]):
             return self._starved()
         if not self._connected and self._need == 0:
             head = bytes(buf[:4])
+            if head == b"stmk":
+                if len(buf) < 4 + STMK_ARGUMENT_BYTES:
+                    return self._starved()
+                self._finished = True
+                argument = bytes(buf[4 : 4 + STMK_ARGUMENT_BYTES])
+                self._commit(4 + STMK_ARGUMENT_BYTES)
+                return FourLetterWord("stmk", argument)
             if head in _WORDS or head == _TELNET_CLOSE_BYTES:
                 self._finished = True
                 self._commit(4)
