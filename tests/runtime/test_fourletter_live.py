@@ -4,6 +4,8 @@ ephemeral node and a watch: the lists name that client."""
 
 from __future__ import annotations
 
+import socket
+import struct
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,11 @@ def _check_words(member: Member, mode: str) -> None:
         assert "Received: 0\n" in word("srvr")
         assert word("crst") == "Connection stats reset.\n"
         assert "recved=0" in word("cons")
+        # stmk takes the 8 bytes after it (a big-endian long) as the new trace mask
+        with socket.create_connection(("127.0.0.1", member.client_port), timeout=2) as s:
+            s.sendall(b"stmk" + struct.pack(">q", 0x1F2))
+            assert b"".join(iter(lambda: s.recv(100), b"")) == b"498"
+        assert word("gtmk") == "498"
     finally:
         zk.stop()
         zk.close()
