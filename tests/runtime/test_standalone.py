@@ -77,6 +77,9 @@ def test_kazoo_bad_bytes_restart_and_words(tmp_path: Path) -> None:
 
     asyncio.run(first_life())
     asyncio.run(second_life())
+    # As 3.8's standalone server: a snapshot and a log, no epoch files.
+    files = sorted(p.name.split(".")[0] for p in (tmp_path / "data" / "version-2").iterdir())
+    assert set(files) == {"log", "snapshot"}, files
 
 
 def test_a_connection_without_a_session_is_closed_and_a_client_is_not(tmp_path: Path) -> None:

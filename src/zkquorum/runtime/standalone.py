@@ -86,7 +86,7 @@ class StandaloneServer:
         return self._closed
 
     async def start(self) -> None:
-        loaded = self.storage.load()
+        loaded = self.storage.load_tree()  # no epochs: 3.8's standalone server has none
         db = Database(loaded.tree, loaded.committed)
         self.core = ServerCore(self.settings, db, now=self.now(), wall_ms=int(time.time() * 1000))
         self._log = self.storage.txn_log(
