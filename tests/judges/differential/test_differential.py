@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.interop.zkserver import four_letter_word
 from tests.judges.differential.workload import (
     SERVER_PROPERTIES,
     Record,
@@ -49,7 +50,23 @@ PAIRS = [
 
 def _record(spec: TargetSpec, judge_target: Callable[..., RunningTarget], seed: int) -> Record:
     running = judge_target(spec, system_properties=SERVER_PROPERTIES)
-    return run_workload(spec.name, running.hosts(), make_workload(seed, OPS), seed)
+    record = run_workload(spec.name, running.hosts(), make_workload(seed, OPS), seed)
+    if spec.java_sids and spec.py_sids:
+        _java_servers_saw_nothing_wrong(running)
+    return record
+
+
+def _java_servers_saw_nothing_wrong(running: RunningTarget) -> None:
+    """The Java servers of a mixed ensemble checked every txn's TxnDigest against their
+    own trees (mntr counts no mismatch) and logged no error through the workload."""
+    for sid in running.spec.java_sids:
+        server = running.ens.servers[sid]
+        mntr = four_letter_word("127.0.0.1", server.client_port, "mntr")
+        assert "zk_digest_mismatches_count\t0\n" in mntr, (sid, mntr)
+        log = server.log()  # type: ignore[attr-defined]
+        assert " - INFO " in log, (sid, log[-500:])  # the log is read, at log4j's level format
+        bad = [line for line in log.splitlines() if " - ERROR " in line or "igest mismatch" in line]
+        assert not bad, (sid, bad[:5])
 
 
 @pytest.mark.parametrize(("a", "b"), PAIRS)
