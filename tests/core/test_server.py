@@ -28,6 +28,7 @@ from zkquorum.wire.client_records import (
     Op,
     RequestHeader,
     SetDataRequest,
+    SyncRequest,
 )
 from zkquorum.wire.reader import Sentinel
 from zkquorum.wire.txn import OpCode
@@ -266,3 +267,55 @@ def test_bytes_read_and_written_per_namespace_as_3_8_counts_them() -> None:
         )
         out = core.step(ClientMessage(0.0, 1, decode_client_request(frame(payload)[4:])))
         assert out.namespace_bytes == []
+
+
+def _read_only_core() -> ServerCore:
+    """A read-only server over a database in which /app holds b"v"."""
+    writer = _core()
+    c = Client(writer, 1)
+    c.connect()
+    durable(writer, [c])
+    c.send(OpCode.CREATE, CreateRequest("/app", b"v", OPEN_ACL_UNSAFE, 0))
+    durable(writer, [c])
+    settings = ServerSettings(tick_time_ms=100, read_only=True)
+    return ServerCore(settings, writer.db, now=0.0, wall_ms=1_700_000_000_000)
+
+
+def test_read_only_refuses_a_client_that_did_not_ask_for_read_only() -> None:
+    core = _read_only_core()
+    for conn, flag in ((1, False), (2, None)):
+        c = Client(core, conn)
+        c.feed(
+            core.step(ClientMessage(0.0, conn, ConnectRequest(0, 0, 10_000, 0, bytes(16), flag)))
+        )
+        assert c.closed and c.got == []
+
+
+def test_read_only_serves_reads_refuses_changes_and_writes_nothing() -> None:
+    core = _read_only_core()
+    c = Client(core, 1)
+    c.feed(core.step(ClientMessage(0.0, 1, ConnectRequest(0, 0, 10_000, 0, bytes(16), True))))
+    (resp,) = c.got
+    assert isinstance(resp, ConnectResponse) and resp.read_only is True and resp.session_id
+    assert c.appended == []  # a session of this server alone: no createSession txn
+    c.send(OpCode.GET_DATA, GetDataRequest("/app", False))
+    c.send(OpCode.CREATE, CreateRequest("/x", b"", OPEN_ACL_UNSAFE, 0))
+    c.send(OpCode.SET_DATA, SetDataRequest("/app", b"w", -1))
+    c.send(OpCode.SYNC, SyncRequest("/app"))
+    c.send(OpCode.MULTI, MultiOperationRecord((Op(OpCode.DELETE, DeleteRequest("/app", -1)),)))
+    replies = [m for m in c.got[1:] if isinstance(m, ClientReply)]
+    assert [r.header.err for r in replies] == [0] + [ErrorCode.NOTREADONLY] * 4
+    assert core.db.tree.get("/app").data == b"v" and c.appended == []  # type: ignore[union-attr]
+    # closeSession: answered and closed, the session gone, still nothing written
+    c.send(OpCode.CLOSE_SESSION, None)
+    assert c.closed and resp.session_id not in core.tracker and c.appended == []
+
+
+def test_read_only_sessions_expire_here_without_a_txn() -> None:
+    core = _read_only_core()
+    c = Client(core, 1)
+    c.feed(core.step(ClientMessage(0.0, 1, ConnectRequest(0, 0, 4_000, 0, bytes(16), True))))
+    session = c.got[0].session_id  # type: ignore[attr-defined]
+    out = core.step(ServerTick(60_000.0))
+    c.feed(out)
+    assert c.closed and session not in core.tracker and out.append == []

@@ -29,6 +29,7 @@ class _Peer:
     server: None = None
     leader: None = None
     client_port: None = None
+    read_only_serving: bool = False
 
     def status(self) -> PeerStatus:
         return self.status_now

@@ -522,6 +522,7 @@ _USED = {
     "zookeeper.DigestAuthenticationProvider.superDigest",
     "leader.ackLoggingFrequency",
     "zookeeper.leader.ackLoggingFrequency",
+    "readonlymode.enabled",
     # storage (runtime/storage.py StorageSettings)
     "commitLogCount",
     "snapshotSizeFactor",

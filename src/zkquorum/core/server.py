@@ -155,6 +155,13 @@ class ServerSettings:
     """``znode.container.maxNeverUsedIntervalMs``: 0 keeps never-used containers."""
     ack_logging_frequency: int = 1000
     """``zookeeper.leader.ackLoggingFrequency``, for the leader's ``ack_latency``."""
+    read_only: bool = False
+    """3.8's ``ReadOnlyZooKeeperServer``: a peer cut off from its quorum serves the
+    clients that ask for read-only sessions (the others are refused), from its database
+    as it is; sessions are its own, writes and syncs answer NOTREADONLY, nothing is
+    logged."""
+    read_only_enabled: bool = False
+    """``readonlymode.enabled``: serve read-only while looking for a quorum."""
     quorum: bool = False
     """A seat of a quorum: writes, session changes and syncs go to the peer core (which
     prepares them if it leads, or forwards them to the leader), and come back applied
@@ -193,6 +200,7 @@ class ServerSettings:
             container_check_interval_ms=num("znode.container.checkIntervalMs", 60_000),
             container_max_never_used_ms=num("znode.container.maxNeverUsedIntervalMs", 0),
             ack_logging_frequency=num("leader.ackLoggingFrequency", 1000),
+            read_only_enabled=(get("readonlymode.enabled") or "").lower() == "true",
         )
 
     @property
@@ -422,6 +430,9 @@ _WRITE_OPS = frozenset(
     }
 )
 
+_NOT_READ_ONLY = (_WRITE_OPS - {OpCode.CLOSE_SESSION}) | {OpCode.SYNC, OpCode.RECONFIG}
+"""What ``ReadOnlyRequestProcessor`` answers NOTREADONLY."""
+
 
 _LAST_OP: Final[Mapping[int, str]] = {
     OpCode.PING: "PING",
@@ -488,7 +499,9 @@ class ServerCore:
         """Prepared txns not yet applied: (txn, connection, its pending entry)."""
         self.requests = 0
         self._next_container_check = (
-            INF if settings.quorum else now + settings.container_check_interval_ms
+            INF
+            if settings.quorum or settings.read_only
+            else now + settings.container_check_interval_ms
         )
         self._ids = SessionIdGenerator(settings.server_id, self.wall(now))
         self._touched: dict[int, int] = {}
@@ -620,6 +633,10 @@ class ServerCore:
             return
         c.old_client = req.read_only is None
         c.connected_at = now
+        if self.settings.read_only and not req.read_only:
+            log.info("Refusing session request for not-read-only client")
+            self._close(out, c)
+            return
         if req.last_zxid_seen > self.last_zxid:
             log.info(
                 "Refusing session request for client as it has seen zxid 0x%s our last "
@@ -630,6 +647,15 @@ class ServerCore:
             self._close(out, c)
             return
         timeout = self._negotiate(req.timeout)
+        if req.session_id == 0 and self.settings.read_only:
+            # A session of this server alone: no txn (nothing may be written).
+            sid = self.tracker.create_session(timeout, self.wall(now))
+            c.session_id, c.timeout = sid, timeout
+            self.session_conn[sid] = c.conn
+            c.state = ConnState.OPEN
+            self._send(out, c, self._connect_response(c))
+            self._answered(out, c, OpCode.CREATE_SESSION, 0, now)
+            return
         if req.session_id == 0 and self.settings.quorum:
             sid = self._ids.next()
             c.session_id, c.timeout = sid, timeout
@@ -745,13 +771,16 @@ class ServerCore:
                 c.timeout,
                 c.session_id,
                 generate_password(c.session_id),
-                None if c.old_client else False,
+                None if c.old_client else self.settings.read_only,
             )
         )
 
     def _expire(self, out: ServerOut, now: float) -> None:
         for s in self.tracker.expired(self.wall(now)):
             log.info("Expiring session 0x%x, timeout of %dms exceeded", s.session_id, s.timeout)
+            if self.settings.read_only:
+                self._end_session(out, s.session_id)
+                continue
             request = PrepRequest(s.session_id, 0, OpCode.CLOSE_SESSION, owner=LOCAL, internal=True)
             self._prepare(out, request, now, None, None)
 
@@ -817,6 +846,19 @@ class ServerCore:
             )
             self._flush(out, c)
             return
+        if self.settings.read_only and op in _NOT_READ_ONLY:
+            # ReadOnlyRequestProcessor: every change, and sync, is refused here.
+            refused = self._error(req.xid, ErrorCode.NOTREADONLY)
+            c.queue.append(_Pending(req.xid, op, None, reply=refused, at=now))
+            self._flush(out, c)
+            return
+        if self.settings.read_only and op == OpCode.CLOSE_SESSION:
+            closed = encode_reply(ReplyHeader(req.xid, self.last_zxid, 0))
+            pending = _Pending(req.xid, op, None, reply=closed, close_after=True, at=now)
+            c.queue.append(pending)
+            self._end_session(out, c.session_id, keep=c)
+            self._flush(out, c)
+            return
         if op == OpCode.SYNC and self.settings.quorum:
             # Learner: the leader answers once everything before it is committed here.
             pending = _Pending(req.xid, op, rec, zxid=_AWAITING, at=now)
@@ -846,6 +888,13 @@ class ServerCore:
         if result.txn is None:
             pending.reply = self._error(req.xid, result.err or ErrorCode.SYSTEMERROR)
             self._flush(out, c)
+
+    def _end_session(self, out: ServerOut, session_id: int, keep: Connection | None = None) -> None:
+        """Read-only: a session ends here alone (it owns nothing: it could write nothing)."""
+        self.tracker.remove_session(session_id)
+        holder = self.conns.get(self.session_conn.pop(session_id, -1))
+        if holder is not None and holder is not keep:
+            self._close(out, holder)
 
     def _auth(self, out: ServerOut, c: Connection, req: ClientRequest) -> None:
         rec = req.record

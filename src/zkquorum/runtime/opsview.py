@@ -430,8 +430,9 @@ class PeerOpsSource:
             ServerState.FOLLOWING: Seat.FOLLOWER,
             ServerState.OBSERVING: Seat.OBSERVER,
         }
-        serving = status.state is not ServerState.LOOKING
-        seat = seats.get(status.state)
+        read_only = peer.read_only_serving
+        serving = status.state is not ServerState.LOOKING or read_only
+        seat = Seat.READ_ONLY if read_only else seats.get(status.state)
         now = time.monotonic()
         learners: list[LearnerInfo] = []
         leader = peer.leader

@@ -115,6 +115,7 @@ from zkquorum.core.server import (
     ServerCore,
     ServerEvent,
     ServerSettings,
+    ServerTick,
 )
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
@@ -237,7 +238,12 @@ class PeerRuntime:
         self.client_port: ClientPort | None = None
         self._client_address: HostPort | None = None
         self.server: ServerCore | None = None
-        """The client side while this peer serves (established), else None."""
+        """The client side while this peer serves (established, or read-only while it
+        looks for a quorum), else None."""
+        self.read_only_serving = False
+        """``self.server`` is the read-only server (``readonlymode.enabled``)."""
+        self._read_only_timer: asyncio.TimerHandle | None = None
+        self._server_wake: asyncio.TimerHandle | None = None
         self.metrics: MetricsRegistry | None = None
         """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
         self._ops: CommandContext | None = None
@@ -300,6 +306,8 @@ class PeerRuntime:
             )
             await self.client_port.open()
         self._step(Start(self.now()))
+        if self.leadership.role is ServerState.LOOKING:
+            self._arm_read_only()
 
     def start_fixed(self) -> None:
         """Start a ``fixed`` phase (no ports to bind first); on the running loop."""
@@ -338,6 +346,9 @@ class PeerRuntime:
         self._closed = True
         if self._wake is not None:
             self._wake.cancel()
+        for timer in (self._read_only_timer, self._server_wake):
+            if timer is not None:
+                timer.cancel()
         if self._link is not None:
             self._link.close()
         if self.listener is not None:
@@ -683,6 +694,8 @@ class PeerRuntime:
                     self._server_step(event)
             case Established(role, leader, epoch):
                 core = self.core
+                if self.read_only_serving:
+                    self._drop_server()
                 if core is not None and self.client_port is not None:
                     self.server = ServerCore(
                         self.server_settings,
@@ -746,11 +759,17 @@ class PeerRuntime:
         if value == self.leadership:
             return
         self.leadership = value
-        if not value.established and self.server is not None:
-            # Out of broadcast: 3.8 shuts its ZooKeeperServer down and drops every client.
-            self.server = None
-            if self.client_port is not None:
-                self.client_port.close_all()
+        looking = value.role is ServerState.LOOKING
+        read_only_goes_on = self.read_only_serving and looking
+        if not value.established and self.server is not None and not read_only_goes_on:
+            # Out of broadcast (or of read-only service): 3.8 shuts its ZooKeeperServer
+            # down and drops every client.
+            self._drop_server()
+        if looking:
+            self._arm_read_only()
+        elif self._read_only_timer is not None:
+            self._read_only_timer.cancel()
+            self._read_only_timer = None
         if self._on_change is not None:
             try:
                 self._on_change(value)
@@ -760,6 +779,62 @@ class PeerRuntime:
                     self._request_step_down(
                         StepDownReason.CALLBACK_RAISED, f"{type(exc).__name__}: {exc}"
                     )
+
+    def _drop_server(self) -> None:
+        self.server = None
+        self.read_only_serving = False
+        if self._server_wake is not None:
+            self._server_wake.cancel()
+            self._server_wake = None
+        if self.client_port is not None:
+            self.client_port.close_all()
+
+    def _arm_read_only(self) -> None:
+        """``readonlymode.enabled``: serve read-only once LOOKING has lasted
+        max(2 s, tickTime) (3.8's QuorumPeer waits as long before it starts its
+        ReadOnlyZooKeeperServer)."""
+        if (
+            self._closed
+            or not self.server_settings.read_only_enabled
+            or self.client_port is None
+            or self._read_only_timer is not None
+            or self.server is not None
+        ):
+            return
+        delay = max(2.0, self.config.tick_time / 1000.0)
+        loop = asyncio.get_running_loop()
+        self._read_only_timer = loop.call_later(delay, self._start_read_only)
+
+    def _start_read_only(self) -> None:
+        self._read_only_timer = None
+        core = self.core
+        if self._closed or core is None or self.server is not None:
+            return
+        if self.leadership.role is not ServerState.LOOKING:
+            return
+        settings = replace(self.server_settings, quorum=False, read_only=True)
+        now = self.now()
+        self.server = ServerCore(settings, core.db, now=now, wall_ms=int(time.time() * 1000))
+        self.read_only_serving = True
+        log.info(
+            "Read-only server started (looking for a quorum), zxid 0x%x", self.server.last_zxid
+        )
+        self._arm_server(self.server.next_deadline())
+
+    def _arm_server(self, at: float) -> None:
+        """The read-only server's own timer (its sessions expire here)."""
+        if self._server_wake is not None:
+            self._server_wake.cancel()
+            self._server_wake = None
+        if at < INF and not self._closed:
+            delay = max(0.0, (at - self.now()) / 1000.0)
+            loop = asyncio.get_running_loop()
+            self._server_wake = loop.call_later(delay, self._server_tick)
+
+    def _server_tick(self) -> None:
+        self._server_wake = None
+        if self.read_only_serving:
+            self._server_step(ServerTick(self.now()))
 
     # ---------------------------------------------------------------- client port
 
@@ -786,6 +861,8 @@ class PeerRuntime:
         port.deliver(out.sends, out.closes)
         if (out.latencies or out.namespace_bytes) and self.metrics is not None:
             observe_requests(self.metrics, out.latencies, out.namespace_bytes)
+        if self.read_only_serving:
+            self._arm_server(out.wake_at)
         for core_event in seat.core_events(out, self.now()):
             self._step(core_event)
 
