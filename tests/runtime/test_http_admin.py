@@ -426,6 +426,12 @@ def test_health_probes() -> None:
         answer = json.loads(data)
         assert answer["ready"] is False
         assert answer["reason"] == "looking for a leader (election round 2)"
+        # Read-only service (readonlymode.enabled) is not ready for every client.
+        source.snap = OpsSnapshot(view(Seat.READ_ONLY))
+        status, _, data = await exchange(ops.admin_address, get("/health/ready"))
+        answer = json.loads(data)
+        assert status == 503 and answer["ready"] is False and answer["state"] == "read-only"
+        assert answer["reason"] == "read-only: looking for a quorum"
         status, _, data = await exchange(ops.admin_address, get("/health/live"))
         assert status == 200 and json.loads(data)["live"] is True
         # The metrics port answers the probes too.

@@ -15,7 +15,8 @@ endpoints for operators.
   collides as soon as two peers share a host.  ``admin.enableServer=false`` always wins.
 * ``/health/live`` and ``/health/ready`` on the AdminServer port (and on the metrics port
   when it is the same): live answers 200 whenever the peer's event loop runs; ready answers
-  200 while the server serves and 503 with the reason otherwise (JSON both).
+  200 while the server serves read-write and 503 with the reason otherwise, read-only
+  service included (JSON both).
 
 The HTTP/1.1 side is the standard library's asyncio streams, deliberately: a handful of
 GET routes need no framework, and ``aiohttp`` 3.14 would add 90-130 ms of import and about
@@ -43,7 +44,7 @@ from zkquorum.config.model import HostPort
 from zkquorum.runtime import commands
 from zkquorum.runtime.metrics import PROMETHEUS_CONTENT_TYPE, MetricsRegistry
 from zkquorum.runtime.opssettings import OpsSettings
-from zkquorum.runtime.opsview import OpsSource
+from zkquorum.runtime.opsview import OpsSource, Seat
 from zkquorum.runtime.tasks import TaskOwner
 
 if TYPE_CHECKING:
@@ -146,13 +147,18 @@ class OpsApp:
     def readiness(self) -> Response:
         server = self.source.snapshot().server
         state = server.seat.value if server.serving and server.seat else "not serving"
+        # A read-only server refuses every client that did not ask for read-only: not
+        # ready for a Service that sends it everyone.
+        read_only = server.seat is Seat.READ_ONLY
+        ready = server.serving and not read_only
+        reason = "read-only: looking for a quorum" if read_only else server.reason
         body = {
-            "ready": server.serving,
+            "ready": ready,
             "state": state,
             "peer_state": server.peer_state,
-            "reason": server.reason if not server.serving else "",
+            "reason": "" if ready else reason,
         }
-        return _json(HTTPStatus.OK if server.serving else HTTPStatus.SERVICE_UNAVAILABLE, body)
+        return _json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
 
 async def read_request(reader: asyncio.StreamReader) -> Request | None:
