@@ -870,7 +870,10 @@ class PeerRuntime:
         from zkquorum.runtime import fourletter
 
         ctx, whitelist = self.ops_context(), self.config.four_letter_words
-        return fourletter.render(msg.word, ctx, whitelist, argument=msg.argument)
+        read_only = self.server_settings.read_only_enabled  # isro is then always allowed
+        return fourletter.render(
+            msg.word, ctx, whitelist, argument=msg.argument, read_only_mode=read_only
+        )
 
     def ops_context(self, config_text: str | None = None) -> CommandContext:
         """This peer's metrics registry, its ops source (gauges bound) and trace mask, made
