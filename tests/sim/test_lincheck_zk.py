@@ -37,6 +37,7 @@ from zkquorum.sim.lincheck import (
     describe_failure,
     failure_report,
     minimal_failure,
+    shrink_failure,
     znode_effect,
 )
 
@@ -500,3 +501,40 @@ def test_generated_lock_intruder_is_caught(
     history.append(Operation(99, start + 10, start + 20, acq(99, attempt=1), True))
     history.append(Operation(99, start + 30, start + 40, rel(99, attempt=1), True))
     assert_reported(LockModel(), history)
+
+
+def _rolled_back(n: int) -> list[Operation]:
+    """``n`` compare-and-sets one after another, then a read that lost the last one."""
+    history = [op(0, 0, 1, create("/r", b"0"), OK)]
+    for k in range(n):
+        history.append(
+            op(k % 4, 10 * k + 10, 10 * k + 15, ZnodeOp("set", "/r", b"%d" % k, k), k + 1)
+        )
+    last = 10 * n + 10
+    history.append(op(9, last, last + 5, ZnodeOp("get", "/r"), (b"%d" % (n - 2), n - 1)))
+    return history
+
+
+def test_failure_report_keeps_to_its_budget() -> None:
+    """Shrinking a failure searches what is left once per operation: on a long history
+    (a chaos campaign's: thousands of operations per register) that took many minutes
+    with no budget.  With a clock, the report stops at ``timeout_s`` and says so."""
+    history = _rolled_back(400)
+    reads = 0
+
+    def clock() -> float:  # one second per look: the budget is spent after 50 looks
+        nonlocal reads
+        reads += 1
+        return float(reads)
+
+    text = failure_report(ZnodeModel(), history, timeout_s=50, clock=clock)
+    assert text.startswith("402 operations in the failing partition; shrinking stopped at its 50 s")
+    assert reads < 120, reads
+    cut = shrink_failure(ZnodeModel(), history, timeout_s=5, clock=clock)
+    assert not cut.complete
+    assert check(ZnodeModel(), cut.ops).verdict is Verdict.NOT_LINEARIZABLE
+    # Without a clock there is no budget: a minimal failing part.
+    whole = shrink_failure(ZnodeModel(), _rolled_back(40))
+    assert whole.complete and len(whole.ops) < 42
+    assert check(ZnodeModel(), whole.ops).verdict is Verdict.NOT_LINEARIZABLE
+    assert whole.ops == minimal_failure(ZnodeModel(), _rolled_back(40))
