@@ -21,11 +21,11 @@ Checks over what was recorded (:func:`check_run`):
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import dataclasses
 import faulthandler
 import random
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -97,7 +97,8 @@ class Watchdog:
 
     Every blocking call of the campaign has its own deadline; this is the backstop for
     what was missed.  When a phase runs past its bound, the watchdog writes every
-    thread's stack to ``stacks`` and interrupts the main thread (KeyboardInterrupt there);
+    thread's stack to ``stacks`` and sends SIGINT to the main thread (KeyboardInterrupt
+    there, also out of a blocking wait);
     ``fired`` then says which phase and bound, for the test to fail with.
     """
 
@@ -146,7 +147,9 @@ class Watchdog:
                     f.write(f"watchdog: {self.fired}\n")
                     f.flush()
                     faulthandler.dump_traceback(file=f, all_threads=True)
-                _thread.interrupt_main()
+                # A real SIGINT to the main thread: unlike _thread.interrupt_main it also
+                # breaks a blocking wait (sleep, lock, join), and Python raises there.
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
                 return
 
 
