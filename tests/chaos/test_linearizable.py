@@ -336,11 +336,13 @@ def _campaign(
     # report, whose shrinking is a search per operation).
     caught = 0
     corruptions = lin.corrupt(book.ops, book.reads, final)
+    corrupt_start = time.monotonic()
     with watchdog.phase("checking the corruptions", len(corruptions) * 2 * budget + 60):
         for name, ops, reads, fin in corruptions:
             bad = lin.check_run(ops, reads, book.acked, fin, timeout_s=budget, report=False)
             assert bad.violations, f"corruption {name!r} of the recorded history was not caught"
             caught += 1
+    corrupt_s = time.monotonic() - corrupt_start
 
     kinds = collections.Counter(type(o.input).__name__ for o in book.ops)
     print(
@@ -351,7 +353,8 @@ def _campaign(
         f"({dict(kinds)}, {verdicts.open_ended} open-ended, {len(book.acked)} acknowledged "
         f"sets, {len(book.reads)} session reads), client errors {book.errors}; "
         f"{verdicts.histories} histories checked in {check_s:.2f} s, 0 violations; "
-        f"{caught}/{len(corruptions)} corruptions caught; clients served after a heal: "
+        f"{caught}/{len(corruptions)} corruptions caught in {corrupt_s:.2f} s; "
+        f"clients served after a heal: "
         f"max {max(recoveries, default=0.0):.2f} s over {len(recoveries)} rounds; "
         f"wall {time.monotonic() - started:.1f} s"
     )
