@@ -321,7 +321,7 @@ def _campaign(
     with watchdog.phase("final read", FINAL_BOUND_S + 60):
         final = _final(c)
     check_start = time.monotonic()
-    with watchdog.phase("checking the history", 3 * budget + 60):
+    with watchdog.phase("checking the history", 4 * budget + 60):
         verdicts = lin.check_run(book.ops, book.reads, book.acked, final, timeout_s=budget)
     check_s = time.monotonic() - check_start
     if verdicts.violations:
