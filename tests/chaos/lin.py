@@ -390,6 +390,8 @@ class Verdicts:
     operations: int = 0
     open_ended: int = 0
     violations: list[str] = dataclasses.field(default_factory=list)
+    unknown: list[str] = dataclasses.field(default_factory=list)
+    """Models whose search ran out of its budget (each also has a violation text)."""
 
 
 def _split(ops: Sequence[Operation]) -> tuple[list[Operation], list[Operation]]:
@@ -427,6 +429,7 @@ def check_run(
         text = f"{type(model).__name__}: {result.verdict.value}"
         if result.verdict is Verdict.UNKNOWN:
             text += f" (the search ran out of its {timeout_s:g} s budget)"
+            out.unknown.append(type(model).__name__)
         elif report:
             failing = result.failing_partition
             small = shrink_failure(model, failing, timeout_s=timeout_s, clock=time.monotonic)
@@ -532,8 +535,10 @@ def corrupt(
         out.append(("session read went back", ops, [*reads, stale], final))
     creates = [o for o in ops if o.input == SeqOp("create", QUEUE) and isinstance(o.output, int)]
     if len(creates) >= 2:
-        # Two acknowledged sequential creates under one parent got the same number.
-        a, b = creates[0], creates[-1]
+        # Two acknowledged sequential creates under one parent got the same number.  The
+        # first two: near the end of a long history (with open-ended creates before it)
+        # the search needs many seconds to prove it impossible (12 s for a 60 s campaign).
+        a, b = sorted(creates, key=lambda o: o.call)[:2]
         dup = dataclasses.replace(b, output=a.output)
         out.append(
             ("duplicate sequence number", [*(o for o in ops if o is not b), dup], reads, final)

@@ -341,6 +341,10 @@ def _campaign(
         for name, ops, reads, fin in corruptions:
             bad = lin.check_run(ops, reads, book.acked, fin, timeout_s=budget, report=False)
             assert bad.violations, f"corruption {name!r} of the recorded history was not caught"
+            assert not bad.unknown, (
+                f"corruption {name!r} was not caught by a verdict: the search of "
+                f"{bad.unknown} ran out of its {budget:g} s budget"
+            )
             caught += 1
     corrupt_s = time.monotonic() - corrupt_start
 
