@@ -134,14 +134,16 @@ def _sleep_until(at: float) -> None:
         time.sleep(delay)
 
 
-def _client(c: ChaosCluster, what: str) -> Any:
+def _client(c: ChaosCluster, what: str, timeout: float = 30.0) -> Any:
     from kazoo.client import KazooClient
 
     zk = KazooClient(hosts=_hosts(c, 0), timeout=4.0)
     try:
-        zk.start(timeout=30)
+        zk.start(timeout=timeout)
     except Exception as exc:
-        raise lin.NoAnswer(f"{what}: no session within 30 s ({type(exc).__name__})") from exc
+        raise lin.NoAnswer(
+            f"{what}: no session within {timeout:g} s ({type(exc).__name__})"
+        ) from exc
     return zk
 
 
@@ -174,27 +176,41 @@ def _final(c: ChaosCluster, within_s: float = FINAL_BOUND_S) -> lin.Final:
     from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 
     deadline = time.monotonic() + within_s
+
+    def left(most: float) -> float:
+        return max(0.5, min(most, deadline - time.monotonic()))
+
     call = time.monotonic_ns()
     errors: list[str] = []
     while time.monotonic() < deadline:
-        zk = _client(c, "final read")
+        try:
+            zk = _client(c, "final read", left(30))
+        except lin.NoAnswer as exc:
+            errors.append(str(exc))
+            continue
         try:
             regs = {}
             for i in range(KEYS):
                 path = lin.key_path(i)
-                lin.answer(zk.sync_async(path), f"final read: sync {path}")
-                data, stat = lin.answer(zk.get_async(path), f"final read: get {path}")
+                lin.answer(zk.sync_async(path), f"final read: sync {path}", left(lin.OP_TIMEOUT_S))
+                data, stat = lin.answer(
+                    zk.get_async(path), f"final read: get {path}", left(lin.OP_TIMEOUT_S)
+                )
                 regs[path] = (data, stat.version)
-            lin.answer(zk.sync_async(lin.QUEUE), f"final read: sync {lin.QUEUE}")
+            lin.answer(
+                zk.sync_async(lin.QUEUE), f"final read: sync {lin.QUEUE}", left(lin.OP_TIMEOUT_S)
+            )
             names = lin.answer(
-                zk.get_children_async(lin.QUEUE), f"final read: children {lin.QUEUE}"
+                zk.get_children_async(lin.QUEUE),
+                f"final read: children {lin.QUEUE}",
+                left(lin.OP_TIMEOUT_S),
             )
             children = frozenset(int(n[-10:]) for n in names)
             return lin.Final(regs, children, call, time.monotonic_ns())
         except (ConnectionLoss, SessionExpiredError, lin.NoAnswer) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
-            problem = lin.close_client(zk)
+            problem = lin.close_client(zk, left(lin.CLOSE_TIMEOUT_S))
             if problem:
                 errors.append(f"closing the client: {problem}")
     raise lin.NoAnswer(f"final read: not done within {within_s:g} s; errors: {errors[-5:]}")
@@ -250,7 +266,8 @@ def _campaign(
     tmp_path: Path,
 ) -> None:
     seed = faults.seed
-    with watchdog.phase("start and setup", 150):
+    setup_bound = 60 + 30 + 5 * lin.OP_TIMEOUT_S + lin.CLOSE_TIMEOUT_S  # their own deadlines
+    with watchdog.phase("start and setup", setup_bound + 30):
         c.start()
         faults.leader, _ = c.wait_settled(60)
         setup_ops = _setup(c)
