@@ -6,7 +6,8 @@ iterative form Porcupine uses: calls and returns form a doubly linked list, line
 a call lifts it and its return out of the list, and reaching a return whose call is not
 yet linearized backtracks.  An operation whose outcome the client never learned is
 open-ended: its return is put after every other event, so it may take effect at any
-time after its call, or (equivalently for every observer) never.
+time after its call, or (equivalently for every observer) never.  Open-ended operations
+with the same input and output are interchangeable: they are linearized in call order.
 """
 
 from __future__ import annotations
@@ -415,6 +416,17 @@ def _check_partition(
             call_node[i] = node
         else:
             match[call_node[i]] = node
+    # Twins: open-ended operations with the same input and output.  Of two twins, the one
+    # called first can always take the other's place in a linearization (both may take
+    # effect any time after their calls), so a twin is linearized only after the twin
+    # called before it: otherwise the search would try every subset of them (2^k states
+    # for k open-ended sequential creates pending together).
+    twin_before = [-1] * n
+    last_twin: dict[tuple[Hashable, Hashable], int] = {}
+    for i in sorted((i for i, o in enumerate(ops) if o.ret is None), key=lambda i: ops[i].call):
+        key = (ops[i].input, ops[i].output)
+        twin_before[i] = last_twin.get(key, -1)
+        last_twin[key] = i
     state = model.init()
     linearized = 0
     cache: set[tuple[int, S]] = set()
@@ -426,6 +438,10 @@ def _check_partition(
         if steps & 0x3FF == 0 and clock() > deadline:
             return Verdict.UNKNOWN
         if is_call[entry]:
+            twin = twin_before[op_of[entry]]
+            if twin >= 0 and not (linearized >> twin) & 1:
+                entry = nxt[entry]
+                continue
             op = ops[op_of[entry]]
             ok, new_state = model.step(state, op.input, op.output)
             if ok:
