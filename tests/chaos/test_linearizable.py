@@ -344,9 +344,12 @@ def _campaign(
     if verdicts.violations:
         report = tmp_path / "violations.txt"
         report.write_text("\n\n".join(verdicts.violations))
+        history = tmp_path / "history.txt"
+        every = [*book.ops, *lin.final_ops(final)]
+        history.write_text(lin.describe_ops(every, limit=len(every)) + "\n")
         fail(
-            f"{len(verdicts.violations)} violation(s), see {report}:\n"
-            + "\n".join(verdicts.violations)[:8000]
+            f"{len(verdicts.violations)} violation(s), see {report} (whole history: "
+            f"{history}):\n" + "\n".join(verdicts.violations)[:8000]
         )
 
     # The same checks catch corruptions of this very history (their verdicts only: no
