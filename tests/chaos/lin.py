@@ -21,9 +21,11 @@ Checks over what was recorded (:func:`check_run`):
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import faulthandler
+import itertools
 import random
 import signal
 import threading
@@ -470,8 +472,14 @@ def check_sessions(
     writes: dict[str, list[tuple[int, int]]] = {}
     for path, _data, version, mzxid in acked:
         writes.setdefault(path, []).append((mzxid, version))
-    for w in writes.values():
+    # Per path: the writes' mzxids in order, and the newest version among those up to each
+    # (a read's floor is then one bisection, not a scan of every write).
+    zxids: dict[str, list[int]] = {}
+    newest: dict[str, list[int]] = {}
+    for path, w in writes.items():
         w.sort()
+        zxids[path] = [m for m, _v in w]
+        newest[path] = list(itertools.accumulate((v for _m, v in w), max))
     problems: list[str] = []
     last: dict[tuple[int, str], Read] = {}
     seen: dict[int, int] = {}
@@ -484,7 +492,8 @@ def check_sessions(
                 f"mzxid {r.mzxid:#x}"
             )
         z = seen.get(r.session, 0)
-        floor = max((v for m, v in writes.get(r.path, []) if m <= z), default=-1)
+        k = bisect.bisect_right(zxids.get(r.path, []), z)
+        floor = newest[r.path][k - 1] if k else -1
         if not r.own_write and r.version < floor:
             problems.append(
                 f"session {r.session:#x} (client {r.client}) had seen zxid {z:#x}, then read "
