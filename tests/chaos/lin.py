@@ -21,11 +21,17 @@ Checks over what was recorded (:func:`check_run`):
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import dataclasses
+import faulthandler
+import itertools
 import random
+import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from zkquorum.sim.lincheck import (
@@ -39,13 +45,114 @@ from zkquorum.sim.lincheck import (
     ZnodeModel,
     ZnodeOp,
     check,
-    failure_report,
+    describe_failure,
+    shrink_failure,
 )
 
 ROOT = "/lin"
 QUEUE = f"{ROOT}/q"
 OP_TIMEOUT_S = 20.0
 """An operation without an answer after this long is recorded as open-ended."""
+CLOSE_TIMEOUT_S = 30.0
+"""Bound on stopping and closing one kazoo client (kazoo joins its threads unbounded)."""
+
+
+class NoAnswer(AssertionError):
+    """A kazoo call of the setup or the final read got no answer in time."""
+
+
+def answer(result: Any, what: str, timeout: float = OP_TIMEOUT_S) -> Any:
+    """The outcome of a kazoo async call, waited for at most ``timeout`` s."""
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    try:
+        return result.get(timeout=timeout)
+    except KazooTimeoutError as exc:
+        raise NoAnswer(f"{what}: no answer in {timeout:g} s") from exc
+
+
+def close_client(zk: Any, timeout: float = CLOSE_TIMEOUT_S) -> str | None:
+    """Stop and close a kazoo client within ``timeout`` s; None, or what went wrong.
+
+    ``KazooClient.stop`` joins kazoo's own threads with no deadline, so it runs in a
+    helper thread that this waits for with one.
+    """
+    problem: list[str] = []
+
+    def run() -> None:
+        try:
+            zk.stop()
+            zk.close()
+        except Exception as exc:
+            problem.append(f"{type(exc).__name__}: {exc}")
+
+    t = threading.Thread(target=run, name="lin-close", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        return f"stop/close still running after {timeout:g} s"
+    return problem[0] if problem else None
+
+
+class Watchdog:
+    """Names the phase a campaign is in; a phase that outlasts its bound is reported.
+
+    Every blocking call of the campaign has its own deadline; this is the backstop for
+    what was missed.  When a phase runs past its bound, the watchdog writes every
+    thread's stack to ``stacks`` and sends SIGINT to the main thread (KeyboardInterrupt
+    there, also out of a blocking wait);
+    ``fired`` then says which phase and bound, for the test to fail with.
+    """
+
+    def __init__(self, stacks: Path) -> None:
+        self.stacks = stacks
+        self.fired: str | None = None
+        self._name = ""
+        self._deadline: float | None = None
+        self._bound = 0.0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lin-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def phase(self, name: str, bound_s: float) -> Iterator[None]:
+        with self._cond:
+            outer = (self._name, self._deadline, self._bound)
+            self._name, self._deadline, self._bound = name, time.monotonic() + bound_s, bound_s
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._name, self._deadline, self._bound = outer
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self.fired = f"{self._name!r} still running after its bound of {self._bound:g} s"
+                with self.stacks.open("w") as f:
+                    f.write(f"watchdog: {self.fired}\n")
+                    f.flush()
+                    faulthandler.dump_traceback(file=f, all_threads=True)
+                # A real SIGINT to the main thread: unlike _thread.interrupt_main it also
+                # breaks a blocking wait (sleep, lock, join), and Python raises there.
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+                return
 
 
 def key_path(i: int) -> str:
@@ -112,6 +219,9 @@ class Worker(threading.Thread):
         self.book = book
         self.stop_event = stop
         self.failure: BaseException | None = None
+        self.doing = ""
+        """The kazoo call the worker waits on now ("" between calls), and since when."""
+        self.since = 0.0
         self.zk = KazooClient(
             hosts=hosts,
             timeout=4.0,
@@ -122,8 +232,19 @@ class Worker(threading.Thread):
 
     # -- kazoo calls that answer or raise -----------------------------------------------
 
-    def _wait(self, result: Any) -> Any:
-        return result.get(timeout=OP_TIMEOUT_S)
+    def _wait(self, result: Any, what: str) -> Any:
+        self.doing, self.since = what, time.monotonic()
+        try:
+            return result.get(timeout=OP_TIMEOUT_S)
+        finally:
+            self.doing = ""
+
+    def describe(self) -> str:
+        """Where the worker is, for a report about a worker that did not stop."""
+        if not self.doing:
+            return f"client {self.client}: between kazoo calls"
+        waited = time.monotonic() - self.since
+        return f"client {self.client}: waiting {waited:.1f} s on {self.doing}"
 
     def _session(self) -> int:
         sid = self.zk.client_id
@@ -160,7 +281,7 @@ class Worker(threading.Thread):
         path = key_path(self.rng.randrange(self.keys))
         session = self._session()
         try:
-            _data, stat = self._wait(self.zk.get_async(path))
+            _data, stat = self._wait(self.zk.get_async(path), f"get {path}")
         except Exception as exc:
             if self._lost(exc):
                 return
@@ -175,7 +296,9 @@ class Worker(threading.Thread):
         session = self._session()
         call = time.monotonic_ns()
         try:
-            new = self._wait(self.zk.set_async(path, value, stat.version))
+            new = self._wait(
+                self.zk.set_async(path, value, stat.version), f"set {path} v{stat.version}"
+            )
         except BadVersionError:
             ret = time.monotonic_ns()
             self.book.add(Operation(self.client, call, ret, op, BADVERSION))
@@ -199,8 +322,8 @@ class Worker(threading.Thread):
         session = self._session()
         call = time.monotonic_ns()
         try:
-            self._wait(self.zk.sync_async(path))
-            data, stat = self._wait(self.zk.get_async(path))
+            self._wait(self.zk.sync_async(path), f"sync {path}")
+            data, stat = self._wait(self.zk.get_async(path), f"get {path} after sync")
         except Exception as exc:
             if self._lost(exc):
                 return  # a read whose answer never came constrains nothing
@@ -217,7 +340,9 @@ class Worker(threading.Thread):
         op = SeqOp("create", QUEUE)
         call = time.monotonic_ns()
         try:
-            name = self._wait(self.zk.create_async(f"{QUEUE}/n", b"", sequence=True))
+            name = self._wait(
+                self.zk.create_async(f"{QUEUE}/n", b"", sequence=True), f"create {QUEUE}/n"
+            )
         except Exception as exc:
             if self._lost(exc):
                 self.book.add(Operation(self.client, call, None, op, UNKNOWN))
@@ -230,8 +355,8 @@ class Worker(threading.Thread):
     def children(self) -> None:
         call = time.monotonic_ns()
         try:
-            self._wait(self.zk.sync_async(QUEUE))
-            names = self._wait(self.zk.get_children_async(QUEUE))
+            self._wait(self.zk.sync_async(QUEUE), f"sync {QUEUE}")
+            names = self._wait(self.zk.get_children_async(QUEUE), f"children {QUEUE}")
         except Exception as exc:
             if self._lost(exc):
                 return
@@ -267,6 +392,8 @@ class Verdicts:
     operations: int = 0
     open_ended: int = 0
     violations: list[str] = dataclasses.field(default_factory=list)
+    unknown: list[str] = dataclasses.field(default_factory=list)
+    """Models whose search ran out of its budget (each also has a violation text)."""
 
 
 def _split(ops: Sequence[Operation]) -> tuple[list[Operation], list[Operation]]:
@@ -281,8 +408,15 @@ def check_run(
     acked: Sequence[tuple[str, bytes, int, int]],
     final: Final,
     timeout_s: float = 60.0,
+    report: bool = True,
 ) -> Verdicts:
-    """Every check of the module docstring; ``violations`` holds one text per failure."""
+    """Every check of the module docstring; ``violations`` holds one text per failure.
+
+    Each model's search has ``timeout_s`` (an UNKNOWN verdict is a violation too).  With
+    ``report``, a non-linearizable partition is shrunk to a part a person can read (within
+    ``timeout_s`` more); without, only the verdict is given (for the corruption checks,
+    which need no report: shrinking one is a search per operation).
+    """
     out = Verdicts()
     history = [*ops, *final_ops(final)]
     out.operations = len(history)
@@ -292,11 +426,25 @@ def check_run(
     for model, part in models:
         out.histories += len(model.partition(part))
         result = check(model, part, timeout_s=timeout_s, clock=time.monotonic)
-        if result.verdict is not Verdict.LINEARIZABLE:
-            out.violations.append(
-                f"{type(model).__name__}: {result.verdict.value}\n"
-                + failure_report(model, part, timeout_s=timeout_s, clock=time.monotonic)
+        if result.verdict is Verdict.LINEARIZABLE:
+            continue
+        text = f"{type(model).__name__}: {result.verdict.value}"
+        if result.verdict is Verdict.UNKNOWN:
+            text += f" (the search ran out of its {timeout_s:g} s budget)"
+            out.unknown.append(type(model).__name__)
+        elif report:
+            failing = result.failing_partition
+            small = shrink_failure(model, failing, timeout_s=timeout_s, clock=time.monotonic)
+            what = (
+                "a minimal failing part"
+                if small.complete
+                else "a failing part (shrinking cut short)"
             )
+            text += (
+                f"\n{len(failing)} operations in the failing partition; {what} of "
+                f"{len(small.ops)}:\n" + describe_failure(model, small.ops)
+            )
+        out.violations.append(text)
     # No acknowledged write lost.
     newest: dict[str, tuple[int, bytes]] = {}
     for path, data, version, _mzxid in acked:
@@ -324,8 +472,14 @@ def check_sessions(
     writes: dict[str, list[tuple[int, int]]] = {}
     for path, _data, version, mzxid in acked:
         writes.setdefault(path, []).append((mzxid, version))
-    for w in writes.values():
+    # Per path: the writes' mzxids in order, and the newest version among those up to each
+    # (a read's floor is then one bisection, not a scan of every write).
+    zxids: dict[str, list[int]] = {}
+    newest: dict[str, list[int]] = {}
+    for path, w in writes.items():
         w.sort()
+        zxids[path] = [m for m, _v in w]
+        newest[path] = list(itertools.accumulate((v for _m, v in w), max))
     problems: list[str] = []
     last: dict[tuple[int, str], Read] = {}
     seen: dict[int, int] = {}
@@ -338,7 +492,8 @@ def check_sessions(
                 f"mzxid {r.mzxid:#x}"
             )
         z = seen.get(r.session, 0)
-        floor = max((v for m, v in writes.get(r.path, []) if m <= z), default=-1)
+        k = bisect.bisect_right(zxids.get(r.path, []), z)
+        floor = newest[r.path][k - 1] if k else -1
         if not r.own_write and r.version < floor:
             problems.append(
                 f"session {r.session:#x} (client {r.client}) had seen zxid {z:#x}, then read "
@@ -389,8 +544,10 @@ def corrupt(
         out.append(("session read went back", ops, [*reads, stale], final))
     creates = [o for o in ops if o.input == SeqOp("create", QUEUE) and isinstance(o.output, int)]
     if len(creates) >= 2:
-        # Two acknowledged sequential creates under one parent got the same number.
-        a, b = creates[0], creates[-1]
+        # Two acknowledged sequential creates under one parent got the same number.  The
+        # first two: near the end of a long history (with open-ended creates before it)
+        # the search needs many seconds to prove it impossible (12 s for a 60 s campaign).
+        a, b = sorted(creates, key=lambda o: o.call)[:2]
         dup = dataclasses.replace(b, output=a.output)
         out.append(
             ("duplicate sequence number", [*(o for o in ops if o is not b), dup], reads, final)

@@ -16,6 +16,12 @@ reads gone back; and the same checks must catch corruptions of that very history
 ``ZKQUORUM_LIN_SECONDS`` is the fault time per ensemble (default: short, for CI); without
 ``ZKQUORUM_LIN_SEED`` each run draws a seed.  A failure prints the seed and the command
 that replays it.
+
+Nothing waits without a deadline: every kazoo call has one (a worker's call without an
+answer is recorded open-ended; in the setup and the final read it fails the test, naming
+the call), kazoo clients are stopped in a helper thread with one, and a watchdog names
+the phase that outlasted its bound (setup, a fault round, stopping the workers, the
+final read, the checks), writes every thread's stack to ``stacks.txt`` and fails the test.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +48,12 @@ pytest.importorskip("kazoo.client")
 RECOVERY_BOUND_S = 30.0
 """After the last fault of a round heals, every client is answered within this bound."""
 KEYS = 3
+FINAL_BOUND_S = 90.0
+"""The final reads (fresh sessions, retried after a connection loss) end within this."""
+CHECK_BUDGET_S = 60.0
+"""The checker's budget per search (at least the fault time of the campaign)."""
+CORRUPTION_BUDGET_S = 30.0
+"""The budget per search when checking a corrupted copy of the history."""
 
 CASES = {
     "3p": ([1, 2, 3], 4, 6.0),
@@ -123,49 +136,86 @@ def _sleep_until(at: float) -> None:
         time.sleep(delay)
 
 
+def _client(c: ChaosCluster, what: str, timeout: float = 30.0) -> Any:
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=_hosts(c, 0), timeout=4.0)
+    try:
+        zk.start(timeout=timeout)
+    except Exception as exc:
+        raise lin.NoAnswer(
+            f"{what}: no session within {timeout:g} s ({type(exc).__name__})"
+        ) from exc
+    return zk
+
+
 def _setup(c: ChaosCluster) -> list[Operation]:
     """Create the registers and the queue parent; their creates open the history."""
-    from kazoo.client import KazooClient
-
-    zk = KazooClient(hosts=_hosts(c, 0), timeout=4.0)
-    zk.start(timeout=30)
+    zk = _client(c, "setup")
     try:
-        zk.ensure_path(lin.ROOT)
-        zk.create(lin.QUEUE, b"")
+        lin.answer(zk.create_async(lin.ROOT, b""), f"setup: create {lin.ROOT}")
+        lin.answer(zk.create_async(lin.QUEUE, b""), f"setup: create {lin.QUEUE}")
         ops = []
         for i in range(KEYS):
+            path = lin.key_path(i)
             call = time.monotonic_ns()
-            zk.create(lin.key_path(i), b"init")
-            ops.append(
-                Operation(
-                    -1, call, time.monotonic_ns(), ZnodeOp("create", lin.key_path(i), b"init"), OK
-                )
-            )
+            lin.answer(zk.create_async(path, b"init"), f"setup: create {path}")
+            ret = time.monotonic_ns()
+            ops.append(Operation(-1, call, ret, ZnodeOp("create", path, b"init"), OK))
         return ops
     finally:
-        zk.stop()
-        zk.close()
+        problem = lin.close_client(zk)
+        if problem:
+            raise lin.NoAnswer(f"setup: closing its client: {problem}")
 
 
-def _final(c: ChaosCluster) -> lin.Final:
-    from kazoo.client import KazooClient
+def _final(c: ChaosCluster, within_s: float = FINAL_BOUND_S) -> lin.Final:
+    """Sync, then read every register and the queue, from a fresh session.
 
-    zk = KazooClient(hosts=_hosts(c, 0), timeout=4.0)
-    zk.start(timeout=30)
-    try:
-        call = time.monotonic_ns()
-        regs = {}
-        for i in range(KEYS):
-            path = lin.key_path(i)
-            zk.sync(path)
-            data, stat = zk.get(path)
-            regs[path] = (data, stat.version)
-        zk.sync(lin.QUEUE)
-        children = frozenset(int(n[-10:]) for n in zk.get_children(lin.QUEUE))
-        return lin.Final(regs, children, call, time.monotonic_ns())
-    finally:
-        zk.stop()
-        zk.close()
+    The reads are idempotent: after a connection loss or a call without an answer they are
+    made again (the interval of the final reads just grows), until ``within_s``.
+    """
+    from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+
+    deadline = time.monotonic() + within_s
+
+    def left(most: float) -> float:
+        return max(0.5, min(most, deadline - time.monotonic()))
+
+    call = time.monotonic_ns()
+    errors: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            zk = _client(c, "final read", left(30))
+        except lin.NoAnswer as exc:
+            errors.append(str(exc))
+            continue
+        try:
+            regs = {}
+            for i in range(KEYS):
+                path = lin.key_path(i)
+                lin.answer(zk.sync_async(path), f"final read: sync {path}", left(lin.OP_TIMEOUT_S))
+                data, stat = lin.answer(
+                    zk.get_async(path), f"final read: get {path}", left(lin.OP_TIMEOUT_S)
+                )
+                regs[path] = (data, stat.version)
+            lin.answer(
+                zk.sync_async(lin.QUEUE), f"final read: sync {lin.QUEUE}", left(lin.OP_TIMEOUT_S)
+            )
+            names = lin.answer(
+                zk.get_children_async(lin.QUEUE),
+                f"final read: children {lin.QUEUE}",
+                left(lin.OP_TIMEOUT_S),
+            )
+            children = frozenset(int(n[-10:]) for n in names)
+            return lin.Final(regs, children, call, time.monotonic_ns())
+        except (ConnectionLoss, SessionExpiredError, lin.NoAnswer) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            problem = lin.close_client(zk, left(lin.CLOSE_TIMEOUT_S))
+            if problem:
+                errors.append(f"closing the client: {problem}")
+    raise lin.NoAnswer(f"final read: not done within {within_s:g} s; errors: {errors[-5:]}")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -182,6 +232,8 @@ def test_linearizable_under_faults(
     started = time.monotonic()
     c = cluster_factory(participants)
     faults = _Faults(c, seed)
+    watchdog = lin.Watchdog(tmp_path / "stacks.txt")
+    budget = max(CHECK_BUDGET_S, seconds)  # per search of the checker
 
     def fail(what: str) -> None:
         tail = "\n".join(faults.log[-30:])
@@ -191,19 +243,49 @@ def test_linearizable_under_faults(
             pytrace=False,
         )
 
-    c.start()
-    faults.leader, _ = c.wait_settled(60)
-    setup_ops = _setup(c)
+    try:
+        _campaign(case, c, faults, watchdog, seconds, budget, clients, fail, started, tmp_path)
+    except KeyboardInterrupt:
+        if watchdog.fired is None:
+            raise
+        fail(f"stuck: {watchdog.fired}; every thread's stack is in {watchdog.stacks}")
+    except lin.NoAnswer as exc:
+        fail(str(exc))
+    finally:
+        watchdog.close()
+
+
+def _campaign(
+    case: str,
+    c: ChaosCluster,
+    faults: _Faults,
+    watchdog: lin.Watchdog,
+    seconds: float,
+    budget: float,
+    clients: int,
+    fail: Callable[[str], None],
+    started: float,
+    tmp_path: Path,
+) -> None:
+    seed = faults.seed
+    setup_bound = 60 + 30 + 5 * lin.OP_TIMEOUT_S + lin.CLOSE_TIMEOUT_S  # their own deadlines
+    with watchdog.phase("start and setup", setup_bound + 30):
+        c.start()
+        faults.leader, _ = c.wait_settled(60)
+        setup_ops = _setup(c)
     book = lin.Book(ops=list(setup_ops))
     stop = threading.Event()
     workers = [lin.Worker(i, _hosts(c, i), KEYS, seed, book, stop) for i in range(clients)]
     recoveries: list[float] = []
     rounds = 0
+    # A round: faults for at most ~5.5 s, then the recovery and settle bounds.
+    round_bound = 10 + 2 * RECOVERY_BOUND_S
     try:
-        for w in workers:
-            w.zk.start(timeout=30)
-        for w in workers:
-            w.start()
+        with watchdog.phase("workload start", 60 + 30 * clients):
+            for w in workers:
+                w.zk.start(timeout=30)
+            for w in workers:
+                w.start()
 
         def all_served(since: int) -> bool:
             dead = [w.client for w in workers if not w.is_alive()]
@@ -213,71 +295,99 @@ def test_linearizable_under_faults(
                 return all(book.served.get(w.client, 0) > since for w in workers)
 
         begin = time.monotonic_ns()
-        wait_for(lambda: all_served(begin), timeout=30, what="every client answered once")
+        with watchdog.phase("every client answered once", 60):
+            wait_for(lambda: all_served(begin), timeout=30, what="every client answered once")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            faults.round(rounds)
-            rounds += 1
-            healed = time.monotonic_ns()
-            try:
-                wait_for(
-                    lambda h=healed: all_served(h),  # type: ignore[misc]
-                    timeout=RECOVERY_BOUND_S,
-                    what="every client answered after the heal",
-                    interval=0.01,
-                )
-            except (TimeoutError, AssertionError) as exc:
-                fail(f"round {rounds - 1}: {exc}")
-            recoveries.append((time.monotonic_ns() - healed) / 1e9)
-            try:
-                faults.leader, _ = c.wait_settled(RECOVERY_BOUND_S)
-            except (TimeoutError, AssertionError) as exc:
-                fail(f"round {rounds - 1}: not settled after the heal: {exc}")
+            with watchdog.phase(f"fault round {rounds}", round_bound + 30):
+                faults.round(rounds)
+                rounds += 1
+                healed = time.monotonic_ns()
+                try:
+                    wait_for(
+                        lambda h=healed: all_served(h),  # type: ignore[misc]
+                        timeout=RECOVERY_BOUND_S,
+                        what="every client answered after the heal",
+                        interval=0.01,
+                    )
+                except (TimeoutError, AssertionError) as exc:
+                    where = "; ".join(w.describe() for w in workers)
+                    fail(f"round {rounds - 1}: {exc}; workers: {where}")
+                recoveries.append((time.monotonic_ns() - healed) / 1e9)
+                try:
+                    faults.leader, _ = c.wait_settled(RECOVERY_BOUND_S)
+                except (TimeoutError, AssertionError) as exc:
+                    fail(f"round {rounds - 1}: not settled after the heal: {exc}")
             faults.log.append(f"round {rounds - 1}: clients served in {recoveries[-1]:.2f} s")
     finally:
         stop.set()
-        end = time.monotonic() + 2 * lin.OP_TIMEOUT_S + 5
-        for w in workers:
-            w.join(timeout=max(0.0, end - time.monotonic()))
-        for w in workers:
-            w.zk.stop()
-            w.zk.close()
-    stuck = [w.client for w in workers if w.is_alive()]
+        join_s = 2 * lin.OP_TIMEOUT_S + 5
+        with watchdog.phase("stopping the workers", join_s + clients * lin.CLOSE_TIMEOUT_S + 30):
+            end = time.monotonic() + join_s
+            for w in workers:
+                w.join(timeout=max(0.0, end - time.monotonic()))
+            stuck = [w.describe() for w in workers if w.is_alive()]
+            closing = {w.client: lin.close_client(w.zk) for w in workers}
     if stuck:
-        fail(f"worker(s) {stuck} did not stop")
+        fail(f"worker(s) did not stop within {join_s:g} s: {stuck}")
+    unclosed = {k: v for k, v in closing.items() if v}
+    if unclosed:
+        fail(f"client(s) did not close: {unclosed}")
     failures = [(w.client, w.failure) for w in workers if w.failure is not None]
     if failures:
         fail(f"worker(s) raised: {failures}")
 
-    final = _final(c)
+    with watchdog.phase("final read", FINAL_BOUND_S + 60):
+        final = _final(c)
     check_start = time.monotonic()
-    verdicts = lin.check_run(book.ops, book.reads, book.acked, final)
+    with watchdog.phase("checking the history", 4 * budget + 60):
+        verdicts = lin.check_run(book.ops, book.reads, book.acked, final, timeout_s=budget)
     check_s = time.monotonic() - check_start
     if verdicts.violations:
         report = tmp_path / "violations.txt"
         report.write_text("\n\n".join(verdicts.violations))
+        history = tmp_path / "history.txt"
+        every = [*book.ops, *lin.final_ops(final)]
+        history.write_text(lin.describe_ops(every, limit=len(every)) + "\n")
         fail(
-            f"{len(verdicts.violations)} violation(s), see {report}:\n"
-            + "\n".join(verdicts.violations)[:8000]
+            f"{len(verdicts.violations)} violation(s), see {report} (whole history: "
+            f"{history}):\n" + "\n".join(verdicts.violations)[:8000]
         )
 
-    # The same checks catch corruptions of this very history.
-    caught = 0
+    # The same checks catch corruptions of this very history (their verdicts only: no
+    # report, whose shrinking is a search per operation).
+    # A corruption is caught when some check says so for certain: a search that ran out of
+    # its budget does not count (it is noted).  Refuting a change near the end of a long
+    # history can take the search longer than any budget (the rolled-back final state of a
+    # 120 s campaign did), so the corruptions get a shorter one: the lost-write, session
+    # and early-conflict checks catch them at once.
+    caught, ran_out = 0, []
     corruptions = lin.corrupt(book.ops, book.reads, final)
-    for name, ops, reads, fin in corruptions:
-        bad = lin.check_run(ops, reads, book.acked, fin)
-        assert bad.violations, f"corruption {name!r} of the recorded history was not caught"
-        caught += 1
+    corrupt_budget = min(budget, CORRUPTION_BUDGET_S)
+    corrupt_start = time.monotonic()
+    with watchdog.phase("checking the corruptions", len(corruptions) * 2 * corrupt_budget + 60):
+        for name, ops, reads, fin in corruptions:
+            bad = lin.check_run(ops, reads, book.acked, fin, timeout_s=corrupt_budget, report=False)
+            assert len(bad.violations) > len(bad.unknown), (
+                f"corruption {name!r} of the recorded history was not caught"
+                + (f" (the search of {bad.unknown} ran out of its budget)" if bad.unknown else "")
+            )
+            caught += 1
+            ran_out += [f"{name}: {m}" for m in bad.unknown]
+    corrupt_s = time.monotonic() - corrupt_start
 
     kinds = collections.Counter(type(o.input).__name__ for o in book.ops)
     print(
-        f"linearizable {case}: seed {seed}: {rounds} rounds, faults {dict(faults.injected)} "
+        f"linearizable {case}: {len(c.sids)} peers, {seconds:g} s of faults, seed {seed}: "
+        f"{rounds} rounds, faults {dict(faults.injected)} "
         f"(total {sum(faults.injected.values())}), restarts "
         f"{sum(s.restarts for s in c.servers.values())}; {verdicts.operations} operations "
         f"({dict(kinds)}, {verdicts.open_ended} open-ended, {len(book.acked)} acknowledged "
         f"sets, {len(book.reads)} session reads), client errors {book.errors}; "
         f"{verdicts.histories} histories checked in {check_s:.2f} s, 0 violations; "
-        f"{caught}/{len(corruptions)} corruptions caught; clients served after a heal: "
+        f"{caught}/{len(corruptions)} corruptions caught in {corrupt_s:.2f} s "
+        f"(searches out of budget: {ran_out or 'none'}); "
+        f"clients served after a heal: "
         f"max {max(recoveries, default=0.0):.2f} s over {len(recoveries)} rounds; "
         f"wall {time.monotonic() - started:.1f} s"
     )

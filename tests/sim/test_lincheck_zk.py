@@ -37,6 +37,7 @@ from zkquorum.sim.lincheck import (
     describe_failure,
     failure_report,
     minimal_failure,
+    shrink_failure,
     znode_effect,
 )
 
@@ -500,3 +501,74 @@ def test_generated_lock_intruder_is_caught(
     history.append(Operation(99, start + 10, start + 20, acq(99, attempt=1), True))
     history.append(Operation(99, start + 30, start + 40, rel(99, attempt=1), True))
     assert_reported(LockModel(), history)
+
+
+def _rolled_back(n: int) -> list[Operation]:
+    """``n`` compare-and-sets one after another, then a read that lost the last one."""
+    history = [op(0, 0, 1, create("/r", b"0"), OK)]
+    for k in range(n):
+        history.append(
+            op(k % 4, 10 * k + 10, 10 * k + 15, ZnodeOp("set", "/r", b"%d" % k, k), k + 1)
+        )
+    last = 10 * n + 10
+    history.append(op(9, last, last + 5, ZnodeOp("get", "/r"), (b"%d" % (n - 2), n - 1)))
+    return history
+
+
+def test_failure_report_keeps_to_its_budget() -> None:
+    """Shrinking a failure searches what is left once per operation: on a long history
+    (a chaos campaign's: thousands of operations per register) that took many minutes
+    with no budget.  With a clock, the report stops at ``timeout_s`` and says so."""
+    history = _rolled_back(400)
+    reads = 0
+
+    def clock() -> float:  # one second per look: the budget is spent after 50 looks
+        nonlocal reads
+        reads += 1
+        return float(reads)
+
+    text = failure_report(ZnodeModel(), history, timeout_s=50, clock=clock)
+    assert text.startswith("402 operations in the failing partition; shrinking stopped at its 50 s")
+    assert reads < 120, reads
+    cut = shrink_failure(ZnodeModel(), history, timeout_s=5, clock=clock)
+    assert not cut.complete
+    assert check(ZnodeModel(), cut.ops).verdict is Verdict.NOT_LINEARIZABLE
+    # Without a clock there is no budget: a minimal failing part.
+    whole = shrink_failure(ZnodeModel(), _rolled_back(40))
+    assert whole.complete and len(whole.ops) < 42
+    assert check(ZnodeModel(), whole.ops).verdict is Verdict.NOT_LINEARIZABLE
+    assert whole.ops == minimal_failure(ZnodeModel(), _rolled_back(40))
+
+
+def _open_creates(k: int, taken: int) -> list[Operation]:
+    """``k`` sequential creates that never returned, then reads that saw ``taken`` of them."""
+    q = "/q"
+    history = [op(c, c, None, SeqOp("create", q), UNKNOWN) for c in range(k)]
+    history.append(op(100, 1000, 1001, SeqOp("children", q), frozenset(range(taken))))
+    history.append(op(101, 1002, 1003, SeqOp("create", q), taken))
+    history.append(op(100, 1004, 1005, SeqOp("children", q), frozenset(range(taken + 1))))
+    return history
+
+
+def test_interchangeable_open_ended_operations_are_not_tried_in_every_subset() -> None:
+    """A long chaos campaign leaves tens of sequential creates open-ended, all pending
+    together until the end: trying every subset of them that took effect (C(24, 12) here)
+    made the check run out of its budget; in call order it is immediate."""
+    import time
+
+    t0 = time.monotonic()
+    result = check(SeqModel(), _open_creates(24, 12), timeout_s=20, clock=time.monotonic)
+    assert result.verdict is Verdict.LINEARIZABLE
+    assert time.monotonic() - t0 < 5
+    # Still caught: a read that no number of them taking effect explains.
+    bad = _open_creates(24, 12)
+    bad[-1] = replace(bad[-1], output=frozenset({*range(12), 14}))
+    assert check(SeqModel(), bad, timeout_s=20, clock=time.monotonic).verdict is (
+        Verdict.NOT_LINEARIZABLE
+    )
+    # Open-ended twins of different outputs or inputs are not merged.
+    mixed = _open_creates(3, 2)
+    mixed[0] = replace(mixed[0], output=0)  # this one must be the first
+    assert check(SeqModel(), mixed).verdict is Verdict.LINEARIZABLE
+    mixed[1] = replace(mixed[1], output=0)  # two creates named 0
+    assert check(SeqModel(), mixed).verdict is Verdict.NOT_LINEARIZABLE

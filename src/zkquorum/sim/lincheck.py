@@ -6,7 +6,8 @@ iterative form Porcupine uses: calls and returns form a doubly linked list, line
 a call lifts it and its return out of the list, and reaching a return whose call is not
 yet linearized backtracks.  An operation whose outcome the client never learned is
 open-ended: its return is put after every other event, so it may take effect at any
-time after its call, or (equivalently for every observer) never.
+time after its call, or (equivalently for every observer) never.  Open-ended operations
+with the same input and output are interchangeable: they are linearized in call order.
 """
 
 from __future__ import annotations
@@ -415,6 +416,17 @@ def _check_partition(
             call_node[i] = node
         else:
             match[call_node[i]] = node
+    # Twins: open-ended operations with the same input and output.  Of two twins, the one
+    # called first can always take the other's place in a linearization (both may take
+    # effect any time after their calls), so a twin is linearized only after the twin
+    # called before it: otherwise the search would try every subset of them (2^k states
+    # for k open-ended sequential creates pending together).
+    twin_before = [-1] * n
+    last_twin: dict[tuple[Hashable, Hashable], int] = {}
+    for i in sorted((i for i, o in enumerate(ops) if o.ret is None), key=lambda i: ops[i].call):
+        key = (ops[i].input, ops[i].output)
+        twin_before[i] = last_twin.get(key, -1)
+        last_twin[key] = i
     state = model.init()
     linearized = 0
     cache: set[tuple[int, S]] = set()
@@ -426,6 +438,10 @@ def _check_partition(
         if steps & 0x3FF == 0 and clock() > deadline:
             return Verdict.UNKNOWN
         if is_call[entry]:
+            twin = twin_before[op_of[entry]]
+            if twin >= 0 and not (linearized >> twin) & 1:
+                entry = nxt[entry]
+                continue
             op = ops[op_of[entry]]
             ok, new_state = model.step(state, op.input, op.output)
             if ok:
@@ -486,34 +502,76 @@ def check(
     return CheckResult(Verdict.UNKNOWN if unknown else Verdict.LINEARIZABLE)
 
 
-def _fails(model: Model[S], ops: Sequence[Operation]) -> bool:
-    return _check_partition(model, ops, 0.0, _never) is Verdict.NOT_LINEARIZABLE
+def _fails(
+    model: Model[S],
+    ops: Sequence[Operation],
+    deadline: float = 0.0,
+    clock: Callable[[], float] = _never,
+) -> bool | None:
+    """True if ``ops`` is not linearizable; None if the budget ran out first."""
+    if clock() > deadline:
+        return None
+    verdict = _check_partition(model, ops, deadline, clock)
+    return None if verdict is Verdict.UNKNOWN else verdict is Verdict.NOT_LINEARIZABLE
 
 
-def minimal_failure(model: Model[S], part: Sequence[Operation]) -> tuple[Operation, ...]:
+@dataclass(frozen=True, slots=True)
+class Shrunk:
+    """What :func:`shrink_failure` found: a failing part, and whether it is minimal."""
+
+    ops: tuple[Operation, ...]
+    complete: bool
+
+
+def shrink_failure(
+    model: Model[S],
+    part: Sequence[Operation],
+    timeout_s: float = 60.0,
+    clock: Callable[[], float] | None = None,
+) -> Shrunk:
     """A small non-linearizable part of a failing partition, for a person to read.
 
     First the shortest prefix (operations ordered by call) that already fails, found by
     bisection and kept only if it truly fails, then greedily drop every operation whose
-    removal keeps the rest non-linearizable.
+    removal keeps the rest non-linearizable.  Each step is a full search of what is left,
+    so on a long history this takes long (thousands of searches): past ``timeout_s`` (by
+    ``clock``; without one there is no budget) it stops and returns the smallest failing
+    part found so far, with ``complete`` False.
     """
+    if clock is None:
+        clock = _never
+    deadline = clock() + timeout_s
     ops = sorted(part, key=lambda o: o.call)
     lo, hi = 1, len(ops)
     while lo < hi:
         mid = (lo + hi) // 2
-        if _fails(model, ops[:mid]):
+        fails = _fails(model, ops[:mid], deadline, clock)
+        if fails is None:
+            return Shrunk(tuple(ops), False)
+        if fails:
             hi = mid
         else:
             lo = mid + 1
-    if _fails(model, ops[:lo]):
+    fails = _fails(model, ops[:lo], deadline, clock)
+    if fails is None:
+        return Shrunk(tuple(ops), False)
+    if fails:
         ops = ops[:lo]
     i = len(ops) - 1
     while i >= 0:
         rest = ops[:i] + ops[i + 1 :]
-        if _fails(model, rest):
+        fails = _fails(model, rest, deadline, clock)
+        if fails is None:
+            return Shrunk(tuple(ops), False)
+        if fails:
             ops = rest
         i -= 1
-    return tuple(ops)
+    return Shrunk(tuple(ops), True)
+
+
+def minimal_failure(model: Model[S], part: Sequence[Operation]) -> tuple[Operation, ...]:
+    """:func:`shrink_failure` without a budget: a minimal failing part."""
+    return shrink_failure(model, part, clock=None).ops
 
 
 def describe_failure(model: Model[S], ops: Sequence[Operation]) -> str:
@@ -534,7 +592,8 @@ def failure_report(
     """Empty when the history is linearizable; else the verdict and a minimal failing part.
 
     Written to a file by the tests (and named in their assertion message); the text is
-    also what an UNKNOWN verdict (budget exhausted) reports.
+    also what an UNKNOWN verdict (budget exhausted) reports.  The check and the shrinking
+    each have ``timeout_s`` (by ``clock``; without one, no budget).
     """
     result = check(model, history, timeout_s, clock)
     if result.verdict is Verdict.LINEARIZABLE:
@@ -542,8 +601,13 @@ def failure_report(
     if result.verdict is Verdict.UNKNOWN:
         return f"unknown: the check ran out of its {timeout_s:g} s budget\n"
     part = result.failing_partition
-    small = minimal_failure(model, part)
+    small = shrink_failure(model, part, timeout_s, clock)
+    what = (
+        "a minimal failing part"
+        if small.complete
+        else f"shrinking stopped at its {timeout_s:g} s budget; a failing part"
+    )
     return (
-        f"{len(part)} operations in the failing partition; a minimal failing part of "
-        f"{len(small)}:\n" + describe_failure(model, small)
+        f"{len(part)} operations in the failing partition; {what} of {len(small.ops)}:\n"
+        + describe_failure(model, small.ops)
     )
