@@ -8,6 +8,11 @@ A malformed frame closes that connection only, and so does silence: a connection
 has not sent its ConnectRequest (or a four-letter word) within ``sessionless_timeout_s``
 is closed, as 3.8 expires sessionless connections (``zookeeper.nio.sessionlessCnxnTimeout``,
 10 s).
+
+``secureClientPort`` is a second listener of the same :class:`ClientPort`
+(:class:`SecureListener`): asyncio does the TLS handshake (``ssl.*`` keys, read by
+:func:`zkquorum.runtime.tls.client_settings`), then the connection is numbered and served
+exactly as a plain one; only this module knows which listener a connection came through.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.wire.client import (
@@ -30,6 +36,11 @@ from zkquorum.wire.client import (
 )
 from zkquorum.wire.client_records import ClientProtocolError, ConnectRequest
 from zkquorum.wire.reader import Sentinel
+
+if TYPE_CHECKING:
+    import ssl
+
+    from zkquorum.config.zoocfg import QuorumConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +56,33 @@ def max_client_cnxns(props: Mapping[str, str]) -> int:
         return int(props.get("maxClientCnxns", MAX_CLIENT_CNXNS))
     except ValueError:
         return MAX_CLIENT_CNXNS
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecureListener:
+    """``secureClientPortAddress:secureClientPort`` and the server context to accept with."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext
+    handshake_timeout_s: float = 5.0
+    """``ssl.handshakeDetectionTimeoutMillis``: a client that has not finished its
+    handshake by then is closed."""
+
+
+SSL_SHUTDOWN_TIMEOUT_S = 2.0
+"""A TLS close waits this long for the client's close_notify (asyncio's default: 30 s)."""
+
+
+def secure_client_listener(config: QuorumConfig, props: Mapping[str, str]) -> SecureListener | None:
+    """The ``secureClientPort`` listener of ``config`` (``None`` without one).  The TLS
+    module (and OpenSSL) is imported only when there is one.  Raises
+    :class:`~zkquorum.runtime.tls.TlsConfigError`."""
+    if not config.secure_client_port:
+        return None
+    from zkquorum.runtime.tls import secure_listener
+
+    return secure_listener(config, props)
 
 
 class ClientSink(Protocol):
@@ -67,8 +105,14 @@ class ClientPort:
         max_buffer: int = DEFAULT_MAX_BUFFER,
         sessionless_timeout_s: float = SESSIONLESS_TIMEOUT_S,
         max_per_ip: int = MAX_CLIENT_CNXNS,
+        secure: SecureListener | None = None,
     ) -> None:
         self.host = host
+        self.secure = secure
+        self.secure_bound: tuple[str, int] | None = None
+        self._secure_server: asyncio.AbstractServer | None = None
+        self.secure_conns: set[int] = set()
+        """Connections that came through the secure listener."""
         self.max_per_ip = max_per_ip
         self.rejected = 0
         """Connections refused for ``max_per_ip`` (3.8's ``connection_rejected``)."""
@@ -94,6 +138,25 @@ class ClientPort:
             self._accept, self.host, self.port, reuse_address=True, limit=READ_SIZE
         )
         self.bound = self._server.sockets[0].getsockname()[:2]
+        if self.secure is not None:
+            sec = self.secure
+
+            async def accept_secure(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> None:
+                await self._accept(reader, writer, secure=True)
+
+            self._secure_server = await asyncio.start_server(
+                accept_secure,
+                sec.host,
+                sec.port,
+                reuse_address=True,
+                limit=READ_SIZE,
+                ssl=sec.context,
+                ssl_handshake_timeout=sec.handshake_timeout_s,
+                ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT_S,
+            )
+            self.secure_bound = self._secure_server.sockets[0].getsockname()[:2]
 
     @property
     def connections(self) -> int:
@@ -131,16 +194,19 @@ class ClientPort:
 
     async def close(self) -> None:
         self._closed = True
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._secure_server) if s is not None]
+        for server in servers:
+            server.close()
         for w in list(self._writers.values()):
             w.close()
         self._writers.clear()
-        if self._server is not None:
+        for server in servers:
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, secure: bool = False
+    ) -> None:
         if self._closed or self._tasks.closed:
             writer.close()
             return
@@ -159,6 +225,8 @@ class ClientPort:
         self._per_ip[ip] += 1
         conn = next(self._ids)
         self._writers[conn] = writer
+        if secure:
+            self.secure_conns.add(conn)
         self.addresses[conn] = f"{ip}:{peer[1]}" if peer else ip
         decoder = RequestStreamDecoder(max_buffer=self._max_buffer)
         told = False
@@ -207,6 +275,7 @@ class ClientPort:
             pass
         finally:
             self._writers.pop(conn, None)
+            self.secure_conns.discard(conn)
             self.addresses.pop(conn, None)
             self._per_ip[ip] -= 1
             if not self._per_ip[ip]:

@@ -118,7 +118,7 @@ from zkquorum.core.server import (
 from zkquorum.runtime import admin
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
-from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
+from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_client_listener
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
@@ -289,15 +289,19 @@ class PeerRuntime:
             self._tasks.spawn(self._receive_loop(), "election-receive")
         address = self._client_address
         if address is not None:
+            props = zoo_cfg_properties(self.config)
             self.client_port = ClientPort(
                 address.host,
                 address.port,
                 self,
                 self._tasks,
                 answer_word=self._word,
-                max_per_ip=max_client_cnxns(zoo_cfg_properties(self.config)),
+                max_per_ip=max_client_cnxns(props),
+                secure=secure_client_listener(self.config, props),
             )
             await self.client_port.open()
+            if self.client_port.secure_bound is not None:
+                log.info("serving TLS clients on %s:%s", *self.client_port.secure_bound)
         self._step(Start(self.now()))
 
     def start_fixed(self) -> None:

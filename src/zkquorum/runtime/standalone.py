@@ -27,7 +27,7 @@ from zkquorum.core.server import (
     ServerTick,
     TxnsDurable,
 )
-from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
+from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_client_listener
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
@@ -97,13 +97,15 @@ class StandaloneServer:
         self._log.start()
         host = self.config.client_port_address or "0.0.0.0"
         port = self.config.client_port if self.config.client_port is not None else 2181
+        props = zoo_cfg_properties(self.config)
         self.port = ClientPort(
             host,
             port,
             self,
             self._tasks,
             answer_word=self._word,
-            max_per_ip=max_client_cnxns(zoo_cfg_properties(self.config)),
+            max_per_ip=max_client_cnxns(props),
+            secure=secure_client_listener(self.config, props),
         )
         await self.port.open()
         log.info(
@@ -111,6 +113,8 @@ class StandaloneServer:
             *self.port.bound or (host, port),
             zxid_hex(db.last_processed_zxid),
         )
+        if self.port.secure_bound is not None:
+            log.info("serving TLS clients on %s:%s", *self.port.secure_bound)
         self._arm(self.core.next_deadline())
 
     async def close(self) -> None:
