@@ -47,6 +47,7 @@ def _standalone(tmp_path: Path, keys: dict[str, str]) -> tuple[StandaloneServer,
         "clientPortAddress": "127.0.0.1",
         "secureClientPort": str(secure),
         "secureClientPortAddress": "127.0.0.1",
+        "4lw.commands.whitelist": "*",
         **keys,
     }
     text = "".join(f"{k}={v}\n" for k, v in lines.items())
@@ -106,10 +107,12 @@ def test_session_over_tls_and_refusal_without_a_client_certificate(
             assert await _refused(secure, _client_context(pki, None))
             # a certificate from another CA: refused too
             assert await _refused(secure, _client_context(pki, "wrong-ca"))
-            # the plain port still serves, without TLS
-            _, w = await asyncio.open_connection("127.0.0.1", plain)
-            w.write(b"ruok")
+            # the plain port still serves, without TLS; conf names the secure port
+            r, w = await asyncio.open_connection("127.0.0.1", plain)
+            w.write(b"conf")
+            conf = (await asyncio.wait_for(r.read(), 10)).decode()
             w.close()
+            assert f"secureClientPort={secure}\n" in conf
 
     asyncio.run(scenario())
 

@@ -260,7 +260,7 @@ def _conf(status: PeerStatus) -> str:
     log_dir = Path(cfg.data_log_dir or cfg.data_dir) / "version-2"
     lines = [
         f"clientPort={cfg.client_port if cfg.client_port is not None else 0}",
-        "secureClientPort=-1",
+        f"secureClientPort={cfg.secure_client_port or -1}",
         f"dataDir={data_dir}",
         f"dataDirSize={_dir_size(data_dir)}",
         f"dataLogDir={log_dir}",
