@@ -371,6 +371,10 @@ class Connection:
     auth_ordered: tuple[Id, ...] = ()
     """``auth`` in Java's iteration order (kept up to date with it)."""
     queue: collections.deque[_Pending] = field(default_factory=collections.deque)
+    held: list[ClientRequest] = field(default_factory=list)
+    """Requests that came behind the ConnectRequest before the session was established
+    (the Netty client pipelines them); handled once it is, as 3.8's ``disableRecv`` until
+    ``finishSessionInit``."""
     received: int = 0
     sent: int = 0
     connected_at: float = 0.0
@@ -670,6 +674,14 @@ class ServerCore:
         c.state = ConnState.OPEN
         self._send(out, c, self._connect_response(c))
 
+    def _release(self, out: ServerOut, c: Connection, now: float) -> None:
+        """The session is established: handle what came behind its ConnectRequest."""
+        held, c.held = c.held, []
+        for req in held:
+            if c.state is not ConnState.OPEN:
+                break
+            self._request(out, c, req, now)
+
     def _refuse(self, out: ServerOut, c: Connection) -> None:
         """An expired or unknown session: timeout 0, session 0, no password; close."""
         response = ConnectResponse(0, 0, 0, _NO_PASSWORD, None if c.old_client else False)
@@ -690,6 +702,7 @@ class ServerCore:
         c.state = ConnState.OPEN
         self._touched[session_id] = c.timeout
         self._send(out, c, self._connect_response(c))
+        self._release(out, c, self._now)
 
     def _sync_done(self, out: ServerOut) -> None:
         if not self._syncs:
@@ -720,6 +733,7 @@ class ServerCore:
                 self._touched[h.client_id] = holder.timeout
                 self._send(out, holder, self._connect_response(holder))
                 self._answered(out, holder, OpCode.CREATE_SESSION, 0, holder.connected_at)
+                self._release(out, holder, now)
             return
         for p in holder.queue:
             if p.zxid == _AWAITING and p.reply is None and p.xid == h.cxid:
@@ -791,6 +805,9 @@ class ServerCore:
     def _request(self, out: ServerOut, c: Connection, req: ClientRequest, now: float) -> None:
         if c.state is ConnState.HANDSHAKE:
             self._close(out, c)  # a request before the ConnectRequest
+            return
+        if c.state in (ConnState.CONNECTING, ConnState.REVALIDATING):
+            c.held.append(req)
             return
         self._touch(c, now)
         self.requests += 1
@@ -885,6 +902,7 @@ class ServerCore:
                 self._touch(c, now)
                 self._send(out, c, self._connect_response(c))
                 self._answered(out, c, OpCode.CREATE_SESSION, 0, c.connected_at)
+                self._release(out, c, now)
             return
         pending.reply = self._write_reply(pending, result, h.zxid)
         if pending.op == OpCode.CLOSE_SESSION:
