@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from zkquorum.runtime.connections import BindError
+    from zkquorum.runtime.sasl_login import SaslConfigError
     from zkquorum.runtime.storage import StorageError
     from zkquorum.runtime.tls import TlsConfigError
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if standalone:
             return asyncio.run(_serve_standalone(config, ops))
         return asyncio.run(_serve(config, ops, shortcuts=not args.no_shortcut, events=args.events))
-    except (BindError, TlsConfigError) as exc:
+    except (BindError, TlsConfigError, SaslConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
     except OSError as exc:
         # e.g. the client port is taken: one line, as every other start-up failure
@@ -134,8 +135,8 @@ async def _serve_standalone(config: QuorumConfig, ops: OpsSettings) -> int:
 _WHY_IGNORED = (
     ("ssl.", "the TLS client port's keys, and secureClientPort is not set"),
     ("serverCnxnFactory", "zkquorum has one client connection factory, on asyncio"),
-    ("authProvider.", "zkquorum authenticates digest, ip, world and super, not SASL"),
-    ("zookeeper.authProvider.", "zkquorum authenticates digest, ip, world and super"),
+    ("authProvider.", "zkquorum's providers are digest, ip, world, super and SASL's"),
+    ("zookeeper.authProvider.", "zkquorum's providers are digest, ip, world, super and SASL's"),
 )
 
 

@@ -488,6 +488,7 @@ _SYSPROP_INTS = {
     "fastleader.maxNotificationInterval",
 }
 
+_SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
 _USED = {
     "tickTime",
     "initLimit",
@@ -525,6 +526,16 @@ _USED = {
     "zookeeper.extendedTypesEnabled",
     "DigestAuthenticationProvider.superDigest",
     "zookeeper.DigestAuthenticationProvider.superDigest",
+    # SASL on the client port (core/sasl.py, runtime/sasl_login.py)
+    "java.security.auth.login.config",
+    "sasl.serverconfig",
+    "zookeeper.sasl.serverconfig",
+    "allowSaslFailedClients",
+    "zookeeper.allowSaslFailedClients",
+    "SASLAuthenticationProvider.superPassword",
+    "zookeeper.SASLAuthenticationProvider.superPassword",
+    "superUser",
+    "zookeeper.superUser",
     # storage (runtime/storage.py StorageSettings)
     "commitLogCount",
     "snapshotSizeFactor",
@@ -643,6 +654,10 @@ def parse_zoo_cfg(
             continue
         if key.startswith(("ssl.", "zookeeper.ssl.")) and r.int("secureClientPort", 0):
             continue  # the secure client port's (runtime/tls.py client_settings)
+        if key.startswith(("authProvider.", "zookeeper.authProvider.")) and (
+            entry.value.strip() == _SASL_PROVIDER
+        ):
+            continue  # the sasl ACL scheme (core/sasl.py)
         unused.append((key, entry.line))
 
     # SASL rules (ZooKeeper checks them before anything else after the loop).

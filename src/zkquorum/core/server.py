@@ -57,6 +57,13 @@ from zkquorum.core.prep import (
     PrepSettings,
     java_hash_set_order,
 )
+from zkquorum.core.sasl import (
+    DigestMD5Server,
+    SaslFailed,
+    SaslSettings,
+    nonce,
+    sasl_provider_configured,
+)
 from zkquorum.core.sessions import SessionIdGenerator, SessionTracker, generate_password
 from zkquorum.core.watch_manager import WatchManager
 from zkquorum.wire.client import (
@@ -101,6 +108,7 @@ from zkquorum.wire.client_records import (
     GetDataResult,
     GetEphemeralsRequest,
     GetEphemeralsResponse,
+    GetSASLRequest,
     KeeperState,
     MultiOperationRecord,
     MultiResponse,
@@ -112,6 +120,7 @@ from zkquorum.wire.client_records import (
     SetACLResponse,
     SetDataResponse,
     SetDataResult,
+    SetSASLResponse,
     SetWatches,
     SetWatches2,
     Stat,
@@ -157,6 +166,10 @@ class ServerSettings:
     """A seat of a quorum: writes, session changes and syncs go to the peer core (which
     prepares them if it leads, or forwards them to the leader), and come back applied
     (``TxnApplied``); the leader, not this server, expires sessions and containers."""
+    sasl: SaslSettings | None = None
+    """SASL logins (the JAAS ``Server`` section, which the runtime reads); ``None``: off."""
+    sasl_acl: bool = False
+    """``zookeeper.authProvider.N`` registers SASLAuthenticationProvider: ``sasl`` ACLs."""
 
     @classmethod
     def from_properties(
@@ -190,6 +203,7 @@ class ServerSettings:
             super_digest=get("DigestAuthenticationProvider.superDigest"),
             container_check_interval_ms=num("znode.container.checkIntervalMs", 60_000),
             container_max_never_used_ms=num("znode.container.maxNeverUsedIntervalMs", 0),
+            sasl_acl=sasl_provider_configured(props),
         )
 
     @property
@@ -375,6 +389,8 @@ class Connection:
     """Requests that came behind the ConnectRequest before the session was established
     (the Netty client pipelines them); handled once it is, as 3.8's ``disableRecv`` until
     ``finishSessionInit``."""
+    sasl: DigestMD5Server | None = None
+    """The connection's SASL exchange, made at its first sasl request."""
     received: int = 0
     sent: int = 0
     connected_at: float = 0.0
@@ -465,7 +481,9 @@ class ServerCore:
         self.db = db
         self._wall_offset = wall_ms - now
         self.conns: dict[int, Connection] = {}
-        self.auth = AuthSettings(super_digest=settings.super_digest)
+        self.auth = AuthSettings(super_digest=settings.super_digest, sasl=settings.sasl_acl)
+        self._sasl_exchanges = 0
+        self._started_wall_ms = wall_ms
         self.prep = Prep(
             PrepSettings(extended_types_enabled=settings.extended_types, auth=self.auth)
         )
@@ -815,6 +833,9 @@ class ServerCore:
         if req.xid == AUTHPACKET_XID or op == OpCode.AUTH:
             self._auth(out, c, req)
             return
+        if op == OpCode.SASL:
+            self._sasl(out, c, req)
+            return
         if isinstance(rec, MalformedRequest):
             c.queue.append(
                 _Pending(
@@ -869,6 +890,46 @@ class ServerCore:
         c.auth = list(add_auth_info(c.auth, ids))
         c.auth_ordered = tuple(auth_order(c.auth))
         self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, 0)))
+
+    def _sasl(self, out: ServerOut, c: Connection, req: ClientRequest) -> None:
+        """``ZooKeeperServer#processSasl``: answered at once, zxid 0 (core/sasl.py)."""
+        settings = self.settings.sasl
+        rec = req.record
+        token = rec.token if isinstance(rec, GetSASLRequest) else None
+        response: bytes | None = None
+        if settings is None:
+            # 3.8 without a JAAS Server section: no SASL server, answered OK with no token
+            log.error("SASL request, but SASL is not configured (no JAAS Server section)")
+        else:
+            if c.sasl is None:
+                self._sasl_exchanges += 1
+                c.sasl = DigestMD5Server(
+                    settings, nonce(settings.seed, self._started_wall_ms, self._sasl_exchanges)
+                )
+            try:
+                response = c.sasl.evaluate(token or b"")
+            except SaslFailed as exc:
+                log.warning("Client %s failed to SASL authenticate: %s", c.remote_ip, exc)
+                if not settings.allow_failed_clients:
+                    log.warning("Closing client connection due to SASL authentication failure.")
+                    reply = ReplyHeader(req.xid, 0, ErrorCode.AUTHFAILED)
+                    self._send(out, c, encode_reply(reply, SetSASLResponse(None)))
+                    self._close(out, c)
+                    return
+                log.warning("Maintaining client connection despite SASL authentication failure.")
+            if c.sasl.complete and c.sasl.authorization_id is not None:
+                user = c.sasl.authorization_id
+                ids = [Id("sasl", user)]
+                if user in settings.super_users:
+                    ids.append(Id("super", ""))
+                log.info(
+                    "Session 0x%x: adding SASL authorization for authorizationID: %s",
+                    c.session_id,
+                    user,
+                )
+                c.auth = list(add_auth_info(c.auth, ids))
+                c.auth_ordered = tuple(auth_order(c.auth))
+        self._send(out, c, encode_reply(ReplyHeader(req.xid, 0, 0), SetSASLResponse(response)))
 
     # -- final: apply, watches, replies ------------------------------------------------------
 

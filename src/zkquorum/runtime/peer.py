@@ -122,6 +122,7 @@ from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_cl
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
+from zkquorum.runtime.sasl_login import load_sasl
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.tls import QuorumTls
@@ -222,7 +223,7 @@ class PeerRuntime:
         )
         prep = PrepSettings(
             extended_types_enabled=server.extended_types,
-            auth=AuthSettings(super_digest=server.super_digest),
+            auth=AuthSettings(super_digest=server.super_digest, sasl=server.sasl_acl),
         )
         self.settings = replace(
             self.settings,
@@ -240,7 +241,9 @@ class PeerRuntime:
         self.metrics: MetricsRegistry | None = None
         """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
         self._ops: CommandContext | None = None
-        self.server_settings = replace(server, quorum=True)
+        self.server_settings = replace(
+            server, quorum=True, sasl=load_sasl(zoo_cfg_properties(config))
+        )
         if fixed is None:
             self.cm = cnx.ConnectionManager.from_config(
                 config, on_event=self._on_cnx_event, tls=self.tls

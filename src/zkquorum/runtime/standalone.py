@@ -10,6 +10,7 @@ the core applies them and replies.  A snapshot is written every ``snapCount`` tx
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from zkquorum.core.server import (
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_client_listener
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import MetricsRegistry, observe_latencies
+from zkquorum.runtime.sasl_login import load_sasl
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
@@ -53,12 +55,16 @@ class StandaloneServer:
             Path(config.data_log_dir or config.data_dir),
             settings=StorageSettings.from_config(config),
         )
-        self.settings = ServerSettings.from_properties(
-            zoo_cfg_properties(config),
-            server_id=0,
-            tick_time_ms=config.tick_time,
-            min_session_timeout_ms=config.min_session_timeout,
-            max_session_timeout_ms=config.max_session_timeout,
+        props = zoo_cfg_properties(config)
+        self.settings = dataclasses.replace(
+            ServerSettings.from_properties(
+                props,
+                server_id=0,
+                tick_time_ms=config.tick_time,
+                min_session_timeout_ms=config.min_session_timeout,
+                max_session_timeout_ms=config.max_session_timeout,
+            ),
+            sasl=load_sasl(props),
         )
         self.core: ServerCore | None = None
         self.port: ClientPort | None = None
