@@ -6,9 +6,14 @@ ZooKeeper's (``X509Util``/``QuorumX509Util`` of 3.8, zoo.cfg prefix ``ssl.quorum
 ``protocol`` (default ``TLSv1.2``), ``enabledProtocols`` (default: ``protocol``),
 ``ciphersuites`` (Java/IANA names, default ZooKeeper's ECDHE AES-GCM/CBC list),
 ``clientAuth`` (``NEED`` by default), ``hostnameVerification`` (default true) and
-``handshakeDetectionTimeoutMillis`` (default 5000).  Only PEM stores are supported (the
-``ssl`` module reads no JKS or PKCS#12); the key may be encrypted (then
-``keyStore.password``).
+``handshakeDetectionTimeoutMillis`` (default 5000).  PEM and JKS stores are supported
+(JKS decoded by :mod:`zkquorum.runtime.keystore`; PKCS#12 needs ciphers the standard
+library lacks); a PEM key may be encrypted (then ``keyStore.password``).
+
+The secure client port (``secureClientPort``) reads the same keys under ``ssl.``
+(``ClientX509Util``): :func:`client_settings`, :func:`secure_listener`; it accepts only
+(no dialling, no identity check beyond the chain: 3.8 does no hostname verification of
+client certificates on the client port).
 
 Design:
 
