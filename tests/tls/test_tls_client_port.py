@@ -94,7 +94,7 @@ async def _refused(port: int, ctx: ssl.SSLContext) -> bool:
 
 
 def test_session_over_tls_and_refusal_without_a_client_certificate(
-    tmp_path: Path, pki: Pki
+    tmp_path: Path, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
     server, plain, secure = _standalone(tmp_path, _pem_keys(pki))
 
@@ -107,6 +107,8 @@ def test_session_over_tls_and_refusal_without_a_client_certificate(
             assert await _refused(secure, _client_context(pki, None))
             # a certificate from another CA: refused too
             assert await _refused(secure, _client_context(pki, "wrong-ca"))
+            port = server.port
+            await wait_until(lambda: port.tls_refused == 2, timeout=10, what="two refusals")
             # the plain port still serves, without TLS; conf names the secure port
             r, w = await asyncio.open_connection("127.0.0.1", plain)
             w.write(b"conf")
@@ -115,6 +117,8 @@ def test_session_over_tls_and_refusal_without_a_client_certificate(
             assert f"secureClientPort={secure}\n" in conf
 
     asyncio.run(scenario())
+    assert "TLS handshake failed: PEER_DID_NOT_RETURN_A_CERTIFICATE" in caplog.text
+    assert "TLS handshake failed: CERTIFICATE_VERIFY_FAILED" in caplog.text
 
 
 @pytest.mark.parametrize("auth", ["want", "none"])

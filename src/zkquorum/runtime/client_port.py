@@ -70,10 +70,6 @@ class SecureListener:
     handshake by then is closed."""
 
 
-SSL_SHUTDOWN_TIMEOUT_S = 2.0
-"""A TLS close waits this long for the client's close_notify (asyncio's default: 30 s)."""
-
-
 def secure_client_listener(config: QuorumConfig, props: Mapping[str, str]) -> SecureListener | None:
     """The ``secureClientPort`` listener of ``config`` (``None`` without one).  The TLS
     module (and OpenSSL) is imported only when there is one.  Raises
@@ -113,6 +109,9 @@ class ClientPort:
         self._secure_server: asyncio.AbstractServer | None = None
         self.secure_conns: set[int] = set()
         """Connections that came through the secure listener."""
+        self.tls_refused = 0
+        """Secure-port connections whose TLS handshake failed (no or a bad certificate,
+        not TLS, too slow)."""
         self.max_per_ip = max_per_ip
         self.rejected = 0
         """Connections refused for ``max_per_ip`` (3.8's ``connection_rejected``)."""
@@ -152,9 +151,6 @@ class ClientPort:
                 sec.port,
                 reuse_address=True,
                 limit=READ_SIZE,
-                ssl=sec.context,
-                ssl_handshake_timeout=sec.handshake_timeout_s,
-                ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT_S,
             )
             self.secure_bound = self._secure_server.sockets[0].getsockname()[:2]
 
@@ -204,6 +200,22 @@ class ClientPort:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
 
+    async def _handshake(self, writer: asyncio.StreamWriter, ip: str) -> bool:
+        """TLS on an accepted connection (here rather than in ``start_server``, so that a
+        refused client is counted and logged, as 3.8 logs an unsuccessful handshake)."""
+        assert self.secure is not None
+        try:
+            await writer.start_tls(
+                self.secure.context, ssl_handshake_timeout=self.secure.handshake_timeout_s
+            )
+        except (OSError, EOFError, TimeoutError) as exc:
+            self.tls_refused += 1
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            log.warning("client %s: TLS handshake failed: %s", ip, reason)
+            writer.close()
+            return False
+        return True
+
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, secure: bool = False
     ) -> None:
@@ -217,6 +229,8 @@ class ClientPort:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
+        if secure and not await self._handshake(writer, ip):
+            return
         if 0 < self.max_per_ip <= self._per_ip[ip]:
             self.rejected += 1
             log.warning("Too many connections from /%s - max is %d", ip, self.max_per_ip)
