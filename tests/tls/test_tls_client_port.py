@@ -22,6 +22,7 @@ from tests.tls.certs import Pki
 from tests.tls.helpers import configs
 from zkquorum.config.zoocfg import parse_zoo_cfg
 from zkquorum.runtime import keystore
+from zkquorum.runtime.files import load_config
 from zkquorum.runtime.peer import PeerRuntime
 from zkquorum.runtime.standalone import StandaloneServer
 from zkquorum.runtime.tls import TlsConfigError, client_settings
@@ -38,13 +39,14 @@ def _pem_keys(pki: Pki, **extra: str) -> dict[str, str]:
     }
 
 
-def _standalone(tmp_path: Path, keys: dict[str, str]) -> tuple[StandaloneServer, int, int]:
+def _standalone(
+    tmp_path: Path, keys: dict[str, str], *, plain_port: bool = True
+) -> tuple[StandaloneServer, int, int]:
     plain, secure = free_ports(2)
     lines = {
         "tickTime": "200",
         "dataDir": str(tmp_path / "data"),
-        "clientPort": str(plain),
-        "clientPortAddress": "127.0.0.1",
+        **({"clientPort": str(plain), "clientPortAddress": "127.0.0.1"} if plain_port else {}),
         "secureClientPort": str(secure),
         "secureClientPortAddress": "127.0.0.1",
         "4lw.commands.whitelist": "*",
@@ -119,6 +121,18 @@ def test_session_over_tls_and_refusal_without_a_client_certificate(
     asyncio.run(scenario())
     assert "TLS handshake failed: PEER_DID_NOT_RETURN_A_CERTIFICATE" in caplog.text
     assert "TLS handshake failed: CERTIFICATE_VERIFY_FAILED" in caplog.text
+
+
+def test_secure_client_port_alone(tmp_path: Path, pki: Pki) -> None:
+    server, _, secure = _standalone(tmp_path, _pem_keys(pki), plain_port=False)
+
+    async def scenario() -> None:
+        async with server:
+            assert server.port is not None and server.port.bound is None  # no 2181
+            resp = await _open_session(secure, _client_context(pki, "good"))
+            assert resp.session_id != 0
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize("auth", ["want", "none"])
@@ -273,6 +287,17 @@ def test_every_seat_serves_tls_clients(tmp_path: Path, pki: Pki) -> None:
         for sid in (1, 2, 3)
     }
     cfgs = configs(tmp_path, None, {1: None, 2: None, 3: None}, extra=extra, common=_pem_keys(pki))
+    # seat 3 serves the secure port only
+    cfg3 = Path(cfgs[3].path)
+    cfg3.write_text(
+        "".join(
+            line
+            for line in cfg3.read_text().splitlines(keepends=True)
+            if not line.startswith(("clientPort=", "clientPortAddress="))
+        )
+    )
+    cfgs[3] = load_config(cfg3)
+    assert cfgs[3].client_port is None
     ctx = _client_context(pki, "good")
 
     async def scenario() -> None:
@@ -284,5 +309,6 @@ def test_every_seat_serves_tls_clients(tmp_path: Path, pki: Pki) -> None:
             ids = {(await _open_session(port, ctx)).session_id for port in ports}
             assert len(ids) == 3 and 0 not in ids
             assert all(p.client_port and p.client_port.secure_bound for p in peers)
+            assert peers[2].client_port is not None and peers[2].client_port.bound is None
 
     asyncio.run(scenario())

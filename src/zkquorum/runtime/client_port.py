@@ -10,7 +10,8 @@ is closed, as 3.8 expires sessionless connections (``zookeeper.nio.sessionlessCn
 10 s).
 
 ``secureClientPort`` is a second listener of the same :class:`ClientPort`
-(:class:`SecureListener`): asyncio does the TLS handshake (``ssl.*`` keys, read by
+(:class:`SecureListener`), or the only one when zoo.cfg sets no ``clientPort``: the accept
+task does the TLS handshake (``ssl.*`` keys, read by
 :func:`zkquorum.runtime.tls.client_settings`), then the connection is numbered and served
 exactly as a plain one; only this module knows which listener a connection came through.
 """
@@ -93,7 +94,7 @@ class ClientPort:
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | None,
         sink: ClientSink,
         tasks: TaskOwner,
         *,
@@ -104,6 +105,8 @@ class ClientPort:
         secure: SecureListener | None = None,
     ) -> None:
         self.host = host
+        if port is None and secure is None:
+            raise ValueError("a client port needs a port or a secure listener")
         self.secure = secure
         self.secure_bound: tuple[str, int] | None = None
         self._secure_server: asyncio.AbstractServer | None = None
@@ -133,10 +136,11 @@ class ClientPort:
         self.bad_frames = 0
 
     async def open(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, reuse_address=True, limit=READ_SIZE
-        )
-        self.bound = self._server.sockets[0].getsockname()[:2]
+        if self.port is not None:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.port, reuse_address=True, limit=READ_SIZE
+            )
+            self.bound = self._server.sockets[0].getsockname()[:2]
         if self.secure is not None:
             sec = self.secure
 

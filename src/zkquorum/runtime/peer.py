@@ -291,16 +291,17 @@ class PeerRuntime:
             await self.cm.start()
             self._tasks.spawn(self._receive_loop(), "election-receive")
         address = self._client_address
-        if address is not None:
-            props = zoo_cfg_properties(self.config)
+        props = zoo_cfg_properties(self.config)
+        secure = secure_client_listener(self.config, props)
+        if address is not None or secure is not None:
             self.client_port = ClientPort(
-                address.host,
-                address.port,
+                address.host if address is not None else "0.0.0.0",
+                address.port if address is not None else None,  # secureClientPort only
                 self,
                 self._tasks,
                 answer_word=self._word,
                 max_per_ip=max_client_cnxns(props),
-                secure=secure_client_listener(self.config, props),
+                secure=secure,
             )
             await self.client_port.open()
             if self.client_port.secure_bound is not None:

@@ -101,24 +101,28 @@ class StandaloneServer:
             on_snapshot_due=self._snapshot_due,
         )
         self._log.start()
-        host = self.config.client_port_address or "0.0.0.0"
-        port = self.config.client_port if self.config.client_port is not None else 2181
         props = zoo_cfg_properties(self.config)
+        secure = secure_client_listener(self.config, props)
+        host = self.config.client_port_address or "0.0.0.0"
+        port: int | None = self.config.client_port
+        if port is None and secure is None:
+            port = 2181
         self.port = ClientPort(
             host,
-            port,
+            port,  # None: secureClientPort only
             self,
             self._tasks,
             answer_word=self._word,
             max_per_ip=max_client_cnxns(props),
-            secure=secure_client_listener(self.config, props),
+            secure=secure,
         )
         await self.port.open()
-        log.info(
-            "serving clients on %s:%s, last zxid 0x%s",
-            *self.port.bound or (host, port),
-            zxid_hex(db.last_processed_zxid),
-        )
+        if self.port.bound is not None:
+            log.info(
+                "serving clients on %s:%s, last zxid 0x%s",
+                *self.port.bound,
+                zxid_hex(db.last_processed_zxid),
+            )
         if self.port.secure_bound is not None:
             log.info("serving TLS clients on %s:%s", *self.port.secure_bound)
         self._arm(self.core.next_deadline())
