@@ -21,11 +21,27 @@ def test_kazoos_zoo_cfg_gets_one_warning_per_ignored_key() -> None:
     cfg = parse_zoo_cfg(KAZOO_CFG, path="zoo.cfg")
     lines = ignored_keys("zoo.cfg", cfg.unused_keys)
     assert lines == [
-        "zoo.cfg:4: secureClientPort ignored: zkquorum has no TLS client port",
         "zoo.cfg:7: serverCnxnFactory ignored: zkquorum has one client connection factory, "
         "on asyncio",
-        "zoo.cfg:8: authProvider.1 ignored: zkquorum authenticates digest, ip, world and "
-        "super, not SASL",
-        "zoo.cfg:9: ssl.keyStore.location ignored: these are for the TLS client port, which "
-        "zkquorum does not have",
-    ]  # maxClientCnxns and admin.serverPort are honoured
+    ]  # maxClientCnxns, admin.serverPort, secureClientPort and its ssl.* keys, and the
+    # SASL provider are honoured
+
+
+def test_other_auth_providers_are_named() -> None:
+    text = (
+        KAZOO_CFG + "authProvider.2=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n"
+    )
+    cfg = parse_zoo_cfg(text, path="zoo.cfg")
+    assert ignored_keys("zoo.cfg", cfg.unused_keys)[-1] == (
+        "zoo.cfg:10: authProvider.2 ignored: zkquorum's providers are digest, ip, world, "
+        "super and SASL's"
+    )
+
+
+def test_ssl_keys_without_a_secure_client_port_are_named() -> None:
+    text = KAZOO_CFG.replace("secureClientPort=2281\n", "")
+    cfg = parse_zoo_cfg(text, path="zoo.cfg")
+    assert ignored_keys("zoo.cfg", cfg.unused_keys)[-1] == (
+        "zoo.cfg:8: ssl.keyStore.location ignored: the TLS client port's keys, and "
+        "secureClientPort is not set"
+    )

@@ -127,9 +127,20 @@ def test_one_participant_is_standalone_unless_disabled() -> None:
 
 
 def test_unknown_keys_are_kept_as_unused() -> None:
-    cfg = parse(BASE + THREE + "fooBar=1\nsecureClientPort=2281\n")
+    cfg = parse(BASE + THREE + "fooBar=1\nssl.keyStore.location=/k\n")
     assert ("fooBar", 8) in cfg.unused_keys  # type: ignore[attr-defined]
-    assert any(k == "secureClientPort" for k, _ in cfg.unused_keys)  # type: ignore[attr-defined]
+    # the secure client port's keys, without a secure client port
+    assert ("ssl.keyStore.location", 9) in cfg.unused_keys  # type: ignore[attr-defined]
+
+
+def test_secure_client_port_and_its_keys() -> None:
+    cfg = parse(
+        BASE + THREE + "secureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n"
+        "ssl.keyStore.location=/k\nzookeeper.ssl.clientAuth=want\n"
+    )
+    assert cfg.secure_client_port == 2281  # type: ignore[attr-defined]
+    assert cfg.secure_client_port_address == "127.0.0.1"  # type: ignore[attr-defined]
+    assert cfg.unused_keys == ()  # type: ignore[attr-defined]
 
 
 def test_keys_the_server_storage_and_ops_read_are_not_unused() -> None:

@@ -99,6 +99,23 @@ def test_session_is_created_by_a_txn_then_answered() -> None:
     assert resp.passwd == generate_password(resp.session_id)
 
 
+def test_requests_pipelined_behind_the_connect_request_wait_for_the_session() -> None:
+    # Java's Netty client sends its first requests with the ConnectRequest, before the
+    # ConnectResponse: 3.8 stops reading (disableRecv) until the session is established.
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    c.send(OpCode.CREATE, CreateRequest("/n", b"1", OPEN_ACL_UNSAFE, 0))
+    c.send(OpCode.GET_DATA, GetDataRequest("/n", False))
+    assert c.got == [] and not c.closed
+    durable(core, [c], zxid=1)  # the session: ConnectResponse, then the create is prepared
+    assert len(c.got) == 1 and isinstance(c.got[0], ConnectResponse)
+    assert [t.header.type for t in c.appended] == [OpCode.CREATE_SESSION, OpCode.CREATE]  # type: ignore[attr-defined]
+    durable(core, [c])
+    assert [r.header.err for r in c.got[1:]] == [0, 0]  # type: ignore[attr-defined]
+    assert c.got[2].response.data == b"1"  # type: ignore[attr-defined]
+
+
 def test_writes_are_pipelined_and_replies_keep_request_order() -> None:
     core = _core()
     c = Client(core, 1)

@@ -61,3 +61,26 @@ def test_replies_carry_the_stat_of_their_own_txn_when_applied_in_a_batch() -> No
     assert isinstance(set_data.response, SetDataResponse)
     stat = set_data.response.stat
     assert (stat.version, stat.mzxid, set_data.zxid) == (1, 3, 4)
+
+
+def test_requests_behind_a_moving_session_wait_for_the_leaders_answer() -> None:
+    """A session moving here is REVALIDATING until the leader answers; a read pipelined
+    behind its ConnectRequest (Java's Netty client) is answered after the ConnectResponse."""
+    from zkquorum.core.server import SessionRevalidated
+    from zkquorum.core.sessions import generate_password
+    from zkquorum.wire.client_records import ConnectResponse, GetDataRequest
+
+    core = ServerCore(
+        ServerSettings(server_id=1, tick_time_ms=100, quorum=True),
+        Database(DataTree()),
+        now=0.0,
+        wall_ms=WALL,
+    )
+    sid = (2 << 56) | 5  # a session another server made
+    c = Client(core, 1)
+    c.connect(sid, generate_password(sid))
+    c.send(OpCode.GET_DATA, GetDataRequest("/", False))
+    assert c.got == [] and not c.closed
+    c.feed(core.step(SessionRevalidated(0.0, sid, True)))
+    assert isinstance(c.got[0], ConnectResponse) and c.got[0].session_id == sid
+    assert isinstance(c.got[1], ClientReply) and c.got[1].header.err == 0

@@ -35,9 +35,10 @@ zoo.cfg keeps its zoo.cfg value, as in Java, where the parse runs after the JVM 
         -> znode.container.maxNeverUsedIntervalMs=N
 
 Every other flag (``-cp``, ``-X...``, ``-Dfile.encoding``, logging flags) is dropped and
-named in the log.  The rest of kazoo's zoo.cfg stays as it is; a zkquorum serving kazoo must
-accept (or ignore with a warning) its ``serverCnxnFactory``, ``secureClientPort`` and
-``ssl.*``, ``admin.serverPort``, ``authProvider.1`` and ``maxClientCnxns`` keys.
+named in the log.  The rest of kazoo's zoo.cfg stays as it is: zkquorum serves its
+``secureClientPort`` (``ssl.*``) and SASL (``authProvider.1``, the JAAS file), and
+accepts or ignores with a warning ``serverCnxnFactory``, ``admin.serverPort`` and
+``maxClientCnxns``.
 
 zkquorum's output goes to ``zookeeper.log`` in the zoo.cfg's directory, where kazoo's
 harness collects server logs (``ManagedZooKeeper#get_logs``), after a header naming the

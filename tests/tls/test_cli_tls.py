@@ -12,7 +12,7 @@ def test_unsupported_key_store_type_is_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "zoo.cfg"
     cfg.write_text(
         f"tickTime=200\ninitLimit=5\nsyncLimit=2\ndataDir={tmp_path}\nsslQuorum=true\n"
-        "ssl.quorum.keyStore.location=/nonexistent.jks\nssl.quorum.keyStore.type=JKS\n"
+        "ssl.quorum.keyStore.location=/nonexistent.p12\nssl.quorum.keyStore.type=PKCS12\n"
         "server.1=127.0.0.1:0:1\nserver.2=127.0.0.1:2:3\n"
     )
     res = subprocess.run(
@@ -25,4 +25,4 @@ def test_unsupported_key_store_type_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
-    assert lines[0].startswith(f"zkquorum: {cfg}: ssl.quorum.keyStore.type=JKS")
+    assert lines[0].startswith(f"zkquorum: {cfg}: ssl.quorum.keyStore.type=PKCS12")

@@ -108,8 +108,8 @@ def test_handshake_timeout_zero_is_the_default(tmp_path: Path, pki: Pki) -> None
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"ssl.quorum.keyStore.type": "JKS"}, "only PEM stores"),
-        ({"ssl.quorum.trustStore.type": "PKCS12"}, "only PEM stores"),
+        ({"ssl.quorum.keyStore.type": "BCFKS"}, "only PEM and JKS stores"),
+        ({"ssl.quorum.trustStore.type": "PKCS12"}, "only PEM and JKS stores"),
         ({"ssl.quorum.keyStore.location": ""}, "need ssl.quorum.keyStore.location"),
         ({"ssl.quorum.clientAuth": "MAYBE"}, "NEED, WANT or NONE"),
         ({"ssl.quorum.crl": "true"}, "not supported"),

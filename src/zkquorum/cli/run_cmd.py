@@ -70,13 +70,15 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(config.my_id or 0, args.log_level)
     for line in ignored_keys(config.path, config.unused_keys):
         logging.getLogger("zkquorum.config").warning("%s", line)
-    if not config.ssl_quorum and "ssl" not in sys.modules:
-        # Without quorum TLS a peer never needs OpenSSL.  Blocking the import (asyncio then
-        # runs as on a Python built without ssl) saves ~5 MiB resident per peer process.
+    if not config.ssl_quorum and not config.secure_client_port and "ssl" not in sys.modules:
+        # Without quorum TLS or a secure client port a peer never needs OpenSSL.  Blocking
+        # the import (asyncio then runs as on a Python built without ssl) saves ~5 MiB
+        # resident per peer process.
         sys.modules["ssl"] = None  # type: ignore[assignment]
     import asyncio
 
     from zkquorum.runtime.connections import BindError
+    from zkquorum.runtime.sasl_login import SaslConfigError
     from zkquorum.runtime.storage import StorageError
     from zkquorum.runtime.tls import TlsConfigError
 
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if standalone:
             return asyncio.run(_serve_standalone(config, ops))
         return asyncio.run(_serve(config, ops, shortcuts=not args.no_shortcut, events=args.events))
-    except (BindError, TlsConfigError) as exc:
+    except (BindError, TlsConfigError, SaslConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
     except OSError as exc:
         # e.g. the client port is taken: one line, as every other start-up failure
@@ -131,11 +133,10 @@ async def _serve_standalone(config: QuorumConfig, ops: OpsSettings) -> int:
 
 
 _WHY_IGNORED = (
-    ("secureClientPort", "zkquorum has no TLS client port"),
-    ("ssl.", "these are for the TLS client port, which zkquorum does not have"),
+    ("ssl.", "the TLS client port's keys, and secureClientPort is not set"),
     ("serverCnxnFactory", "zkquorum has one client connection factory, on asyncio"),
-    ("authProvider.", "zkquorum authenticates digest, ip, world and super, not SASL"),
-    ("zookeeper.authProvider.", "zkquorum authenticates digest, ip, world and super"),
+    ("authProvider.", "zkquorum's providers are digest, ip, world, super and SASL's"),
+    ("zookeeper.authProvider.", "zkquorum's providers are digest, ip, world, super and SASL's"),
 )
 
 

@@ -80,6 +80,9 @@ class QuorumConfig:
     data_log_dir: str = ""
     client_port: int | None = None
     client_port_address: str | None = None
+    secure_client_port: int | None = None
+    """``secureClientPort``: the TLS client port (its keys are zoo.cfg's ``ssl.*``)."""
+    secure_client_port_address: str | None = None
     election_alg: int = 3
     peer_type: LearnerType = LearnerType.PARTICIPANT
     dynamic_config_file: str | None = None
@@ -485,6 +488,7 @@ _SYSPROP_INTS = {
     "fastleader.maxNotificationInterval",
 }
 
+_SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
 _USED = {
     "tickTime",
     "initLimit",
@@ -494,6 +498,8 @@ _USED = {
     "dataLogDir",
     "clientPort",
     "clientPortAddress",
+    "secureClientPort",
+    "secureClientPortAddress",
     "electionAlg",
     "peerType",
     "dynamicConfigFile",
@@ -523,6 +529,16 @@ _USED = {
     "leader.ackLoggingFrequency",
     "zookeeper.leader.ackLoggingFrequency",
     "readonlymode.enabled",
+    # SASL on the client port (core/sasl.py, runtime/sasl_login.py)
+    "java.security.auth.login.config",
+    "sasl.serverconfig",
+    "zookeeper.sasl.serverconfig",
+    "allowSaslFailedClients",
+    "zookeeper.allowSaslFailedClients",
+    "SASLAuthenticationProvider.superPassword",
+    "zookeeper.SASLAuthenticationProvider.superPassword",
+    "superUser",
+    "zookeeper.superUser",
     # storage (runtime/storage.py StorageSettings)
     "commitLogCount",
     "snapshotSizeFactor",
@@ -637,8 +653,15 @@ def parse_zoo_cfg(
             r.bool(key, False)
         elif key in _SYSPROP_INTS:
             r.int(key, 0)
-        if key not in _USED and not key.startswith("ssl.quorum."):
-            unused.append((key, entry.line))
+        if key in _USED or key.startswith("ssl.quorum."):
+            continue
+        if key.startswith(("ssl.", "zookeeper.ssl.")) and r.int("secureClientPort", 0):
+            continue  # the secure client port's (runtime/tls.py client_settings)
+        if key.startswith(("authProvider.", "zookeeper.authProvider.")) and (
+            entry.value.strip() == _SASL_PROVIDER
+        ):
+            continue  # the sasl ACL scheme (core/sasl.py)
+        unused.append((key, entry.line))
 
     # SASL rules (ZooKeeper checks them before anything else after the loop).
     sasl = r.bool("quorum.auth.enableSasl", False)
@@ -680,11 +703,14 @@ def parse_zoo_cfg(
         )
     if not 0 <= client_port <= 65535:
         raise r.fail("clientPort", f"clientPort={client_port} is out of range (0 to 65535)")
-    if r.int("secureClientPort", 0) == 0 and r.value("secureClientPortAddress") is not None:
+    secure_client_port = r.int("secureClientPort", 0)
+    if secure_client_port == 0 and r.value("secureClientPortAddress") is not None:
         raise r.fail(
             "secureClientPortAddress",
             "secureClientPortAddress is set but secureClientPort is not: add secureClientPort",
         )
+    if not 0 <= secure_client_port <= 65535:
+        raise r.fail("secureClientPort", f"secureClientPort={secure_client_port} is out of range")
 
     tick_time = r.int("tickTime", DEFAULT_TICK_TIME)
     if tick_time == 0:
@@ -810,6 +836,8 @@ def parse_zoo_cfg(
         data_log_dir=data_log_dir,
         client_port=client_port or None,
         client_port_address=client_port_address,
+        secure_client_port=secure_client_port or None,
+        secure_client_port_address=r.value("secureClientPortAddress"),
         election_alg=election_alg,
         peer_type=peer_type,
         dynamic_config_file=dynamic_file,

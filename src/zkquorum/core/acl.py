@@ -8,7 +8,9 @@ The providers 3.8 registers by default: ``ip`` and ``digest`` (unless
 ``zookeeper.DigestAuthenticationProvider.enabled=false``).  ``world:anyone`` is built in;
 ``auth`` is a pseudo-scheme expanded by :func:`fixup_acl`; ``super`` is the id a digest
 login equal to ``zookeeper.DigestAuthenticationProvider.superDigest`` adds, which passes
-every check.  Extra providers from ``zookeeper.authProvider.*`` (SASL, x509) are not here.
+every check.  ``sasl`` exists when ``zookeeper.authProvider.N`` names
+``SASLAuthenticationProvider`` (:attr:`AuthSettings.sasl`; the ids come from the sasl
+request, :mod:`zkquorum.core.sasl`); x509 is not here.
 
 3.8's ``IPAuthenticationProvider`` understands IPv4 only (its ``addr2Bytes`` has no IPv6
 branch on the whole 3.8 line): an IPv6 address in an ``ip`` ACL is INVALIDACL, and a client
@@ -70,6 +72,7 @@ class Scheme(enum.StrEnum):
     DIGEST = "digest"
     IP = "ip"
     SUPER = "super"
+    SASL = "sasl"
 
 
 SUPER_ID: Final = Id(Scheme.SUPER.value, "")
@@ -86,9 +89,15 @@ class AuthSettings:
     """``zookeeper.DigestAuthenticationProvider.enabled``: off unregisters ``digest``."""
     skip_acl: bool = False
     """``zookeeper.skipACL=yes``: every check passes."""
+    sasl: bool = False
+    """``zookeeper.authProvider.N=...SASLAuthenticationProvider``: the ``sasl`` scheme."""
 
     def has_provider(self, scheme: str) -> bool:
-        return scheme == Scheme.IP or (scheme == Scheme.DIGEST and self.digest_enabled)
+        return (
+            scheme == Scheme.IP
+            or (scheme == Scheme.DIGEST and self.digest_enabled)
+            or (scheme == Scheme.SASL and self.sasl)
+        )
 
 
 DEFAULT_AUTH_SETTINGS: Final = AuthSettings()
@@ -201,19 +210,34 @@ def _is_valid(scheme: str, id_text: str, settings: AuthSettings) -> bool:
         return ip_is_valid(id_text)
     if scheme == Scheme.DIGEST and settings.digest_enabled:
         return digest_is_valid(id_text)
+    if scheme == Scheme.SASL and settings.sasl:
+        return sasl_is_valid(id_text)
     return False
+
+
+def sasl_is_valid(id_text: str) -> bool:
+    """``SASLAuthenticationProvider#isValid``: ``new KerberosName(id)`` parses
+    (``name[/host]@REALM``, or any name without ``@``)."""
+    if "@" not in id_text:
+        return True
+    name, _, realm = id_text.partition("@")
+    return "@" not in realm and "/" not in realm and name.count("/") <= 1
 
 
 def _matches(scheme: str, id_text: str, acl_expr: str) -> bool:
     if scheme == Scheme.IP:
         return ip_matches(id_text, acl_expr)
+    if scheme == Scheme.SASL:
+        return id_text in ("super", acl_expr)  # SASLAuthenticationProvider#matches
     return id_text == acl_expr  # digest: the stored digest itself
 
 
 def _is_authenticated(scheme: str, settings: AuthSettings) -> bool:
-    """``AuthenticationProvider#isAuthenticated``: only ``digest`` ids name a user that
-    an ``auth`` ACL can grant to (an ``ip`` id is a place, not a login)."""
-    return scheme == Scheme.DIGEST and settings.digest_enabled
+    """``AuthenticationProvider#isAuthenticated``: only ``digest`` and ``sasl`` ids name a
+    user that an ``auth`` ACL can grant to (an ``ip`` id is a place, not a login)."""
+    return (scheme == Scheme.DIGEST and settings.digest_enabled) or (
+        scheme == Scheme.SASL and settings.sasl
+    )
 
 
 # --------------------------------------------------------------------------- ACLs

@@ -57,6 +57,13 @@ from zkquorum.core.prep import (
     PrepSettings,
     java_hash_set_order,
 )
+from zkquorum.core.sasl import (
+    DigestMD5Server,
+    SaslFailed,
+    SaslSettings,
+    nonce,
+    sasl_provider_configured,
+)
 from zkquorum.core.sessions import SessionIdGenerator, SessionTracker, generate_password
 from zkquorum.core.watch_manager import WatchManager
 from zkquorum.wire.client import (
@@ -101,6 +108,7 @@ from zkquorum.wire.client_records import (
     GetDataResult,
     GetEphemeralsRequest,
     GetEphemeralsResponse,
+    GetSASLRequest,
     KeeperState,
     MultiOperationRecord,
     MultiResponse,
@@ -112,6 +120,7 @@ from zkquorum.wire.client_records import (
     SetACLResponse,
     SetDataResponse,
     SetDataResult,
+    SetSASLResponse,
     SetWatches,
     SetWatches2,
     Stat,
@@ -166,6 +175,10 @@ class ServerSettings:
     """A seat of a quorum: writes, session changes and syncs go to the peer core (which
     prepares them if it leads, or forwards them to the leader), and come back applied
     (``TxnApplied``); the leader, not this server, expires sessions and containers."""
+    sasl: SaslSettings | None = None
+    """SASL logins (the JAAS ``Server`` section, which the runtime reads); ``None``: off."""
+    sasl_acl: bool = False
+    """``zookeeper.authProvider.N`` registers SASLAuthenticationProvider: ``sasl`` ACLs."""
 
     @classmethod
     def from_properties(
@@ -201,6 +214,7 @@ class ServerSettings:
             container_max_never_used_ms=num("znode.container.maxNeverUsedIntervalMs", 0),
             ack_logging_frequency=num("leader.ackLoggingFrequency", 1000),
             read_only_enabled=(get("readonlymode.enabled") or "").lower() == "true",
+            sasl_acl=sasl_provider_configured(props),
         )
 
     @property
@@ -385,6 +399,12 @@ class Connection:
     auth_ordered: tuple[Id, ...] = ()
     """``auth`` in Java's iteration order (kept up to date with it)."""
     queue: collections.deque[_Pending] = field(default_factory=collections.deque)
+    held: list[ClientRequest] = field(default_factory=list)
+    """Requests that came behind the ConnectRequest before the session was established
+    (the Netty client pipelines them); handled once it is, as 3.8's ``disableRecv`` until
+    ``finishSessionInit``."""
+    sasl: DigestMD5Server | None = None
+    """The connection's SASL exchange, made at its first sasl request."""
     received: int = 0
     sent: int = 0
     connected_at: float = 0.0
@@ -478,7 +498,9 @@ class ServerCore:
         self.db = db
         self._wall_offset = wall_ms - now
         self.conns: dict[int, Connection] = {}
-        self.auth = AuthSettings(super_digest=settings.super_digest)
+        self.auth = AuthSettings(super_digest=settings.super_digest, sasl=settings.sasl_acl)
+        self._sasl_exchanges = 0
+        self._started_wall_ms = wall_ms
         self.prep = Prep(
             PrepSettings(extended_types_enabled=settings.extended_types, auth=self.auth)
         )
@@ -702,6 +724,14 @@ class ServerCore:
         c.state = ConnState.OPEN
         self._send(out, c, self._connect_response(c))
 
+    def _release(self, out: ServerOut, c: Connection, now: float) -> None:
+        """The session is established: handle what came behind its ConnectRequest."""
+        held, c.held = c.held, []
+        for req in held:
+            if c.state is not ConnState.OPEN:
+                break
+            self._request(out, c, req, now)
+
     def _refuse(self, out: ServerOut, c: Connection) -> None:
         """An expired or unknown session: timeout 0, session 0, no password; close."""
         response = ConnectResponse(0, 0, 0, _NO_PASSWORD, None if c.old_client else False)
@@ -722,6 +752,7 @@ class ServerCore:
         c.state = ConnState.OPEN
         self._touched[session_id] = c.timeout
         self._send(out, c, self._connect_response(c))
+        self._release(out, c, self._now)
 
     def _sync_done(self, out: ServerOut) -> None:
         if not self._syncs:
@@ -753,6 +784,7 @@ class ServerCore:
                 self._touched[h.client_id] = holder.timeout
                 self._send(out, holder, self._connect_response(holder))
                 self._answered(out, holder, OpCode.CREATE_SESSION, 0, holder.connected_at)
+                self._release(out, holder, now)
             return
         for p in holder.queue:
             if p.zxid == _AWAITING and p.reply is None and p.xid == h.cxid:
@@ -828,11 +860,17 @@ class ServerCore:
         if c.state is ConnState.HANDSHAKE:
             self._close(out, c)  # a request before the ConnectRequest
             return
+        if c.state in (ConnState.CONNECTING, ConnState.REVALIDATING):
+            c.held.append(req)
+            return
         self._touch(c, now)
         self.requests += 1
         op, rec = req.op, req.record
         if req.xid == AUTHPACKET_XID or op == OpCode.AUTH:
             self._auth(out, c, req)
+            return
+        if op == OpCode.SASL:
+            self._sasl(out, c, req)
             return
         if isinstance(rec, MalformedRequest):
             c.queue.append(
@@ -909,6 +947,46 @@ class ServerCore:
         c.auth_ordered = tuple(auth_order(c.auth))
         self._send(out, c, encode_reply(ReplyHeader(AUTHPACKET_XID, 0, 0)))
 
+    def _sasl(self, out: ServerOut, c: Connection, req: ClientRequest) -> None:
+        """``ZooKeeperServer#processSasl``: answered at once, zxid 0 (core/sasl.py)."""
+        settings = self.settings.sasl
+        rec = req.record
+        token = rec.token if isinstance(rec, GetSASLRequest) else None
+        response: bytes | None = None
+        if settings is None:
+            # 3.8 without a JAAS Server section: no SASL server, answered OK with no token
+            log.error("SASL request, but SASL is not configured (no JAAS Server section)")
+        else:
+            if c.sasl is None:
+                self._sasl_exchanges += 1
+                c.sasl = DigestMD5Server(
+                    settings, nonce(settings.seed, self._started_wall_ms, self._sasl_exchanges)
+                )
+            try:
+                response = c.sasl.evaluate(token or b"")
+            except SaslFailed as exc:
+                log.warning("Client %s failed to SASL authenticate: %s", c.remote_ip, exc)
+                if not settings.allow_failed_clients:
+                    log.warning("Closing client connection due to SASL authentication failure.")
+                    reply = ReplyHeader(req.xid, 0, ErrorCode.AUTHFAILED)
+                    self._send(out, c, encode_reply(reply, SetSASLResponse(None)))
+                    self._close(out, c)
+                    return
+                log.warning("Maintaining client connection despite SASL authentication failure.")
+            if c.sasl.complete and c.sasl.authorization_id is not None:
+                user = c.sasl.authorization_id
+                ids = [Id("sasl", user)]
+                if user in settings.super_users:
+                    ids.append(Id("super", ""))
+                log.info(
+                    "Session 0x%x: adding SASL authorization for authorizationID: %s",
+                    c.session_id,
+                    user,
+                )
+                c.auth = list(add_auth_info(c.auth, ids))
+                c.auth_ordered = tuple(auth_order(c.auth))
+        self._send(out, c, encode_reply(ReplyHeader(req.xid, 0, 0), SetSASLResponse(response)))
+
     # -- final: apply, watches, replies ------------------------------------------------------
 
     def _durable(self, out: ServerOut, zxid: int, now: float) -> None:
@@ -942,6 +1020,7 @@ class ServerCore:
                 self._touch(c, now)
                 self._send(out, c, self._connect_response(c))
                 self._answered(out, c, OpCode.CREATE_SESSION, 0, c.connected_at)
+                self._release(out, c, now)
             return
         pending.reply = self._write_reply(pending, result, h.zxid)
         if pending.op == OpCode.CLOSE_SESSION:

@@ -8,6 +8,12 @@ A malformed frame closes that connection only, and so does silence: a connection
 has not sent its ConnectRequest (or a four-letter word) within ``sessionless_timeout_s``
 is closed, as 3.8 expires sessionless connections (``zookeeper.nio.sessionlessCnxnTimeout``,
 10 s).
+
+``secureClientPort`` is a second listener of the same :class:`ClientPort`
+(:class:`SecureListener`), or the only one when zoo.cfg sets no ``clientPort``: the accept
+task does the TLS handshake (``ssl.*`` keys, read by
+:func:`zkquorum.runtime.tls.client_settings`), then the connection is numbered and served
+exactly as a plain one; only this module knows which listener a connection came through.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.wire.client import (
@@ -30,6 +37,11 @@ from zkquorum.wire.client import (
 )
 from zkquorum.wire.client_records import ClientProtocolError, ConnectRequest
 from zkquorum.wire.reader import Sentinel
+
+if TYPE_CHECKING:
+    import ssl
+
+    from zkquorum.config.zoocfg import QuorumConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +59,29 @@ def max_client_cnxns(props: Mapping[str, str]) -> int:
         return MAX_CLIENT_CNXNS
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecureListener:
+    """``secureClientPortAddress:secureClientPort`` and the server context to accept with."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext
+    handshake_timeout_s: float = 5.0
+    """``ssl.handshakeDetectionTimeoutMillis``: a client that has not finished its
+    handshake by then is closed."""
+
+
+def secure_client_listener(config: QuorumConfig, props: Mapping[str, str]) -> SecureListener | None:
+    """The ``secureClientPort`` listener of ``config`` (``None`` without one).  The TLS
+    module (and OpenSSL) is imported only when there is one.  Raises
+    :class:`~zkquorum.runtime.tls.TlsConfigError`."""
+    if not config.secure_client_port:
+        return None
+    from zkquorum.runtime.tls import secure_listener
+
+    return secure_listener(config, props)
+
+
 class ClientSink(Protocol):
     def client_connected(self, conn: int, remote_ip: str) -> None: ...
 
@@ -59,7 +94,7 @@ class ClientPort:
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | None,
         sink: ClientSink,
         tasks: TaskOwner,
         *,
@@ -67,8 +102,19 @@ class ClientPort:
         max_buffer: int = DEFAULT_MAX_BUFFER,
         sessionless_timeout_s: float = SESSIONLESS_TIMEOUT_S,
         max_per_ip: int = MAX_CLIENT_CNXNS,
+        secure: SecureListener | None = None,
     ) -> None:
         self.host = host
+        if port is None and secure is None:
+            raise ValueError("a client port needs a port or a secure listener")
+        self.secure = secure
+        self.secure_bound: tuple[str, int] | None = None
+        self._secure_server: asyncio.AbstractServer | None = None
+        self.secure_conns: set[int] = set()
+        """Connections that came through the secure listener."""
+        self.tls_refused = 0
+        """Secure-port connections whose TLS handshake failed (no or a bad certificate,
+        not TLS, too slow)."""
         self.max_per_ip = max_per_ip
         self.rejected = 0
         """Connections refused for ``max_per_ip`` (3.8's ``connection_rejected``)."""
@@ -90,10 +136,27 @@ class ClientPort:
         self.bad_frames = 0
 
     async def open(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, reuse_address=True, limit=READ_SIZE
-        )
-        self.bound = self._server.sockets[0].getsockname()[:2]
+        if self.port is not None:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.port, reuse_address=True, limit=READ_SIZE
+            )
+            self.bound = self._server.sockets[0].getsockname()[:2]
+        if self.secure is not None:
+            sec = self.secure
+
+            async def accept_secure(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> None:
+                await self._accept(reader, writer, secure=True)
+
+            self._secure_server = await asyncio.start_server(
+                accept_secure,
+                sec.host,
+                sec.port,
+                reuse_address=True,
+                limit=READ_SIZE,
+            )
+            self.secure_bound = self._secure_server.sockets[0].getsockname()[:2]
 
     @property
     def connections(self) -> int:
@@ -131,16 +194,35 @@ class ClientPort:
 
     async def close(self) -> None:
         self._closed = True
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._secure_server) if s is not None]
+        for server in servers:
+            server.close()
         for w in list(self._writers.values()):
             w.close()
         self._writers.clear()
-        if self._server is not None:
+        for server in servers:
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handshake(self, writer: asyncio.StreamWriter, ip: str) -> bool:
+        """TLS on an accepted connection (here rather than in ``start_server``, so that a
+        refused client is counted and logged, as 3.8 logs an unsuccessful handshake)."""
+        assert self.secure is not None
+        try:
+            await writer.start_tls(
+                self.secure.context, ssl_handshake_timeout=self.secure.handshake_timeout_s
+            )
+        except (OSError, EOFError, TimeoutError) as exc:
+            self.tls_refused += 1
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            log.warning("client %s: TLS handshake failed: %s", ip, reason)
+            writer.close()
+            return False
+        return True
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, secure: bool = False
+    ) -> None:
         if self._closed or self._tasks.closed:
             writer.close()
             return
@@ -151,6 +233,8 @@ class ClientPort:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
+        if secure and not await self._handshake(writer, ip):
+            return
         if 0 < self.max_per_ip <= self._per_ip[ip]:
             self.rejected += 1
             log.warning("Too many connections from /%s - max is %d", ip, self.max_per_ip)
@@ -159,6 +243,8 @@ class ClientPort:
         self._per_ip[ip] += 1
         conn = next(self._ids)
         self._writers[conn] = writer
+        if secure:
+            self.secure_conns.add(conn)
         self.addresses[conn] = f"{ip}:{peer[1]}" if peer else ip
         decoder = RequestStreamDecoder(max_buffer=self._max_buffer)
         told = False
@@ -207,6 +293,7 @@ class ClientPort:
             pass
         finally:
             self._writers.pop(conn, None)
+            self.secure_conns.discard(conn)
             self.addresses.pop(conn, None)
             self._per_ip[ip] -= 1
             if not self._per_ip[ip]:

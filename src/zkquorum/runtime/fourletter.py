@@ -104,7 +104,7 @@ def _conf(snap: OpsSnapshot) -> str:
     cfg = snap.server.config
     lines = [
         f"clientPort={conf['client_port']}",
-        "secureClientPort=-1",
+        f"secureClientPort={(cfg.secure_client_port if cfg is not None else None) or -1}",
         f"dataDir={conf['data_dir']}",
         f"dataDirSize={dir_size(conf['data_dir']) if conf['data_dir'] else 0}",
         f"dataLogDir={conf['data_log_dir']}",

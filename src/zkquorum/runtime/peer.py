@@ -119,10 +119,11 @@ from zkquorum.core.server import (
 )
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
-from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
+from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_client_listener
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry, observe_requests
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
+from zkquorum.runtime.sasl_login import load_sasl
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.tls import QuorumTls
@@ -223,7 +224,7 @@ class PeerRuntime:
         )
         prep = PrepSettings(
             extended_types_enabled=server.extended_types,
-            auth=AuthSettings(super_digest=server.super_digest),
+            auth=AuthSettings(super_digest=server.super_digest, sasl=server.sasl_acl),
         )
         self.settings = replace(
             self.settings,
@@ -247,7 +248,9 @@ class PeerRuntime:
         self.metrics: MetricsRegistry | None = None
         """Where request latencies go (``readlatency``, ``updatelatency``) when set."""
         self._ops: CommandContext | None = None
-        self.server_settings = replace(server, quorum=True)
+        self.server_settings = replace(
+            server, quorum=True, sasl=load_sasl(zoo_cfg_properties(config))
+        )
         if fixed is None:
             self.cm = cnx.ConnectionManager.from_config(
                 config, on_event=self._on_cnx_event, tls=self.tls
@@ -295,16 +298,21 @@ class PeerRuntime:
             await self.cm.start()
             self._tasks.spawn(self._receive_loop(), "election-receive")
         address = self._client_address
-        if address is not None:
+        props = zoo_cfg_properties(self.config)
+        secure = secure_client_listener(self.config, props)
+        if address is not None or secure is not None:
             self.client_port = ClientPort(
-                address.host,
-                address.port,
+                address.host if address is not None else "0.0.0.0",
+                address.port if address is not None else None,  # secureClientPort only
                 self,
                 self._tasks,
                 answer_word=self._word,
-                max_per_ip=max_client_cnxns(zoo_cfg_properties(self.config)),
+                max_per_ip=max_client_cnxns(props),
+                secure=secure,
             )
             await self.client_port.open()
+            if self.client_port.secure_bound is not None:
+                log.info("serving TLS clients on %s:%s", *self.client_port.secure_bound)
         self._step(Start(self.now()))
         if self.leadership.role is ServerState.LOOKING:
             self._arm_read_only()

@@ -10,6 +10,7 @@ the core applies them and replies.  A snapshot is written every ``snapCount`` tx
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -27,9 +28,10 @@ from zkquorum.core.server import (
     ServerTick,
     TxnsDurable,
 )
-from zkquorum.runtime.client_port import ClientPort, max_client_cnxns
+from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_client_listener
 from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import MetricsRegistry, observe_requests
+from zkquorum.runtime.sasl_login import load_sasl
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.txnlog import TxnLog
@@ -53,12 +55,16 @@ class StandaloneServer:
             Path(config.data_log_dir or config.data_dir),
             settings=StorageSettings.from_config(config),
         )
-        self.settings = ServerSettings.from_properties(
-            zoo_cfg_properties(config),
-            server_id=0,
-            tick_time_ms=config.tick_time,
-            min_session_timeout_ms=config.min_session_timeout,
-            max_session_timeout_ms=config.max_session_timeout,
+        props = zoo_cfg_properties(config)
+        self.settings = dataclasses.replace(
+            ServerSettings.from_properties(
+                props,
+                server_id=0,
+                tick_time_ms=config.tick_time,
+                min_session_timeout_ms=config.min_session_timeout,
+                max_session_timeout_ms=config.max_session_timeout,
+            ),
+            sasl=load_sasl(props),
         )
         self.core: ServerCore | None = None
         self.port: ClientPort | None = None
@@ -95,22 +101,30 @@ class StandaloneServer:
             on_snapshot_due=self._snapshot_due,
         )
         self._log.start()
+        props = zoo_cfg_properties(self.config)
+        secure = secure_client_listener(self.config, props)
         host = self.config.client_port_address or "0.0.0.0"
-        port = self.config.client_port if self.config.client_port is not None else 2181
+        port: int | None = self.config.client_port
+        if port is None and secure is None:
+            port = 2181
         self.port = ClientPort(
             host,
-            port,
+            port,  # None: secureClientPort only
             self,
             self._tasks,
             answer_word=self._word,
-            max_per_ip=max_client_cnxns(zoo_cfg_properties(self.config)),
+            max_per_ip=max_client_cnxns(props),
+            secure=secure,
         )
         await self.port.open()
-        log.info(
-            "serving clients on %s:%s, last zxid 0x%s",
-            *self.port.bound or (host, port),
-            zxid_hex(db.last_processed_zxid),
-        )
+        if self.port.bound is not None:
+            log.info(
+                "serving clients on %s:%s, last zxid 0x%s",
+                *self.port.bound,
+                zxid_hex(db.last_processed_zxid),
+            )
+        if self.port.secure_bound is not None:
+            log.info("serving TLS clients on %s:%s", *self.port.secure_bound)
         self._arm(self.core.next_deadline())
 
     async def close(self) -> None:

@@ -6,9 +6,14 @@ ZooKeeper's (``X509Util``/``QuorumX509Util`` of 3.8, zoo.cfg prefix ``ssl.quorum
 ``protocol`` (default ``TLSv1.2``), ``enabledProtocols`` (default: ``protocol``),
 ``ciphersuites`` (Java/IANA names, default ZooKeeper's ECDHE AES-GCM/CBC list),
 ``clientAuth`` (``NEED`` by default), ``hostnameVerification`` (default true) and
-``handshakeDetectionTimeoutMillis`` (default 5000).  Only PEM stores are supported (the
-``ssl`` module reads no JKS or PKCS#12); the key may be encrypted (then
-``keyStore.password``).
+``handshakeDetectionTimeoutMillis`` (default 5000).  PEM and JKS stores are supported
+(JKS decoded by :mod:`zkquorum.runtime.keystore`; PKCS#12 needs ciphers the standard
+library lacks); a PEM key may be encrypted (then ``keyStore.password``).
+
+The secure client port (``secureClientPort``) reads the same keys under ``ssl.``
+(``ClientX509Util``): :func:`client_settings`, :func:`secure_listener`; it accepts only
+(no dialling, no identity check beyond the chain: 3.8 does no hostname verification of
+client certificates on the client port).
 
 Design:
 
@@ -66,6 +71,8 @@ except ImportError:  # pragma: no cover - `zkquorum run` blocks it when sslQuoru
 
 from zkquorum.config.model import HostPort
 from zkquorum.config.zoocfg import QuorumConfig
+from zkquorum.runtime import keystore
+from zkquorum.runtime.client_port import SecureListener
 from zkquorum.runtime.netfmt import format_peer
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.wire.quorum import PacketType, QuorumPacket, decode_learner_info
@@ -146,6 +153,11 @@ class TlsSettings:
     hostname_verification: bool = True
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000
     reload: bool = False
+    key_store_type: Literal["PEM", "JKS"] = "PEM"
+    trust_store_type: Literal["PEM", "JKS"] = "PEM"
+    trust_store_password: str | None = None
+    prefix: str = "ssl.quorum."
+    """Where the keys came from, for messages."""
 
 
 def _java_bool(value: str | None, default: bool) -> bool:
@@ -153,30 +165,43 @@ def _java_bool(value: str | None, default: bool) -> bool:
     return default if value is None else value.strip().lower() == "true"
 
 
-def _store_type(raw: Mapping[str, str], which: str, location: str) -> None:
-    kind = raw.get(f"{PREFIX}{which}.type", "").strip()
-    if not kind:  # Java guesses from the file name; only .pem is readable here
-        if location.lower().endswith((".jks", ".p12", ".pfx", ".bcfks")):
-            kind = location.rsplit(".", 1)[1]
+StoreType = Literal["PEM", "JKS"]
+
+
+def _store_type(raw: Mapping[str, str], prefix: str, which: str, location: str) -> StoreType:
+    """``KeyStoreFileType.fromPropertyValueOrFileName``: the ``.type`` key, else the file
+    name's extension; PEM and JKS are readable here (:mod:`zkquorum.runtime.keystore`)."""
+    kind = raw.get(f"{prefix}{which}.type", "").strip().upper()
+    if not kind:
+        lower = location.lower()
+        if lower.endswith(".jks"):
+            kind = "JKS"
+        elif lower.endswith((".p12", ".pfx")):
+            kind = "PKCS12"
+        elif lower.endswith(".bcfks"):
+            kind = "BCFKS"
         else:
-            return
-    if kind.upper() != "PEM":
-        raise TlsConfigError(
-            f"{PREFIX}{which}.type={kind}: only PEM stores are supported "
-            "(convert with openssl; the key must be PKCS#8 for Java)"
-        )
+            return "PEM"
+    if kind == "PEM":
+        return "PEM"
+    if kind == "JKS":
+        return "JKS"
+    raise TlsConfigError(
+        f"{prefix}{which}.type={kind}: only PEM and JKS stores are supported "
+        "(convert with openssl; the key must be PKCS#8 for Java)"
+    )
 
 
-def _password(raw: Mapping[str, str], which: str) -> str | None:
-    path = raw.get(f"{PREFIX}{which}.passwordPath", "").strip()
+def _password(raw: Mapping[str, str], prefix: str, which: str) -> str | None:
+    path = raw.get(f"{prefix}{which}.passwordPath", "").strip()
     if path:  # X509Util: the file wins over the property
         try:
             return Path(path).read_text().rstrip("\r\n")
         except OSError as exc:
             raise TlsConfigError(
-                f"{PREFIX}{which}.passwordPath: cannot read {path}: {exc.strerror}"
+                f"{prefix}{which}.passwordPath: cannot read {path}: {exc.strerror}"
             ) from None
-    value = raw.get(f"{PREFIX}{which}.password", "")
+    value = raw.get(f"{prefix}{which}.password", "")
     return value or None
 
 
@@ -185,32 +210,68 @@ def settings_from_config(config: QuorumConfig) -> TlsSettings | None:
     portUnification is on.  Raises :class:`TlsConfigError`."""
     if not config.ssl_quorum and not config.port_unification:
         return None
-    raw = config.ssl_quorum_settings
+    return parse_settings(
+        config.ssl_quorum_settings,
+        PREFIX,
+        ssl_quorum=config.ssl_quorum,
+        port_unification=config.port_unification,
+        reload=config.ssl_quorum_reload_cert_files,
+        needed_by="sslQuorum/portUnification need",
+    )
+
+
+CLIENT_PREFIX: Final = "ssl."
+"""The client port's keys (``ClientX509Util``): ``ssl.keyStore.location`` and so on."""
+
+
+def client_settings(props: Mapping[str, str]) -> TlsSettings:
+    """The secure client port's settings from zoo.cfg's ``ssl.*`` keys (not
+    ``ssl.quorum.*``).  3.8 reads them as the system properties ``zookeeper.ssl.*``, which
+    a zoo.cfg line sets too.  Raises :class:`TlsConfigError`."""
+    raw: dict[str, str] = {}
+    for key, value in props.items():
+        name = key.removeprefix("zookeeper.")
+        if name.startswith(CLIENT_PREFIX) and not name.startswith(PREFIX):
+            raw.setdefault(name, value.strip())
+    return parse_settings(raw, CLIENT_PREFIX, needed_by="secureClientPort needs")
+
+
+def parse_settings(
+    raw: Mapping[str, str],
+    prefix: str,
+    *,
+    ssl_quorum: bool = False,
+    port_unification: bool = False,
+    reload: bool = False,
+    needed_by: str,
+) -> TlsSettings:
+    """One ``X509Util``'s keys under ``prefix`` (``ssl.quorum.`` or ``ssl.``)."""
     for key in ("context.supplier.class", "crl", "ocsp"):
-        value = raw.get(PREFIX + key)
+        value = raw.get(prefix + key)
         if value and (key == "context.supplier.class" or _java_bool(value, False)):
-            raise TlsConfigError(f"{PREFIX}{key}={value} is not supported by zkquorum")
-    key_store = raw.get(PREFIX + "keyStore.location", "").strip()
+            raise TlsConfigError(f"{prefix}{key}={value} is not supported by zkquorum")
+    key_store = raw.get(prefix + "keyStore.location", "").strip()
     if not key_store:
-        raise TlsConfigError(f"sslQuorum/portUnification need {PREFIX}keyStore.location")
-    _store_type(raw, "keyStore", key_store)
-    trust_store = raw.get(PREFIX + "trustStore.location", "").strip() or None
+        raise TlsConfigError(f"{needed_by} {prefix}keyStore.location")
+    key_store_type = _store_type(raw, prefix, "keyStore", key_store)
+    trust_store = raw.get(prefix + "trustStore.location", "").strip() or None
+    trust_store_type: StoreType = "PEM"
     if trust_store is not None:
-        _store_type(raw, "trustStore", trust_store)
-    protocol = raw.get(PREFIX + "protocol", "").strip() or DEFAULT_PROTOCOL
-    enabled = raw.get(PREFIX + "enabledProtocols")
+        trust_store_type = _store_type(raw, prefix, "trustStore", trust_store)
+    protocol = raw.get(prefix + "protocol", "").strip() or DEFAULT_PROTOCOL
+    enabled = raw.get(prefix + "enabledProtocols")
     protocols = tuple(p.strip() for p in enabled.split(",")) if enabled is not None else ()
     protocols = tuple(p for p in protocols if p) or (protocol,)
     for p in protocols:
         if p not in _PROTOCOL_NAMES and p != "TLS":
             raise TlsConfigError(f"unknown TLS protocol {p!r} (TLSv1.2, TLSv1.3...)")
-    suites_raw = raw.get(PREFIX + "ciphersuites")
+    suites_raw = raw.get(prefix + "ciphersuites")
     suites = (
         tuple(s.strip() for s in suites_raw.split(",") if s.strip())
         if suites_raw is not None
         else DEFAULT_CIPHER_SUITES
     )
-    auth_raw = (raw.get(PREFIX + "clientAuth") or "NEED").strip().upper() or "NEED"
+    auth_raw = (raw.get(prefix + "clientAuth") or "NEED").strip().upper() or "NEED"
     auth: Literal["NEED", "WANT", "NONE"]
     if auth_raw == "NEED":
         auth = "NEED"
@@ -219,29 +280,33 @@ def settings_from_config(config: QuorumConfig) -> TlsSettings | None:
     elif auth_raw == "NONE":
         auth = "NONE"
     else:
-        raise TlsConfigError(f"{PREFIX}clientAuth={auth_raw}: NEED, WANT or NONE")
+        raise TlsConfigError(f"{prefix}clientAuth={auth_raw}: NEED, WANT or NONE")
     timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
-    t_raw = raw.get(PREFIX + "handshakeDetectionTimeoutMillis")
+    t_raw = raw.get(prefix + "handshakeDetectionTimeoutMillis")
     if t_raw is not None:
         try:
             timeout_ms = int(t_raw.strip())
         except ValueError:
-            log.error("%shandshakeDetectionTimeoutMillis=%s: not a number", PREFIX, t_raw)
+            log.error("%shandshakeDetectionTimeoutMillis=%s: not a number", prefix, t_raw)
             timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
         if timeout_ms < 1:  # 0 would let a silent client hold a handshake forever
             timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
     return TlsSettings(
-        ssl_quorum=config.ssl_quorum,
-        port_unification=config.port_unification,
+        ssl_quorum=ssl_quorum,
+        port_unification=port_unification,
         key_store=key_store,
-        key_store_password=_password(raw, "keyStore"),
+        key_store_password=_password(raw, prefix, "keyStore"),
         trust_store=trust_store,
+        key_store_type=key_store_type,
+        trust_store_type=trust_store_type,
+        trust_store_password=_password(raw, prefix, "trustStore"),
+        prefix=prefix,
         protocols=protocols,
         cipher_suites=suites,
         client_auth=auth,
-        hostname_verification=_java_bool(raw.get(PREFIX + "hostnameVerification"), True),
+        hostname_verification=_java_bool(raw.get(prefix + "hostnameVerification"), True),
         handshake_timeout=timeout_ms / 1000,
-        reload=config.ssl_quorum_reload_cert_files,
+        reload=reload,
     )
 
 
@@ -284,58 +349,127 @@ def _versions(protocols: Iterable[str]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]
 
 def build_contexts(settings: TlsSettings) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server, client) contexts: reads the stores.  Raises :class:`TlsConfigError`."""
+    stores = _read_stores(settings)
+    return (
+        _context(settings, ssl.PROTOCOL_TLS_SERVER, stores),
+        _context(settings, ssl.PROTOCOL_TLS_CLIENT, stores),
+    )
+
+
+def build_server_context(settings: TlsSettings) -> ssl.SSLContext:
+    """The accepting side's context only (the secure client port)."""
+    return _context(settings, ssl.PROTOCOL_TLS_SERVER, _read_stores(settings))
+
+
+def _read_stores(settings: TlsSettings) -> tuple[str | None, str | None]:
+    """The JKS stores decoded to PEM text (``None`` for a PEM store, read by path)."""
+    key_pem = trust_pem = None
+    if settings.key_store_type == "JKS":
+        key_pem = keystore.key_store_pem(
+            _jks(settings.key_store, settings.key_store_password, "key")
+        )
+    if settings.trust_store is not None and settings.trust_store_type == "JKS":
+        trust_pem = keystore.trust_store_pem(
+            _jks(settings.trust_store, settings.trust_store_password, "trust")
+        )
+    return key_pem, trust_pem
+
+
+def _jks(path: str, password: str | None, which: str) -> keystore.JavaKeyStore:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TlsConfigError(f"{which} store {path}: no such file") from None
+    except OSError as exc:
+        raise TlsConfigError(f"{which} store {path}: {exc.strerror}") from None
+    try:
+        return keystore.parse_jks(data, password)
+    except keystore.KeyStoreError as exc:
+        raise TlsConfigError(f"{which} store {path}: {exc}") from None
+
+
+def _load_chain_text(ctx: ssl.SSLContext, text: str) -> None:
+    """``load_cert_chain`` reads files only: hand it the decoded key through an anonymous
+    memory file where there is one (Linux), else a private temporary file."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("zkquorum-keystore", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, text.encode("ascii"))
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="zkquorum-keystore-", suffix=".pem")
+    try:
+        os.write(fd, text.encode("ascii"))
+        os.close(fd)
+        ctx.load_cert_chain(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _context(
+    settings: TlsSettings, purpose: ssl._SSLMethod, stores: tuple[str | None, str | None]
+) -> ssl.SSLContext:
+    prefix = settings.prefix
+    key_pem, trust_pem = stores
     low, high = _versions(settings.protocols)
     openssl_suites = [n for n in map(openssl_cipher_name, settings.cipher_suites) if n]
     password = settings.key_store_password or ""
-    contexts = []
-    for purpose in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT):
-        ctx = ssl.SSLContext(purpose)
+    ctx = ssl.SSLContext(purpose)
+    try:
+        ctx.minimum_version = low
+        ctx.maximum_version = high
+    except (ValueError, ssl.SSLError) as exc:
+        raise TlsConfigError(f"TLS protocols {settings.protocols}: {exc}") from None
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+    if low <= ssl.TLSVersion.TLSv1_2:
+        if not openssl_suites:
+            raise TlsConfigError(f"{prefix}ciphersuites: no TLS 1.2 suite left")
         try:
-            ctx.minimum_version = low
-            ctx.maximum_version = high
-        except (ValueError, ssl.SSLError) as exc:
-            raise TlsConfigError(f"TLS protocols {settings.protocols}: {exc}") from None
-        ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
-        if low <= ssl.TLSVersion.TLSv1_2:
-            if not openssl_suites:
-                raise TlsConfigError(f"{PREFIX}ciphersuites: no TLS 1.2 suite left")
-            try:
-                ctx.set_ciphers(":".join(openssl_suites))
-            except ssl.SSLError:
-                raise TlsConfigError(
-                    f"{PREFIX}ciphersuites: none usable of {','.join(settings.cipher_suites)}"
-                ) from None
-        try:
+            ctx.set_ciphers(":".join(openssl_suites))
+        except ssl.SSLError:
+            raise TlsConfigError(
+                f"{prefix}ciphersuites: none usable of {','.join(settings.cipher_suites)}"
+            ) from None
+    try:
+        if key_pem is not None:
+            _load_chain_text(ctx, key_pem)
+        else:
             # the key and the chain in one PEM file, as Java's PEM key store; a callable
             # password, so that an encrypted key never prompts on a terminal
             ctx.load_cert_chain(settings.key_store, password=lambda: password)
-        except FileNotFoundError:
-            raise TlsConfigError(f"key store {settings.key_store}: no such file") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise TlsConfigError(
-                f"key store {settings.key_store}: cannot load the key and certificate "
-                f"({_reason(exc)}; wrong or missing {PREFIX}keyStore.password?)"
-            ) from None
-        try:
-            if settings.trust_store is not None:
-                ctx.load_verify_locations(cafile=settings.trust_store)
-            else:  # Java: no trust store = the JDK's default trust
-                ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
-        except FileNotFoundError:
-            raise TlsConfigError(f"trust store {settings.trust_store}: no such file") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise TlsConfigError(f"trust store {settings.trust_store}: {_reason(exc)}") from None
-        if purpose == ssl.PROTOCOL_TLS_SERVER:
-            ctx.verify_mode = {
-                "NEED": ssl.CERT_REQUIRED,
-                "WANT": ssl.CERT_OPTIONAL,
-                "NONE": ssl.CERT_NONE,
-            }[settings.client_auth]
-        else:
-            ctx.check_hostname = settings.hostname_verification
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        contexts.append(ctx)
-    return contexts[0], contexts[1]
+    except FileNotFoundError:
+        raise TlsConfigError(f"key store {settings.key_store}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(
+            f"key store {settings.key_store}: cannot load the key and certificate "
+            f"({_reason(exc)}; wrong or missing {prefix}keyStore.password?)"
+        ) from None
+    try:
+        if trust_pem is not None:
+            ctx.load_verify_locations(cadata=trust_pem)
+        elif settings.trust_store is not None:
+            ctx.load_verify_locations(cafile=settings.trust_store)
+        else:  # Java: no trust store = the JDK's default trust
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    except FileNotFoundError:
+        raise TlsConfigError(f"trust store {settings.trust_store}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(f"trust store {settings.trust_store}: {_reason(exc)}") from None
+    if purpose == ssl.PROTOCOL_TLS_SERVER:
+        ctx.verify_mode = {
+            "NEED": ssl.CERT_REQUIRED,
+            "WANT": ssl.CERT_OPTIONAL,
+            "NONE": ssl.CERT_NONE,
+        }[settings.client_auth]
+    else:
+        ctx.check_hostname = settings.hostname_verification
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 def _reason(exc: BaseException) -> str:
@@ -912,3 +1046,22 @@ __all__ = [
     "settings_from_config",
     "start_server",
 ]
+
+
+# -- the secure client port ------------------------------------------------------------
+
+
+def secure_listener(config: QuorumConfig, props: Mapping[str, str]) -> SecureListener | None:
+    """``secureClientPort`` as a :class:`~zkquorum.runtime.client_port.SecureListener`
+    (``None`` without one): its address (``secureClientPortAddress``, else every
+    interface, as 3.8) and a server context from zoo.cfg's ``ssl.*`` keys
+    (``props``).  Raises :class:`TlsConfigError`."""
+    if not config.secure_client_port:
+        return None
+    settings = client_settings(props)
+    return SecureListener(
+        host=config.secure_client_port_address or "0.0.0.0",
+        port=config.secure_client_port,
+        context=build_server_context(settings),
+        handshake_timeout_s=settings.handshake_timeout,
+    )

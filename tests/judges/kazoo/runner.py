@@ -80,6 +80,8 @@ CI_SUBSET = (
     "test_lease.py",
     "test_paths.py",
     "test_security.py",
+    "test_client.py::TestSSLClient",
+    "test_sasl.py",
 )
 
 
