@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import statistics
 import sys
@@ -53,12 +54,17 @@ SETTINGS = {"tickTime": "200", "initLimit": "10", "syncLimit": "5", "4lw.command
 
 def _instrument() -> tuple[dict[int, float], dict[int, float]]:
     """Record when each PROPOSAL is decoded and when its ACK is encoded, in whichever
-    module carries the learner's socket (``runtime.quorum_io`` or the older
-    ``runtime.quorum_port``)."""
+    modules carry the learner's socket and encode its packets (``runtime.quorum_io`` and
+    ``runtime.peer``, or the older ``runtime.quorum_port``)."""
     try:
         mod: Any = importlib.import_module("zkquorum.runtime.quorum_io")
     except ImportError:
         mod = importlib.import_module("zkquorum.runtime.quorum_port")
+    encoders = [mod]
+    with contextlib.suppress(ImportError):
+        peer_mod = importlib.import_module("zkquorum.runtime.peer")
+        if hasattr(peer_mod, "encode_packet"):
+            encoders.append(peer_mod)
     proposed: dict[int, float] = {}
     acked: dict[int, float] = {}
     encode = mod.encode_packet
@@ -76,7 +82,8 @@ def _instrument() -> tuple[dict[int, float], dict[int, float]]:
                 proposed.setdefault(msg.zxid, time.perf_counter())
             return msg
 
-    mod.encode_packet = encode_packet
+    for m in encoders:
+        m.encode_packet = encode_packet
     mod.QuorumStreamDecoder = Decoder
     return proposed, acked
 
