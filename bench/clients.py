@@ -21,6 +21,11 @@ server holding ``--znodes`` znodes of 100 bytes.  Ratios are zkquorum / ZooKeepe
 started again on its data (the snapshot and log of ``--znodes`` more znodes): the time
 from the new process's start to its first answered session (``ConnectResponse``).
 
+``--half-java-peak``: per workload, one more run of each server, open loop (requests sent
+on a fixed schedule over 16 connections, each latency counted from when its request was
+due), at half of the best ops/s ZooKeeper reached over ``--depths`` in this run: the p99
+a user sees below saturation.
+
 ``--ensemble``: three servers of each kind, the connections spread over all of them (reads
 served locally, writes through the leader), CPU per operation summed over the three; the
 memory figure is then server 1's.
@@ -154,6 +159,67 @@ async def _conn_load(
     return done
 
 
+async def _conn_rate(
+    host: str, port: int, kind: str, index: int, rate: float, until: float, lat: list[float]
+) -> int:
+    """Open loop: the i-th request is due at ``start + i / rate`` whatever came back, and
+    its latency counts from when it was due (a server that falls behind is charged for the
+    wait, not excused by a slower sender)."""
+    r, w = await _connect(host, port)
+    request = _requests(kind, index)
+    due: deque[float] = deque()
+    finished = asyncio.Event()
+    done = 0
+
+    async def send() -> None:
+        start = time.perf_counter()
+        i = 0
+        while True:
+            at = start + i / rate
+            if at >= until:
+                break
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due.append(at)
+            w.write(request(i))
+            i += 1
+        finished.set()
+
+    sender = asyncio.ensure_future(send())
+    try:
+        while not (finished.is_set() and not due):
+            try:
+                head = await asyncio.wait_for(r.readexactly(4), timeout=30)
+            except TimeoutError:
+                break
+            body = await r.readexactly(struct.unpack(">i", head)[0])
+            if body[:4] == b"\xff\xff\xff\xff":
+                continue  # a notification
+            lat.append(time.perf_counter() - due.popleft())
+            done += 1
+    finally:
+        sender.cancel()
+        w.close()
+    return done
+
+
+async def _rate_load(
+    addresses: list[Address], kind: str, rate: float, seconds: float, conns: int = 16
+) -> tuple[int, list[float], float]:
+    """``rate`` requests per second in total, open loop, over ``conns`` connections."""
+    lat: list[float] = []
+    start = time.perf_counter()
+    until = start + seconds
+    done = await asyncio.gather(
+        *(
+            _conn_rate(*addresses[i % len(addresses)], kind, i, rate / conns, until, lat)
+            for i in range(conns)
+        )
+    )
+    return sum(done), lat, time.perf_counter() - start
+
+
 Address = tuple[str, int]
 
 
@@ -250,6 +316,15 @@ def _measure(
     return _row(f"{name} {kind} depth={depth}", done, lat, took, cpu)
 
 
+def _measure_rate(
+    name: str, addresses: list[Address], pids: list[int], kind: str, rate: float, seconds: float
+) -> dict[str, float]:
+    cpu0 = sum(_cpu_seconds(p) for p in pids)
+    done, lat, took = asyncio.run(_rate_load(addresses, kind, rate, seconds))
+    cpu = sum(_cpu_seconds(p) for p in pids) - cpu0 if pids else None
+    return _row(f"{name} {kind} at {rate:,.0f}/s", done, lat, took, cpu)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -263,6 +338,11 @@ def main() -> int:
         "--restart",
         action="store_true",
         help="time a restart to serving on the --znodes data (standalone only)",
+    )
+    ap.add_argument(
+        "--half-java-peak",
+        action="store_true",
+        help="per workload, also an open-loop run at half of ZooKeeper's best ops/s, both",
     )
     args = ap.parse_args()
     install = require_zookeeper()
@@ -278,6 +358,7 @@ def main() -> int:
     print("load generator against a stub that answers at once:")
     asyncio.run(stub_rows())
     memory: dict[str, tuple[int, int]] = {}
+    half_rate: dict[str, float] = {}
     restart: dict[str, float] = {}
     specs = (
         (JAVA_ENSEMBLE, ZKQUORUM_ENSEMBLE)
@@ -304,6 +385,13 @@ def main() -> int:
                 for depth in args.depths:
                     results[(name, kind, depth)] = _measure(
                         name, addresses, pids, kind, depth, args.seconds
+                    )
+                if args.half_java_peak:
+                    if name == "java":
+                        peak = max(results[("java", kind, d)]["ops/s"] for d in args.depths)
+                        half_rate[kind] = peak / 2
+                    results[(name, kind, -1)] = _measure_rate(
+                        name, addresses, pids, kind, half_rate[kind], args.seconds
                     )
             if args.znodes and pid:
                 before = _rss_kib(pid)
@@ -333,6 +421,13 @@ def main() -> int:
                     f"p99 {z['p99 ms'] / j['p99 ms']:5.2f}   "
                     f"cpu/op {z['cpu us/op'] / j['cpu us/op']:5.2f}"
                 )
+        z, j = results.get(("zkquorum", kind, -1)), results.get(("java", kind, -1))
+        if z and j:
+            print(
+                f"  {kind:<7} at half Java's peak ({half_rate[kind]:,.0f}/s): "
+                f"p99 {z['p99 ms'] / j['p99 ms']:5.2f} (zkquorum {z['p99 ms']:.1f} ms, "
+                f"java {j['p99 ms']:.1f} ms)   p99.9 {z['p99.9 ms'] / j['p99.9 ms']:5.2f}"
+            )
     if len(restart) == 2:
         z, j = restart["zkquorum"], restart["java"]
         print(f"  restart to serving: {z / j:5.2f} (zkquorum {z:.2f} s, java {j:.2f} s)")
