@@ -116,6 +116,18 @@ def test_requests_pipelined_behind_the_connect_request_wait_for_the_session() ->
     assert c.got[2].response.data == b"1"  # type: ignore[attr-defined]
 
 
+def test_a_client_that_sends_too_much_before_its_session_exists_is_closed() -> None:
+    core = _core()
+    c = Client(core, 1)
+    c.connect()
+    value = bytes(200_000)
+    for i in range(5):  # about 1 MB held: still waiting
+        c.send(OpCode.SET_DATA, SetDataRequest(f"/n{i}", value, -1))
+    assert not c.closed and len(core.conns[1].held) == 5
+    c.send(OpCode.SET_DATA, SetDataRequest("/n5", value, -1))  # past jute.maxbuffer
+    assert c.closed and c.got == []
+
+
 def test_writes_are_pipelined_and_replies_keep_request_order() -> None:
     core = _core()
     c = Client(core, 1)

@@ -67,6 +67,7 @@ from zkquorum.core.sasl import (
 from zkquorum.core.sessions import SessionIdGenerator, SessionTracker, generate_password
 from zkquorum.core.watch_manager import WatchManager
 from zkquorum.wire.client import (
+    DEFAULT_MAX_BUFFER,
     ClientRequest,
     MalformedRequest,
     encode_connect_response,
@@ -403,6 +404,7 @@ class Connection:
     """Requests that came behind the ConnectRequest before the session was established
     (the Netty client pipelines them); handled once it is, as 3.8's ``disableRecv`` until
     ``finishSessionInit``."""
+    held_bytes: int = 0
     sasl: DigestMD5Server | None = None
     """The connection's SASL exchange, made at its first sasl request."""
     received: int = 0
@@ -449,6 +451,10 @@ _WRITE_OPS = frozenset(
         OpCode.CLOSE_SESSION,
     }
 )
+
+HELD_LIMIT_BYTES: Final = DEFAULT_MAX_BUFFER
+"""The most a connection may send behind its ConnectRequest before its session is
+established (``jute.maxbuffer``'s default: one largest request)."""
 
 _NOT_READ_ONLY = (_WRITE_OPS - {OpCode.CLOSE_SESSION}) | {OpCode.SYNC, OpCode.RECONFIG}
 """What ``ReadOnlyRequestProcessor`` answers NOTREADONLY."""
@@ -727,6 +733,7 @@ class ServerCore:
     def _release(self, out: ServerOut, c: Connection, now: float) -> None:
         """The session is established: handle what came behind its ConnectRequest."""
         held, c.held = c.held, []
+        c.held_bytes = 0
         for req in held:
             if c.state is not ConnState.OPEN:
                 break
@@ -861,6 +868,17 @@ class ServerCore:
             self._close(out, c)  # a request before the ConnectRequest
             return
         if c.state in (ConnState.CONNECTING, ConnState.REVALIDATING):
+            c.held_bytes += len(req.body)
+            if c.held_bytes > HELD_LIMIT_BYTES:
+                # 3.8 stops reading such a connection until then; a core cannot, so a
+                # client that sends this much before its session exists is closed.
+                log.warning(
+                    "Closing client %s: %d bytes of requests before its session was established",
+                    c.remote_ip,
+                    c.held_bytes,
+                )
+                self._close(out, c)
+                return
             c.held.append(req)
             return
         self._touch(c, now)
