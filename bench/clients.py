@@ -307,22 +307,25 @@ def _row(
 
 
 def _measure(
-    name: str, addresses: list[Address], pids: list[int], kind: str, depth: int, seconds: float
+    name: str,
+    addresses: list[Address],
+    pids: list[int],
+    kind: str,
+    seconds: float,
+    *,
+    depth: int = 0,
+    rate: float = 0.0,
 ) -> dict[str, float]:
-    """One run; CPU per op summed over every server of the target."""
+    """One run, closed loop at ``depth`` outstanding or open loop at ``rate`` per second;
+    CPU per op summed over every server of the target."""
     cpu0 = sum(_cpu_seconds(p) for p in pids)
-    done, lat, took = asyncio.run(_load(addresses, kind, depth, seconds))
+    if rate:
+        load, label = _rate_load(addresses, kind, rate, seconds), f"at {rate:,.0f}/s"
+    else:
+        load, label = _load(addresses, kind, depth, seconds), f"depth={depth}"
+    done, lat, took = asyncio.run(load)
     cpu = sum(_cpu_seconds(p) for p in pids) - cpu0 if pids else None
-    return _row(f"{name} {kind} depth={depth}", done, lat, took, cpu)
-
-
-def _measure_rate(
-    name: str, addresses: list[Address], pids: list[int], kind: str, rate: float, seconds: float
-) -> dict[str, float]:
-    cpu0 = sum(_cpu_seconds(p) for p in pids)
-    done, lat, took = asyncio.run(_rate_load(addresses, kind, rate, seconds))
-    cpu = sum(_cpu_seconds(p) for p in pids) - cpu0 if pids else None
-    return _row(f"{name} {kind} at {rate:,.0f}/s", done, lat, took, cpu)
+    return _row(f"{name} {kind} {label}", done, lat, took, cpu)
 
 
 def main() -> int:
@@ -384,14 +387,14 @@ def main() -> int:
             for kind in args.workloads:
                 for depth in args.depths:
                     results[(name, kind, depth)] = _measure(
-                        name, addresses, pids, kind, depth, args.seconds
+                        name, addresses, pids, kind, args.seconds, depth=depth
                     )
                 if args.half_java_peak:
                     if name == "java":
                         peak = max(results[("java", kind, d)]["ops/s"] for d in args.depths)
                         half_rate[kind] = peak / 2
-                    results[(name, kind, -1)] = _measure_rate(
-                        name, addresses, pids, kind, half_rate[kind], args.seconds
+                    results[(name, kind, -1)] = _measure(
+                        name, addresses, pids, kind, args.seconds, rate=half_rate[kind]
                     )
             if args.znodes and pid:
                 before = _rss_kib(pid)

@@ -104,7 +104,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        row = bench._measure("zkquorum", addresses, pids, "set", args.depth, args.seconds)
+        row = bench._measure("zkquorum", addresses, pids, "set", args.seconds, depth=args.depth)
         record.wait()
         by, loop_samples = categorise(raw)
     writes = row["ops/s"] * args.seconds

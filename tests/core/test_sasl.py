@@ -224,7 +224,13 @@ def test_jaas_other_login_modules_turn_sasl_off_with_a_warning() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["Server {", "Server { m required a=b }", "Server { m maybe; };", "Server { m required a=; };"],
+    [
+        "Server {",
+        "Server { m required a=b }",
+        "Server { m maybe; };",
+        "Server { m required a=; };",
+        'Server { m required a="never closed; };',
+    ],
 )
 def test_jaas_syntax_errors(text: str) -> None:
     with pytest.raises(JaasError):

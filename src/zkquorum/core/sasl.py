@@ -116,16 +116,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             out.append(("sym", ch))
             i += 1
         elif ch in "\"'":
-            j, buf = i + 1, []
-            while j < n and text[j] != ch:
-                if text[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(text[j])
-                j += 1
-            if j >= n:
+            quoted = _quoted(text, i)
+            if quoted is None:
                 raise JaasError("unterminated quoted string")
-            out.append(("str", "".join(buf)))
-            i = j + 1
+            value, i = quoted
+            out.append(("str", value))
         else:
             j = i
             while j < n and not text[j].isspace() and text[j] not in "{};=\"'":
@@ -133,6 +128,18 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             out.append(("word", text[i:j]))
             i = j
     return out
+
+
+def _quoted(text: str, start: int) -> tuple[str, int] | None:
+    """The string quoted by ``text[start]``, backslash escapes undone, and the index after
+    its closing quote; None when it is never closed."""
+    quote, i, n, buf = text[start], start + 1, len(text), []
+    while i < n and text[i] != quote:
+        if text[i] == "\\" and i + 1 < n:
+            i += 1
+        buf.append(text[i])
+        i += 1
+    return None if i >= n else ("".join(buf), i + 1)
 
 
 def parse_jaas(text: str) -> dict[str, tuple[LoginModule, ...]]:
@@ -221,17 +228,10 @@ def parse_directives(data: bytes) -> dict[str, str]:
         while i < n and text[i].isspace():
             i += 1
         if i < n and text[i] == '"':
-            i += 1
-            buf = []
-            while i < n and text[i] != '"':
-                if text[i] == "\\" and i + 1 < n:
-                    i += 1
-                buf.append(text[i])
-                i += 1
-            if i >= n:
+            quoted = _quoted(text, i)
+            if quoted is None:
                 raise SaslFailed("DIGEST-MD5: unterminated quoted value")
-            value = "".join(buf)
-            i += 1
+            value, i = quoted
         else:
             end = text.find(",", i)
             end = n if end < 0 else end
