@@ -164,7 +164,7 @@ class DataTree:
         self.nodes[parent].add_child(name)
         self.nodes[path] = Node(b"", None, StatPersisted())
 
-    def set_config(self, config_text: str) -> None:
+    def set_config(self, config_text: str, *, mzxid: int | None = None) -> None:
         """``ZKDatabase#initConfigInZKDatabase``: /zookeeper/config holds the config string.
 
         3.8 stores it with ``setACL(..., -1)`` and ``setData(..., -1, qv.getVersion(), now)``:
@@ -177,6 +177,8 @@ class DataTree:
         node.data = config_text.encode("utf-8")
         node.acl = READ_ACL_UNSAFE
         node.stat = _with(node.stat, version=-1, aversion=-1)
+        if mzxid is not None:
+            node.stat = _with(node.stat, mzxid=mzxid)
 
     # -- queries -----------------------------------------------------------------------
 

@@ -189,11 +189,13 @@ class Decided:
 
 @dataclass(frozen=True, slots=True)
 class ConfigMismatch:
-    """A peer sent a config we do not share; see the module docstring.  Not adopted."""
+    """A peer sent a config we do not share; see the module docstring.  The election
+    does not adopt it; the peer core may (``reconfigEnabled``, while LOOKING)."""
 
     from_sid: int
     version: int
     reason: str
+    text: str = ""
 
 
 Action = Send | SetTimer | Decided | ConfigMismatch
@@ -257,19 +259,10 @@ class FastLeaderElection:
         # None: on exactly when the failover shortcut is (see _catch_up).
         self.catch_up_reply = failover_shortcut if catch_up_reply is None else catch_up_reply
 
-        self._voters: frozenset[int] = frozenset(verifier.voting_members)
-        self._others: tuple[int, ...] = tuple(sorted(self._voters - {sid}))
-        self.is_voter = sid in self._voters
-        # Learner type: an observer, or a sid missing from the config, does not vote.
-        self.is_participant = self.is_voter
-        self._config_text = verifier.to_zk_string()
-        self._config_version = verifier.version
-        self._membership = parse_config_text(self._config_text)[1]
         self._config_cache: dict[str, tuple[int | None, frozenset[str]]] = {}
         # The last mismatching config text reported per sid (bounded: one per sid).
         self._mismatch_reported: dict[int, str] = {}
-        self._contains_quorum: Callable[[Iterable[int]], bool] = verifier.contains_quorum
-        self._weight: Callable[[int], int] = verifier.weight
+        self.set_verifier(verifier)
 
         self.state = LOOKING
         self.started = False
@@ -356,6 +349,22 @@ class FastLeaderElection:
     def _on_epoch_updated(self, ev: EpochUpdated) -> None:
         if self.current_vote is not None:
             self.current_vote = replace(self.current_vote, peer_epoch=ev.peer_epoch)
+
+    def set_verifier(self, verifier: QuorumVerifier) -> None:
+        """Count votes against ``verifier`` from now on (a config put in force)."""
+        self.verifier = verifier
+        sid = self.sid
+        self._voters: frozenset[int] = frozenset(verifier.voting_members)
+        self._others: tuple[int, ...] = tuple(sorted(self._voters - {sid}))
+        self.is_voter = sid in self._voters
+        # Learner type: an observer, or a sid missing from the config, does not vote.
+        self.is_participant = self.is_voter
+        self._config_text = verifier.to_zk_string()
+        self._config_version = verifier.version
+        self._membership = parse_config_text(self._config_text)[1]
+        self._mismatch_reported.clear()
+        self._contains_quorum: Callable[[Iterable[int]], bool] = verifier.contains_quorum
+        self._weight: Callable[[int], int] = verifier.weight
 
     def _on_connected(self, ev: PeerConnected) -> None:
         self.lost.discard(ev.sid)
@@ -713,4 +722,4 @@ class FastLeaderElection:
         if self._mismatch_reported.get(sid) == text:
             return
         self._mismatch_reported[sid] = text
-        self._out.append(ConfigMismatch(sid, version, reason))
+        self._out.append(ConfigMismatch(sid, version, reason, text))

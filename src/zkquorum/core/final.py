@@ -88,6 +88,8 @@ class Effects:
     writes: list[tuple[str, int]] = field(default_factory=list)
     """(path, data bytes) of each node created, changed or deleted, for 3.8's
     ``write_per_namespace`` (``DataTree#updateWriteStat``)."""
+    config: bytes | None = None
+    """A reconfig's new config text: its reply's data."""
 
 
 def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects) -> str | None:
@@ -105,6 +107,8 @@ def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects)
         case SetDataTxn(path, data):
             fx.events.append((EventType.NODE_DATA_CHANGED, path))
             fx.writes.append((path, len(data or b"")))
+            if op == OpCode.RECONFIG:
+                fx.config = data or b""
             return path
         case SetACLTxn(path) | CheckVersionTxn(path):
             return path

@@ -24,8 +24,18 @@ order, are applied to the database, and go out as COMMIT to followers and INFORM
 observers.  A learner's SYNC request is answered once every proposal made before it
 has committed.
 
-A learner whose sid is not in the configuration is refused with a log line; 3.8 accepts
-and syncs it without counting it (spec A3).
+Reconfig (``reconfigEnabled``): a proposal made while a reconfig is in progress needs a
+quorum of the config in force and of the proposed one (``Membership.verifiers``); the
+reconfig's commit puts the new config in force, goes to followers as COMMITANDACTIVATE and
+to observers as INFORMANDACTIVATE (both with the designated leader: us when we are a voter
+of the new config, else the new voter that acked the most), and a leader that is no longer
+the designated one commits nothing more and ends its phase at its next tick.  A config
+of version 0 gets the NEWLEADER zxid as its version once the phase is established, as
+3.8 does (ZOOKEEPER-1783).
+
+A learner whose sid is in no config we know is refused with a log line when reconfig is
+disabled; with reconfig enabled it is synced without being counted, as 3.8 does, so that a
+server can join before the reconfig that adds it.
 """
 
 from __future__ import annotations
@@ -36,11 +46,19 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from zkquorum.config.reconfig import with_version
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.database import Database, NeedLog, SyncMode, SyncPlan, plan_sync
 from zkquorum.core.digest import TreeDigests
 from zkquorum.core.final import apply_txn
-from zkquorum.core.prep import OutstandingChanges, Prep, PrepRequest, PrepSettings
+from zkquorum.core.membership import Membership, config_from_text
+from zkquorum.core.prep import (
+    OutstandingChanges,
+    Prep,
+    PrepRequest,
+    PrepSettings,
+    ReconfigContext,
+)
 from zkquorum.core.ready import (
     Applied,
     CloseLearner,
@@ -76,7 +94,8 @@ from zkquorum.wire.quorum import (
     encode_revalidate_reply,
     packet_type_name,
 )
-from zkquorum.wire.txn import CreateSessionTxn, OpCode, Txn, encode_txn
+from zkquorum.wire.reader import pack_long
+from zkquorum.wire.txn import CreateSessionTxn, OpCode, SetDataTxn, Txn, encode_txn
 from zkquorum.wire.zxid import make_zxid, zxid_counter, zxid_epoch, zxid_hex
 
 log = logging.getLogger(__name__)
@@ -180,7 +199,12 @@ class LearnerHandler:
 @dataclass(slots=True)
 class Proposal:
     txn: Txn
+    verifiers: tuple[QuorumVerifier, ...] = ()
+    """Whose quorums must ack it: the config in force, and the proposed one while a
+    reconfig is in progress."""
     acks: set[int] = field(default_factory=set)
+    config: QuorumVerifier | None = None
+    """A reconfig's new config."""
 
 
 class Leader:
@@ -192,8 +216,15 @@ class Leader:
         accepted_epoch: int,
         current_epoch: int,
         counts: BroadcastCounts | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self.settings = settings
+        if membership is None:
+            membership = Membership(settings.sid, settings.verifier)
+        self.m = membership
+        """The configs, shared with the peer core."""
+        self.allowed_to_commit = True
+        """False once a committed reconfig designated another leader."""
         self.counts = counts if counts is not None else BroadcastCounts()
         """Proposals and commits, kept across phases by whoever passes them in."""
         self.db = database
@@ -254,12 +285,45 @@ class Leader:
     def newleader_zxid(self) -> int:
         return make_zxid(self.epoch, 0)
 
+    @property
+    def verifier(self) -> QuorumVerifier:
+        """The config in force."""
+        return self.m.current
+
     def _is_participant(self, sid: int | None) -> bool:
-        return sid is not None and sid in self.settings.verifier.voting_members
+        return sid is not None and any(sid in v.voting_members for v in self.m.verifiers())
 
     def _quorum(self, sids: Iterable[int]) -> bool:
+        """Us and a quorum of the config in force (the discovery phase's rule)."""
         sids = set(sids)
-        return self.settings.sid in sids and self.settings.verifier.contains_quorum(sids)
+        return self.settings.sid in sids and self.verifier.contains_quorum(sids)
+
+    def _all_quorums(self, verifiers: Iterable[QuorumVerifier], sids: Iterable[int]) -> bool:
+        """A quorum of each config; our own ack among them wherever we vote (our log
+        holds the txn)."""
+        sids = set(sids)
+        me = self.settings.sid
+        for v in verifiers:
+            if not v.contains_quorum(sids):
+                return False
+            if me in v.voting_members and me not in sids:
+                return False
+        return True
+
+    def is_quorum_synced(self, verifier: QuorumVerifier) -> bool:
+        """``Leader#isQuorumSynced``: us (when a voter of it) and the synced followers
+        contain a quorum of ``verifier``."""
+        sids = {self.settings.sid} if self.settings.sid in verifier.voting_members else set()
+        for h in self.handlers.values():
+            if (
+                h.forwarding
+                and not h.observer
+                and h.sid is not None
+                and h.state is not HandlerState.CLOSED
+                and self.tick <= h.tick_of_next_ack_deadline
+            ):
+                sids.add(h.sid)
+        return verifier.contains_quorum(sids)
 
     def synced_sids(self) -> list[int]:
         """Us and every live learner within its ack deadline (``LearnerHandler#synced``)."""
@@ -397,11 +461,12 @@ class Leader:
             )
             return
         info = decode_learner_info(p.data)
-        verifier = self.settings.verifier
-        if info.server_id not in verifier.all_members:
+        verifier = self.verifier
+        known = any(info.server_id in v.all_members for v in self.m.verifiers())
+        if not known and not self.m.reconfig_enabled:
             log.warning(
                 "leader %d: refusing learner sid %d: it is not in the current config "
-                "(ZooKeeper 3.8 would sync it without counting it)",
+                "(with reconfigEnabled=true it would be synced without being counted)",
                 self.settings.sid,
                 info.server_id,
             )
@@ -409,6 +474,14 @@ class Leader:
                 out, h, CloseReason.REFUSED, f"sid {info.server_id} is not in the current config"
             )
             return
+        if not known:
+            log.info(
+                "leader %d: learner sid %d is not in the current config (version %x): "
+                "synced, not counted until a reconfig adds it",
+                self.settings.sid,
+                info.server_id,
+                verifier.version,
+            )
         if info.server_id == self.settings.sid:
             self._close(
                 out, h, CloseReason.REFUSED, f"a learner claims our own sid {info.server_id}"
@@ -448,6 +521,11 @@ class Leader:
         if not self._quorum(self.connecting):
             return
         self.accepted_epoch = self.epoch
+        m = self.m
+        if m.reconfig_enabled and m.current.version == 0 and m.last_seen.version == 0:
+            # ZOOKEEPER-1783: an initial config gets a version once it is established,
+            # so that it outranks the partial configs of servers still joining.
+            m.see(out, with_version(m.current, self.newleader_zxid))
         self.phase = LeaderPhase.WAIT_EPOCH_ACKS
         self._phase_deadline = now + self.settings.init_limit * self._tick_ms
         log.info("leader %d: new epoch %d", self.settings.sid, self.epoch)
@@ -560,7 +638,7 @@ class Leader:
         for p in plan.packets:
             self._send(out, h, p)
         self._start_forwarding(out, h, queued)
-        config = encode_config_payload(self.settings.config_text)
+        config = encode_config_payload(self.m.config_text)
         self._send(out, h, QuorumPacket(PacketType.NEWLEADER, self.newleader_zxid, config))
         h.sender_started = True
         self._set_state(h, HandlerState.WAIT_ACK, now)
@@ -607,7 +685,9 @@ class Leader:
             return
         if sid is not None and (self._is_participant(sid) or sid == self.settings.sid):
             self.newleader_acks.add(sid)
-        if self._quorum(self.newleader_acks):
+        if self.settings.sid in self.newleader_acks and self._all_quorums(
+            self.m.verifiers(), self.newleader_acks
+        ):
             self._establish(out, now)
 
     def _establish(self, out: ReadyBuilder, now: float) -> None:
@@ -635,6 +715,44 @@ class Leader:
         for h in list(self.handlers.values()):
             if h.state is HandlerState.WAIT_STARTUP:
                 self._uptodate(out, h, now)
+        if self.m.in_progress:
+            # The config NEWLEADER carried is in force now (Leader#lead after startZkServer).
+            new = self.m.last_seen
+            designated = self._designated_leader(new, self.newleader_acks, None)
+            self.m.activate(out, new, leader=self.settings.sid, designated=designated)
+            if designated != self.settings.sid:
+                log.warning(
+                    "leader %d: not the designated leader (%d) of config %x: committing nothing",
+                    self.settings.sid,
+                    designated,
+                    new.version,
+                )
+                self.allowed_to_commit = False
+
+    def _designated_leader(
+        self, new: QuorumVerifier, acks: Iterable[int], after_zxid: int | None
+    ) -> int:
+        """``Leader#getDesignatedLeader``: us when we are a voter of ``new`` at the same
+        quorum address, else the voter of ``new`` among ``acks`` that acked the longest
+        run of the proposals after ``after_zxid`` (the smallest sid among equals)."""
+        me = self.settings.sid
+        mine = self.verifier.all_members.get(me)
+        ours = new.voting_members.get(me)
+        if ours is not None and (mine is None or ours.quorum_addrs == mine.quorum_addrs):
+            return me
+        candidates = {s for s in acks if s in new.voting_members} - {me}
+        if not candidates:
+            return me
+        best = min(candidates)
+        if after_zxid is not None:
+            zxid = after_zxid + 1
+            while zxid in self.outstanding and candidates:
+                candidates &= self.outstanding[zxid].acks
+                if not candidates:
+                    break
+                best = min(candidates)
+                zxid += 1
+        return best
 
     def _uptodate(self, out: ReadyBuilder, h: LearnerHandler, now: float) -> None:
         self._set_state(h, HandlerState.BROADCAST, now)
@@ -670,7 +788,13 @@ class Leader:
                 f"proposal 0x{zxid_hex(zxid)} is not the next zxid 0x{zxid_hex(self.next_zxid())}"
             )
         self.last_proposed = zxid
-        self.outstanding[zxid] = Proposal(txn)
+        proposal = Proposal(txn)
+        if txn.header.type == OpCode.RECONFIG and isinstance(txn.record, SetDataTxn):
+            proposal.config = config_from_text((txn.record.data or b"").decode())
+            if proposal.config is not None:
+                self.m.see(out, proposal.config)
+        proposal.verifiers = self.m.verifiers()
+        self.outstanding[zxid] = proposal
         self.counts.proposals += 1
         out.append.append(txn)
         packet = QuorumPacket(PacketType.PROPOSAL, zxid, encode_txn(txn))
@@ -695,6 +819,8 @@ class Leader:
 
     def _process_ack(self, out: ReadyBuilder, sid: int, zxid: int, now: float) -> None:
         """``Leader#processAck``."""
+        if not self.allowed_to_commit:
+            return  # the last commit was a leader change: the new leader commits
         if zxid_counter(zxid) == 0:
             return  # a NEWLEADER ACK arriving in broadcast
         if not self.outstanding or zxid <= self.last_committed:
@@ -708,9 +834,9 @@ class Leader:
         every = self.settings.ack_logging_frequency
         if every > 0 and zxid % every == 0:
             self._latency(out, LatencyKind.ACK, sid, p.txn, now)
-        if sid in self.settings.verifier.voting_members:
+        if any(sid in v.voting_members for v in p.verifiers):
             p.acks.add(sid)
-        while self._try_to_commit(out, zxid, now):
+        while self.allowed_to_commit and self._try_to_commit(out, zxid, now):
             zxid += 1
             if zxid not in self.outstanding:
                 break
@@ -728,7 +854,7 @@ class Leader:
         if zxid - 1 in self.outstanding:
             return False
         p = self.outstanding[zxid]
-        if not self._quorum(p.acks):
+        if not self._all_quorums(p.verifiers, p.acks):
             return False
         if zxid != self.last_committed + 1:
             log.warning(
@@ -739,15 +865,31 @@ class Leader:
         del self.outstanding[zxid]
         self.last_committed = zxid
         self.counts.commits += 1
-        self._latency(out, LatencyKind.QUORUM_ACK, None, p.txn, now)
         commit = QuorumPacket(PacketType.COMMIT, zxid)
+        inform_type, inform_prefix = PacketType.INFORM, b""
+        if p.config is not None:
+            designated = self._designated_leader(p.config, p.acks, zxid)
+            self.m.activate(out, p.config, leader=self.settings.sid, designated=designated)
+            if designated != self.settings.sid:
+                log.info(
+                    "leader %d: committing a reconfiguration; leader %d is designated, "
+                    "this one commits nothing more",
+                    self.settings.sid,
+                    designated,
+                )
+                self.allowed_to_commit = False
+            commit = QuorumPacket(PacketType.COMMITANDACTIVATE, zxid, pack_long(designated))
+            inform_type, inform_prefix = PacketType.INFORMANDACTIVATE, pack_long(designated)
+        else:
+            self._latency(out, LatencyKind.QUORUM_ACK, None, p.txn, now)
         inform: QuorumPacket | None = None
         for h in self.handlers.values():
             if not h.forwarding or h.state is HandlerState.CLOSED:
                 continue
             if h.observer:
                 if inform is None:
-                    inform = QuorumPacket(PacketType.INFORM, zxid, encode_txn(p.txn))
+                    data = inform_prefix + encode_txn(p.txn)
+                    inform = QuorumPacket(inform_type, zxid, data)
                 self._send(out, h, inform)
             else:
                 self._send(out, h, commit)
@@ -781,6 +923,16 @@ class Leader:
         if self.phase is not LeaderPhase.BROADCAST or self.sessions is None:
             return False
         clock = self._clock(now)
+        reconfig = None
+        if request.type == OpCode.RECONFIG:
+            m = self.m
+            reconfig = ReconfigContext(
+                m.reconfig_enabled,
+                m.standalone_enabled,
+                m.current,
+                m.last_seen,
+                self.is_quorum_synced,
+            )
         result = self.prep.prepare(
             request,
             zxid=self.next_zxid(),
@@ -790,6 +942,7 @@ class Leader:
             changes=self.changes,
             sessions=self.sessions,
             digests=self._digests,
+            reconfig=reconfig,
         )
         if result.txn is None:
             return False
@@ -937,14 +1090,21 @@ class Leader:
                 self.submit(out, closing, now)
             if now >= self._next_container_check:
                 self._check_containers(out, now)
+        if self.phase is LeaderPhase.BROADCAST and not self.allowed_to_commit:
+            self.fail(
+                out,
+                PhaseEndReason.RECONFIG,
+                "a reconfig designated another leader; this one leads no more",
+            )
+            return
         if self.phase is LeaderPhase.BROADCAST and now >= self._next_wake:
             self._next_wake = max(self._next_wake + self._tick_ms / 2, now)
             if not self._tick_skip:
                 self.tick += 1
                 synced = self.synced_sids()
-                if not self.settings.verifier.contains_quorum(synced):
+                if not all(v.contains_quorum(synced) for v in self.m.verifiers()):
                     # 3.8 lists the voters only (SyncedLearnerTracker#addAck skips observers).
-                    voters = [s for s in synced if s in self.settings.verifier.voting_members]
+                    voters = [s for s in synced if s in self.verifier.voting_members]
                     self.fail(
                         out,
                         PhaseEndReason.NOT_SYNCED,

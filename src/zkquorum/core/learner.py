@@ -26,9 +26,11 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.database import Database, SyncMode
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.final import apply_txn
+from zkquorum.core.membership import Membership, config_from_text
 from zkquorum.core.ready import (
     Applied,
     PhaseEndReason,
@@ -60,7 +62,7 @@ from zkquorum.wire.quorum import (
 from zkquorum.wire.reader import pack_int, pack_long
 from zkquorum.wire.snapshot import Session as TouchedSession
 from zkquorum.wire.snapshot import Snapshot, SnapshotSignature
-from zkquorum.wire.txn import Txn
+from zkquorum.wire.txn import OpCode, SetDataTxn, Txn
 from zkquorum.wire.zxid import make_zxid, zxid_epoch, zxid_hex
 
 log = logging.getLogger(__name__)
@@ -111,9 +113,15 @@ class Learner:
         *,
         accepted_epoch: int,
         current_epoch: int,
+        membership: Membership | None = None,
+        leader: int | None = None,
     ) -> None:
         self.settings = settings
         self.db = database
+        self.m = membership
+        """The configs, shared with the peer core (``None``: no reconfig handling)."""
+        self.leader = leader
+        self._newleader_config: QuorumVerifier | None = None
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
         self.last_logged_zxid = database.last_processed_zxid
@@ -182,7 +190,8 @@ class Learner:
             raise RuntimeError("Learner.start called twice")
         s = self.settings
         ptype = PacketType.OBSERVERINFO if s.observer else PacketType.FOLLOWERINFO
-        info = encode_learner_info(LearnerInfo(s.sid, config_version=s.config_version))
+        version = s.config_version if self.m is None else self.m.current.version
+        info = encode_learner_info(LearnerInfo(s.sid, config_version=version))
         self.phase = LearnerPhase.WAIT_LEADERINFO
         self._arm(now)
         out.messages.append(
@@ -337,7 +346,8 @@ class Learner:
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         tree = DataTree.from_snapshot(snap, self._snap_zxid)
-        tree.set_config(self.settings.config_text)  # ZOOKEEPER-2819
+        text = self.settings.config_text if self.m is None else self.m.current_text
+        tree.set_config(text)  # ZOOKEEPER-2819
         self.db.replace_tree(tree)
         self.last_logged_zxid = self._snap_zxid
         self._pending.clear()
@@ -347,8 +357,14 @@ class Learner:
     def _on_sync_packet(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         t = p.type
         if t == PacketType.PROPOSAL:
-            self._not_committed.append(decode_proposal(p.data))
+            txn = decode_proposal(p.data)
+            self._see(out, txn)
+            self._not_committed.append(txn)
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+            if t == PacketType.COMMITANDACTIVATE and not self._activate(
+                out, self._find(p.zxid), p.data
+            ):
+                return
             if self.phase is LearnerPhase.WAIT_UPTODATE:
                 # Between NEWLEADER and UPTODATE: the proposals were logged at NEWLEADER;
                 # the commit waits for UPTODATE (3.8's packetsCommitted; 3.8.0 dies of a
@@ -377,7 +393,9 @@ class Learner:
             if t == PacketType.INFORM:
                 txn = decode_proposal(p.data)
             else:
-                txn = decode_inform_and_activate(p.data)[1]
+                designated, txn = decode_inform_and_activate(p.data)
+                if not self._activate(out, txn, pack_long(designated)):
+                    return
             if not self._write_to_txn_log:
                 self._apply(txn)
             else:
@@ -397,6 +415,10 @@ class Learner:
     def _on_newleader(self, out: ReadyBuilder, p: QuorumPacket) -> None:
         if p.data is not None and len(p.data) > 1:
             self.leader_config = p.data.decode("utf-8", "replace")
+            if self.m is not None and self.m.reconfig_enabled:
+                self._newleader_config = config_from_text(self.leader_config)
+                if self._newleader_config is not None:
+                    self.m.see(out, self._newleader_config)
         snapshot_zxid: int | None = None
         if self._snapshot_needed:
             snapshot_zxid = self.db.last_processed_zxid
@@ -420,6 +442,14 @@ class Learner:
         self._maybe_ack_newleader(out)
 
     def _on_uptodate(self, out: ReadyBuilder) -> None:
+        config = self._newleader_config
+        if (
+            config is not None
+            and self.m is not None
+            and self.m.activate(out, config, leader=self.leader)
+        ):
+            self.fail(PhaseEndReason.RECONFIG, "changes proposed in reconfig")
+            return
         self._ack(out, make_zxid(self.new_epoch, 0))
         self.phase = LearnerPhase.BROADCAST
         if not self.settings.observer:
@@ -475,27 +505,65 @@ class Learner:
             return
         if self.settings.observer:
             if t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
+                designated: int | None = None
                 if t == PacketType.INFORM:
                     txn = decode_proposal(p.data)
                 else:
-                    txn = decode_inform_and_activate(p.data)[1]
+                    designated, txn = decode_inform_and_activate(p.data)
                 self._log(out, (txn,), pend=False)
                 self._apply(txn, out)
+                if designated is not None:
+                    self._activate(out, txn, pack_long(designated))
             elif t in (PacketType.PROPOSAL, PacketType.COMMIT):
                 log.warning("observer %d: ignoring %s", self.settings.sid, t)
             return
         if t == PacketType.PROPOSAL:
             txn = decode_proposal(p.data)
+            self._see(out, txn)
             self._log(out, (txn,))
             self._unacked.append(txn.header.zxid)
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+            head = self._pending[0] if self._pending else None
             failure = self._commit(p.zxid, out)
             if failure:
                 self.fail(PhaseEndReason.PROTOCOL, failure)
+            elif t == PacketType.COMMITANDACTIVATE:
+                self._activate(out, head, p.data)
         elif t == PacketType.UPTODATE:
             log.error("learner %d: received an unexpected UPTODATE", self.settings.sid)
         else:
             log.warning("learner %d: unknown packet type %s", self.settings.sid, t)
+
+    # -- reconfig ----------------------------------------------------------------------
+
+    def _see(self, out: ReadyBuilder, txn: Txn) -> None:
+        """A proposed reconfig: its config is the last seen."""
+        if self.m is not None:
+            config = _config_of(txn)
+            if config is not None:
+                self.m.see(out, config)
+
+    def _activate(self, out: ReadyBuilder, txn: Txn | None, data: bytes | None) -> bool:
+        """COMMITANDACTIVATE / INFORMANDACTIVATE of ``txn``: its config in force, with the
+        designated leader of ``data``.  False (and the phase failed) when our role or
+        our leader changed."""
+        if self.m is None or txn is None:
+            return True
+        config = _config_of(txn)
+        if config is None:
+            return True
+        designated = decode_long_payload(data)
+        if self.m.activate(out, config, leader=self.leader, designated=designated):
+            self.fail(PhaseEndReason.RECONFIG, "changes proposed in reconfig")
+            return False
+        return True
+
+    def _find(self, zxid: int) -> Txn | None:
+        for queue in (self._not_committed, self._pending):
+            for txn in queue:
+                if txn.header.zxid == zxid:
+                    return txn
+        return None
 
     # -- the log and the tree ----------------------------------------------------------
 
@@ -562,6 +630,19 @@ class Learner:
             txn = self._pending.popleft()
             if txn.header.zxid > self.db.last_processed_zxid:
                 self.db.apply(txn)
+
+
+def _config_of(txn: Txn) -> QuorumVerifier | None:
+    if txn.header.type != OpCode.RECONFIG or not isinstance(txn.record, SetDataTxn):
+        return None
+    return config_from_text((txn.record.data or b"").decode("utf-8", "replace"))
+
+
+def decode_long_payload(data: bytes | None) -> int | None:
+    """COMMITANDACTIVATE's data: the designated leader (a long); ``None`` without one."""
+    if data is None or len(data) < 8:
+        return None
+    return int.from_bytes(data[:8], "big", signed=True)
 
 
 def _int32(value: int) -> int:

@@ -65,6 +65,7 @@ from zkquorum.core.events import (
 )
 from zkquorum.core.leader import BroadcastCounts, Leader, LeaderSettings
 from zkquorum.core.learner import Learner, LearnerSettings
+from zkquorum.core.membership import Membership, config_from_text
 from zkquorum.core.prep import PrepSettings
 from zkquorum.core.ready import (
     INF,
@@ -143,6 +144,11 @@ class PeerSettings:
     container_check_interval_ms: int = 60_000
     container_max_never_used_ms: int = 0
     ack_logging_frequency: int = 1000
+    reconfig_enabled: bool = False
+    """``reconfigEnabled``: the membership may change (see :mod:`zkquorum.core.membership`)."""
+    standalone_enabled: bool = True
+    last_seen: QuorumVerifier | None = None
+    """A reconfig in progress when the peer stopped (``<zoo.cfg>.dynamic.next``)."""
 
     @classmethod
     def from_config(
@@ -175,6 +181,9 @@ class PeerSettings:
             commit_log_count=commit_log_count,
             snapshot_size_factor=snapshot_size_factor,
             fixed=fixed,
+            reconfig_enabled=config.reconfig_enabled,
+            standalone_enabled=config.standalone_enabled,
+            last_seen=config.last_seen_verifier,
         )
 
 
@@ -198,6 +207,15 @@ class PeerCore:
         self.db = database
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
+        self.membership = Membership(
+            settings.sid,
+            settings.verifier,
+            settings.last_seen,
+            reconfig_enabled=settings.reconfig_enabled,
+            standalone_enabled=settings.standalone_enabled,
+            config_text=settings.config_text,
+        )
+        """The config in force and the last seen (shared with the leader or learner)."""
         self.election = fle.FastLeaderElection(
             settings.sid,
             settings.verifier,
@@ -349,6 +367,7 @@ class PeerCore:
             case Start():
                 self._start(out, now)
         self._check_phase(out, now)
+        self._follow_config()
         for h in out.hard_state:
             if isinstance(h, TruncateLog):
                 if self.log_appended > self.log_synced:
@@ -358,6 +377,14 @@ class PeerCore:
         if out.append:
             self.log_appended = max(self.log_appended, max(t.header.zxid for t in out.append))
         return out.build(self.next_deadline())
+
+    def _follow_config(self) -> None:
+        """A config put in force this step: the election counts by it, and
+        /zookeeper/config shows it (``initConfigInZKDatabase``)."""
+        current = self.membership.current
+        if self.election.verifier is not current:
+            self.election.set_verifier(current)
+            self.db.tree.set_config(self.membership.current_text, mzxid=current.version)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -406,6 +433,7 @@ class PeerCore:
         self._election(out, fle.Start(now, zxid, self.current_epoch))
 
     def _election(self, out: ReadyBuilder, event: fle.Event) -> None:
+        adopt: QuorumVerifier | None = None
         for action in self.election.step(event):
             match action:
                 case fle.Send(to, notification):
@@ -414,7 +442,10 @@ class PeerCore:
                     self._timers[timer] = at
                 case fle.Decided():
                     self._decided(out, action, event.now)
-                case fle.ConfigMismatch(from_sid, version, reason):
+                case fle.ConfigMismatch(from_sid, version, reason, text):
+                    if self._adoptable(version):
+                        adopt = config_from_text(text) or adopt
+                        continue
                     log.warning(
                         "sid %d sent a config we do not share (version %x): %s; not adopted",
                         from_sid,
@@ -422,6 +453,24 @@ class PeerCore:
                         reason,
                     )
                     out.outcomes.append(ConfigMismatchSeen(from_sid, version, reason))
+        if adopt is not None and self._adoptable(adopt.version):
+            # WorkerReceiver: a newer config heard while looking is put in force, and the
+            # election starts again under it.
+            log.info(
+                "adopting config version %x heard in the election; restarting leader election",
+                adopt.version,
+            )
+            self.membership.activate(out, adopt, leader=None)
+            self._follow_config()
+            self._look(out, event.now)
+
+    def _adoptable(self, version: int) -> bool:
+        return (
+            self.membership.reconfig_enabled
+            and self.role is Role.LOOKING
+            and self.decided is None
+            and version > self.membership.current.version
+        )
 
     def _decided(self, out: ReadyBuilder, d: fle.Decided, now: float) -> None:
         took = int(now - self._looking_since)
@@ -469,8 +518,8 @@ class PeerCore:
                     tick_time_ms=s.tick_time_ms,
                     init_limit=s.init_limit,
                     sync_limit=s.sync_limit,
-                    verifier=s.verifier,
-                    config_text=s.config_text,
+                    verifier=self.membership.current,
+                    config_text=self.membership.config_text,
                     log_sync=s.snapshot_size_factor >= 0,
                     snapshot_size_factor=s.snapshot_size_factor,
                     wall_offset_ms=s.wall_offset_ms,
@@ -483,6 +532,7 @@ class PeerCore:
                 accepted_epoch=self.accepted_epoch,
                 current_epoch=self.current_epoch,
                 counts=self.broadcast,
+                membership=self.membership,
             )
             self.leader.last_synced = self.log_synced
             self.leader.prior_log_zxid = self._unsynced()
@@ -496,12 +546,14 @@ class PeerCore:
                 init_limit=s.init_limit,
                 sync_limit=s.sync_limit,
                 observer=observer,
-                config_version=s.verifier.version,
-                config_text=s.config_text,
+                config_version=self.membership.current.version,
+                config_text=self.membership.current_text,
             ),
             self.db,
             accepted_epoch=self.accepted_epoch,
             current_epoch=self.current_epoch,
+            membership=self.membership,
+            leader=leader,
         )
         self.learner.last_synced_zxid = self.log_synced
         self.learner.prior_log_zxid = self._unsynced()
@@ -569,7 +621,7 @@ class PeerCore:
         if self.settings.fixed is not None:
             self.role = Role.STOPPED
             return
-        if lost_leader is not None:
+        if lost_leader is not None and reason is not PhaseEndReason.RECONFIG:
             # The leader is gone (EOF, read timeout, refused): for the failover shortcut
             # it is as good as a lost election connection, even while that connection (to
             # a hung process) stays open.  Sound for the same reason: its vote could

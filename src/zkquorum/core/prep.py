@@ -43,14 +43,18 @@ failed multi forgets its ops' parents' outstanding records (``getPendingChanges`
 closeSession's parent records keep their child counts, a createContainer or createTTL
 whose flags name another mode records that mode's owner.
 
-Left out: ``reconfig`` is answered as 3.8 does with ``reconfigEnabled=false`` (the
-default): RECONFIGDISABLED; quotas are not enforced (3.8's default,
-``zookeeper.enforceQuota=false``); local sessions (off by default) do not exist.
+``reconfig`` needs a :class:`ReconfigContext` (the leader's configs and its synced
+followers); without one (standalone) it is RECONFIGDISABLED, or UNIMPLEMENTED with
+``reconfigEnabled=true``, as on 3.8's standalone server.
+
+Left out: quotas are not enforced (3.8's default, ``zookeeper.enforceQuota=false``); local
+sessions (off by default) do not exist.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from collections import deque
 from collections.abc import (
@@ -67,6 +71,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final, Protocol
 
+from zkquorum.config.reconfig import BadReconfig, MalformedReconfig, next_config
+from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.acl import (
     AuthSettings,
     InvalidACL,
@@ -78,6 +84,7 @@ from zkquorum.core.acl import (
 from zkquorum.core.javaorder import spread, string_hash
 from zkquorum.core.sessions import SessionCheck, SessionTracker
 from zkquorum.wire.client_records import (
+    CONFIG_NODE,
     CheckVersionRequest,
     ClientProtocolError,
     CreateMode,
@@ -88,6 +95,7 @@ from zkquorum.wire.client_records import (
     DeleteRequest,
     ErrorCode,
     MultiOperationRecord,
+    ReconfigRequest,
     RequestRecord,
     SetACLRequest,
     SetDataRequest,
@@ -115,6 +123,8 @@ from zkquorum.wire.txn import (
     TxnRecord,
 )
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DIGEST_VERSION",
     "ChangeRecord",
@@ -126,6 +136,7 @@ __all__ = [
     "PrepResult",
     "PrepSettings",
     "PrepTree",
+    "ReconfigContext",
     "ephemeral_type",
     "java_hash_set_order",
     "validate_path",
@@ -215,6 +226,20 @@ class PrepSettings:
     close_session_txn_enabled: bool = True
     """``zookeeper.closeSessionTxn.enabled``: closeSession carries its paths."""
     auth: AuthSettings = field(default_factory=AuthSettings)
+    reconfig_enabled: bool = False
+    """``reconfigEnabled``: what a server with no :class:`ReconfigContext` answers."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfigContext:
+    """What ``pRequest2TxnReconfig`` asks of the leader (``LeaderZooKeeperServer``)."""
+
+    enabled: bool
+    standalone_enabled: bool
+    current: QuorumVerifier
+    last_seen: QuorumVerifier
+    quorum_synced: Callable[[QuorumVerifier], bool]
+    """``Leader#isQuorumSynced``: a quorum of the config is connected and synced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +289,8 @@ class PrepResult:
 
     txn: Txn | None
     err: ErrorCode = ErrorCode.OK
+    config: QuorumVerifier | None = None
+    """A reconfig's new config (``Request#qv``)."""
 
 
 # --------------------------------------------------------------------------- change records
@@ -620,13 +647,14 @@ class Prep:
         changes: OutstandingChanges,
         sessions: SessionTracker,
         digests: Digests | None = None,
+        reconfig: ReconfigContext | None = None,
     ) -> PrepResult:
         """``pRequest``: the txn for ``request`` at ``zxid`` (``None`` for ops that
         need none), updating ``changes`` and ``sessions`` as 3.8 does.
 
         ``time`` is the txn header's wall-clock ms; ``now`` the core's monotonic ms (for
         the session tracker).  ``digests`` ``None`` means ``zookeeper.digest.enabled=false``:
-        no TxnDigest.
+        no TxnDigest.  ``reconfig``: the leader's side of a reconfig request.
         """
         ctx = _Context(tree, changes, sessions, digests, self.settings, now)
         op = request.type
@@ -645,7 +673,10 @@ class Prep:
             if request.malformed:
                 # Decoded before a zxid is taken (pRequestHelper): no txn at all.
                 return PrepResult(None, ErrorCode.MARSHALLINGERROR)
-            return _error_txn(header, ErrorCode.RECONFIGDISABLED)
+            try:
+                return self._reconfig(ctx, request, header, request.record, reconfig)
+            except _Fail as f:
+                return _error_txn(header, f.code)
         if op not in _WRITE_OPS:
             return PrepResult(None)  # "unknown type": 3.8 logs and passes it on
         try:
@@ -857,6 +888,65 @@ class Prep:
         updated = ctx.with_digest(updated, previous=prev)
         ctx.changes.add(updated)
         return SetDataTxn(path, body.data, version), _digest_of(updated)
+
+    def _reconfig(
+        self,
+        ctx: _Context,
+        request: PrepRequest,
+        header: TxnHeader,
+        body: RequestRecord | None,
+        reconfig: ReconfigContext | None,
+    ) -> PrepResult:
+        """``pRequest2TxnReconfig``, its checks in 3.8's order: enabled, session, a
+        leader, no reconfig in progress, ``fromConfig``, the new config, at least two
+        voters (one without ``standaloneEnabled``), a synced quorum of it, and WRITE on
+        /zookeeper/config last.  The txn is a setData of /zookeeper/config to the new
+        config's text, version -1, at a version that is the txn's zxid."""
+        enabled = reconfig.enabled if reconfig is not None else self.settings.reconfig_enabled
+        if not enabled:
+            raise _Fail(ErrorCode.RECONFIGDISABLED)
+        if not isinstance(body, ReconfigRequest):
+            return PrepResult(None, ErrorCode.MARSHALLINGERROR)
+        ctx.check_session(request)
+        if reconfig is None:
+            raise _Fail(ErrorCode.UNIMPLEMENTED)  # standalone
+        last_seen = reconfig.last_seen
+        if last_seen.version != reconfig.current.version:
+            raise _Fail(ErrorCode.RECONFIGINPROGRESS)
+        if body.cur_config_id != -1 and body.cur_config_id != last_seen.version:
+            raise _Fail(ErrorCode.BADVERSION)
+        try:
+            qv = next_config(
+                last_seen,
+                joining=None if is_null(body.joining_servers) else body.joining_servers,
+                leaving=None if is_null(body.leaving_servers) else body.leaving_servers,
+                new_members=None if is_null(body.new_members) else body.new_members,
+                version=header.zxid,
+                standalone_enabled=reconfig.standalone_enabled,
+            )
+        except BadReconfig as exc:
+            log.warning("reconfig refused: %s", exc)
+            raise _Fail(ErrorCode.BADARGUMENTS) from exc
+        except MalformedReconfig as exc:
+            log.error("Failed to process reconfig: %s", exc)
+            raise _Fail(ErrorCode.MARSHALLINGERROR) from exc
+        if not reconfig.quorum_synced(qv):
+            log.warning(
+                "Reconfig failed - there must be a connected and synced quorum in new configuration"
+            )
+            raise _Fail(ErrorCode.NEWCONFIGNOQUORUM)
+        node = ctx.record_for_path(CONFIG_NODE)
+        ctx.check_acl(Perms.WRITE, node.acl, request)
+        assert node.stat is not None
+        data = qv.to_zk_string().encode()
+        stat = _restat(node.stat, version=-1, mtime=header.time, mzxid=header.zxid)
+        # The config node is outside the digest: the tree digest does not move.
+        updated = node.duplicate(header.zxid, stat, data=data)
+        ctx.changes.add(updated)
+        digest = None
+        if ctx.digests is not None:
+            digest = TxnDigest(DIGEST_VERSION, ctx.current_tree_digest())
+        return PrepResult(Txn(header, SetDataTxn(CONFIG_NODE, data, -1), digest), config=qv)
 
     def _set_acl(
         self, ctx: _Context, request: PrepRequest, header: TxnHeader, body: SetACLRequest

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.election import Decided
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import QuorumPacket
@@ -52,7 +53,18 @@ class TruncateLog:
     zxid: int
 
 
-HardState = SaveAcceptedEpoch | SaveCurrentEpoch | TruncateLog
+@dataclass(frozen=True, slots=True)
+class SaveConfig:
+    """Write a config to disk (``QuorumPeer#setQuorumVerifier`` / ``#setLastSeenQuorumVerifier``
+    with ``writeToDisk``): ``activated`` is the config in force (``<zoo.cfg>.dynamic.<version>``,
+    zoo.cfg pointed at it, the ``.next`` file gone once nothing newer is pending); otherwise the
+    last-seen config of a reconfig in progress (``<zoo.cfg>.dynamic.next``)."""
+
+    verifier: QuorumVerifier
+    activated: bool
+
+
+HardState = SaveAcceptedEpoch | SaveCurrentEpoch | TruncateLog | SaveConfig
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -215,6 +227,7 @@ class PhaseEndReason(enum.Enum):
     STORAGE = "storage failed"
     TRUNCATE_BEYOND_UNDO = "truncation beyond what can be undone in memory"
     CLOSED = "closed"
+    RECONFIG = "changes proposed in reconfig"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +279,15 @@ class ConfigMismatchSeen:
     from_sid: int
     version: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigActivated:
+    """A new membership is in force (a reconfig committed, a leader's NEWLEADER config, or
+    a newer config adopted during the election): the runtime reaches the new members."""
+
+    verifier: QuorumVerifier
+    previous: QuorumVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +350,7 @@ Outcome = (
     | SteppedDown
     | LearnerDropped
     | ConfigMismatchSeen
+    | ConfigActivated
     | Looking
 )
 

@@ -180,6 +180,9 @@ class ServerSettings:
     """SASL logins (the JAAS ``Server`` section, which the runtime reads); ``None``: off."""
     sasl_acl: bool = False
     """``zookeeper.authProvider.N`` registers SASLAuthenticationProvider: ``sasl`` ACLs."""
+    reconfig_enabled: bool = False
+    """``reconfigEnabled``: a standalone server answers reconfig UNIMPLEMENTED instead of
+    RECONFIGDISABLED (a quorum's leader decides for itself)."""
 
     @classmethod
     def from_properties(
@@ -216,6 +219,7 @@ class ServerSettings:
             ack_logging_frequency=num("leader.ackLoggingFrequency", 1000),
             read_only_enabled=(get("readonlymode.enabled") or "").lower() == "true",
             sasl_acl=sasl_provider_configured(props),
+            reconfig_enabled=(props.get("reconfigEnabled") or "").strip().lower() == "true",
         )
 
     @property
@@ -449,6 +453,7 @@ _WRITE_OPS = frozenset(
         OpCode.MULTI,
         OpCode.CHECK,
         OpCode.CLOSE_SESSION,
+        OpCode.RECONFIG,
     }
 )
 
@@ -456,7 +461,7 @@ HELD_LIMIT_BYTES: Final = DEFAULT_MAX_BUFFER
 """The most a connection may send behind its ConnectRequest before its session is
 established (``jute.maxbuffer``'s default: one largest request)."""
 
-_NOT_READ_ONLY = (_WRITE_OPS - {OpCode.CLOSE_SESSION}) | {OpCode.SYNC, OpCode.RECONFIG}
+_NOT_READ_ONLY = (_WRITE_OPS - {OpCode.CLOSE_SESSION}) | {OpCode.SYNC}
 """What ``ReadOnlyRequestProcessor`` answers NOTREADONLY."""
 
 
@@ -508,7 +513,11 @@ class ServerCore:
         self._sasl_exchanges = 0
         self._started_wall_ms = wall_ms
         self.prep = Prep(
-            PrepSettings(extended_types_enabled=settings.extended_types, auth=self.auth)
+            PrepSettings(
+                extended_types_enabled=settings.extended_types,
+                auth=self.auth,
+                reconfig_enabled=settings.reconfig_enabled,
+            )
         )
         self.changes = OutstandingChanges()
         self._digests = TreeDigests(db)
@@ -927,9 +936,9 @@ class ServerCore:
             self._flush(out, c)
             return
         if op not in _WRITE_OPS or (op != OpCode.CLOSE_SESSION and rec is None):
-            code = ErrorCode.RECONFIGDISABLED if op == OpCode.RECONFIG else ErrorCode.UNIMPLEMENTED
+            code = ErrorCode.UNIMPLEMENTED
             pending = _Pending(req.xid, op, None, reply=self._error(req.xid, code), at=now)
-            pending.close_after = code is ErrorCode.UNIMPLEMENTED
+            pending.close_after = True
             c.queue.append(pending)
             self._flush(out, c)
             return
@@ -1067,6 +1076,8 @@ class ServerCore:
             body = SetDataResponse(stat)
         elif p.op == OpCode.SET_ACL:
             body = SetACLResponse(stat)
+        elif p.op == OpCode.RECONFIG:
+            body = GetDataResponse(result.config, stat)
         return encode_reply(ReplyHeader(p.xid, hdr_zxid, 0), body)
 
     def _multi_results(self, result: Effects) -> tuple[OpResult, ...]:

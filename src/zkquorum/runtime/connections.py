@@ -45,12 +45,12 @@ Design (one asyncio task per job, every task owned by the manager):
   hanging for TCP's ~15 minutes of retransmissions.  The peer is then lost, its address
   demoted, and the next send dials again - over another address when there are several
   (multi-address).  3.8 has no such bound: its election stalls on a dead network.
-* **Who may connect**: an initial message claiming a sid that is not a member of the
-  configuration (participant or observer) is refused: the connection is closed, logged
-  with the peer's address, and counted in ``unknown_sids_refused`` (and in
-  ``bad_connections_refused``).  3.8 accepts it (a joining server in a dynamic reconfig),
-  answers its votes, and connects back to whatever address it advertised; zkquorum has no
-  dynamic reconfig, so a stranger gets neither answers nor a connect-back.
+* **Who may connect**: with ``reconfigEnabled=false`` an initial message claiming a sid
+  that is not a member of the configuration (participant or observer) is refused: the
+  connection is closed, logged with the peer's address, and counted in
+  ``unknown_sids_refused`` (and in ``bad_connections_refused``).  With reconfig enabled
+  (``accept_unknown``) it is accepted as 3.8 accepts it: a server about to join by
+  reconfig must hear the election's outcome; its votes are answered, never counted.
 * **Events** for the driver: an optional ``on_event`` callback receives
   :class:`PeerConnected` (each newly registered connection, also a replacement) and
   :class:`PeerLost` (the sid has no connection any more).  It is called synchronously
@@ -366,6 +366,7 @@ class ConnectionManager:
         on_event: Callable[[PeerEvent], None] | None = None,
         tls: QuorumTls | None = None,
         user_timeout: float | None = None,
+        accept_unknown: bool = False,
     ) -> None:
         if not my_addrs:
             raise ValueError("no own election address")
@@ -382,6 +383,7 @@ class ConnectionManager:
         self._tls = tls  # quorum TLS: see zkquorum.runtime.tls
         self._dial = tls.wrap_dialer(dial, direct=dial is tcp_dial) if tls else dial
         self._on_event = on_event
+        self._accept_unknown = accept_unknown
         self._user_timeout = handshake_timeout if user_timeout is None else user_timeout
         self._peers: dict[int, _Peer] = {}
         self._members: frozenset[int] = frozenset()
@@ -432,6 +434,7 @@ class ConnectionManager:
             dial=dial,
             on_event=on_event,
             tls=tls,
+            accept_unknown=config.reconfig_enabled,
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -739,9 +742,16 @@ class ConnectionManager:
             log.warning("Connection request from %s with our own id %d: closing", remote, sid)
             self._close_writer(writer)
             return
-        if sid not in self._members:
-            # Who may vote (issue 9): 3.8 accepts any sid; we refuse a stranger outright,
-            # before it can make us connect back anywhere or answer its votes.
+        if sid not in self._members and self._accept_unknown:
+            log.info(
+                "Election connection from sid %d at %s, not in the configuration: "
+                "accepted (reconfigEnabled)",
+                sid,
+                remote,
+            )
+        elif sid not in self._members:
+            # Who may vote: 3.8 accepts any sid; with reconfig disabled we refuse a stranger
+            # outright, before it can make us connect back anywhere or answer its votes.
             self._count("unknown_sids_refused")
             self._bad(remote, sid, f"sid {sid} is not in the configuration")
             self._close_writer(writer)

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zkquorum.config.model import HostPort
+from zkquorum.config.verifier import HierarchicalVerifier, MajorityVerifier, QuorumVerifier
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.core import seat
 from zkquorum.core.acl import AuthSettings
@@ -98,6 +99,7 @@ from zkquorum.core.ready import (
     ReloadDatabase,
     Revalidated,
     SaveAcceptedEpoch,
+    SaveConfig,
     SaveCurrentEpoch,
     SendSnapshotToLearner,
     SendToLeader,
@@ -120,7 +122,7 @@ from zkquorum.core.server import (
 from zkquorum.runtime import connections as cnx
 from zkquorum.runtime.admin import PeerStatus
 from zkquorum.runtime.client_port import ClientPort, max_client_cnxns, secure_client_listener
-from zkquorum.runtime.files import zoo_cfg_properties, zoo_cfg_text
+from zkquorum.runtime.files import write_dynamic_config, zoo_cfg_properties, zoo_cfg_text
 from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry, observe_requests
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.sasl_login import load_sasl
@@ -501,11 +503,39 @@ class PeerRuntime:
                         self.storage.write_current_epoch(epoch)
                     case TruncateLog(zxid):
                         self.storage.truncate(zxid)
+                    case SaveConfig(verifier, activated):
+                        self._save_config(verifier, activated)
         except (OSError, StorageError) as exc:
             log.error("cannot persist: %s", exc)
             self._inbox.appendleft(StorageFailed(self.now(), str(exc)))
             return False
         return True
+
+    def _save_config(self, verifier: QuorumVerifier, activated: bool) -> None:
+        """A config to disk (the dynamic files), and into what the runtime reads: the
+        members it connects to, ``conf``, the leader's address."""
+        path = Path(self.config.path)
+        if path.is_file():
+            written = write_dynamic_config(path, verifier, activated=activated, sid=self.my_id)
+            log.info("config version %x written to %s", verifier.version, written)
+        else:
+            log.warning("config version %x not written: %s is not a file", verifier.version, path)
+        if not isinstance(verifier, MajorityVerifier | HierarchicalVerifier):
+            raise TypeError(f"unknown verifier {type(verifier).__name__}")
+        if activated:
+            self.config = replace(self.config, verifier=verifier)
+            last = self.config.last_seen_verifier
+            if last is not None and last.version <= verifier.version:
+                self.config = replace(self.config, last_seen_verifier=None)
+        else:
+            self.config = replace(self.config, last_seen_verifier=verifier)
+        if self.cm is not None:
+            members = dict(self.config.verifier.all_members) if self.config.verifier else {}
+            if self.config.last_seen_verifier is not None:
+                members |= self.config.last_seen_verifier.all_members
+            self.cm.set_members(
+                {sid: s.election_addrs for sid, s in members.items() if sid != self.my_id}
+            )
 
     def _rest(self, ready: Ready) -> None:
         # Written once the pump has stepped every queued event: one socket write per
@@ -564,7 +594,13 @@ class PeerRuntime:
                 self._drop_queued(LearnerUp, LearnerPacket, LearnerDown)
             case ConnectToLeader(sid, deadline):
                 assert self.config.verifier is not None
-                addrs = self.config.verifier.all_members[sid].quorum_addrs
+                member = self.config.verifier.all_members.get(sid)
+                if member is None and self.config.last_seen_verifier is not None:
+                    member = self.config.last_seen_verifier.all_members.get(sid)
+                if member is None:
+                    self._inbox.append(LeaderUnreachable(self.now()))
+                    return
+                addrs = member.quorum_addrs
                 self._link = LeaderLink(addrs, self.tls, self._post, self.now, self._tasks)
                 self._link.start((deadline - self.now()) / 1000.0)
             case CloseLeaderConnection():
