@@ -54,6 +54,17 @@ def render(cfg: QuorumConfig) -> str:
         )
         out.append("quorum: " + v.describe_quorum())
         out.append(f"version: {v.version:x}")
+        if cfg.dynamic_config_file is not None:
+            out.append(f"membership from: {cfg.dynamic_config_file} (dynamicConfigFile)")
+        else:
+            out.append("membership from: zoo.cfg's server lines")
+        nxt = cfg.last_seen_verifier
+        if nxt is not None and nxt.version > v.version:
+            out.append(
+                f"reconfig in progress: version {nxt.version:x} proposed "
+                f"({nxt.describe_quorum()}), in {cfg.path}.dynamic.next"
+            )
+        out.append(f"reconfig: {'enabled' if cfg.reconfig_enabled else 'disabled'}")
     out.append(
         f"timing: tickTime={cfg.tick_time} ms, initLimit={cfg.init_limit}, "
         f"syncLimit={cfg.sync_limit}"
