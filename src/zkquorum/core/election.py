@@ -40,23 +40,24 @@ Timers
     voter, so the core always resends and the connection layer keeps one pending message
     per peer and resends the last message on reconnect (``QuorumCnxManager``).
 
-Configs inside notifications (decided here; 3.8 differs, see §5 step 2 and §8.3)
-    The core never adopts a membership and never restarts the election because of a
-    notification; it sends the text of its own committed config, so it never sends a
-    version higher than its own.  For a received version 2 notification whose config text
-    differs from ours:
+Configs inside notifications (see §5 step 2 and §8.3)
+    The core sends the text of its committed config and never adopts one itself.  For a
+    received version 2 notification whose config text differs from ours:
 
     * unparsable (no ``version=`` line): ignored, the vote is processed (as 3.8 does);
     * lower version: ignored, the vote is processed (as 3.8 does; our replies carry ours);
-    * higher version: the vote is processed and :class:`ConfigMismatch` is returned once
-      per sender and text.  3.8 would call ``processReconfig`` and restart its election,
-      dropping the vote, even with reconfig disabled and the same membership; that loops
-      when the sender keeps its higher version, so we do not imitate it;
+    * higher version: the vote is processed and :class:`ConfigMismatch` (with the text)
+      is returned once per sender and text.  With ``reconfigEnabled`` the peer core then
+      puts that config in force and starts the election again, as 3.8's WorkerReceiver
+      does while LOOKING (``zkquorum.core.peer``); with reconfig disabled it only warns
+      (3.8 would restart its election even then, and loop while the sender keeps its
+      higher version);
     * same version, different membership (sids, roles, groups, weights): the vote is
       processed and :class:`ConfigMismatch` is returned once; 3.8 says nothing.
 
-    Votes are always counted against our own committed verifier.  The next (last-seen)
-    config of a reconfig in progress is not modelled.
+    Votes are counted against the committed verifier (:meth:`set_verifier` replaces it);
+    3.8 also counts against the last-seen config of a reconfig in progress, which the
+    leader's NEWLEADER quorum of both configs covers here.
 
 Shortcuts (both may be switched off; the wire bytes are those of 3.8 either way)
     See :meth:`FastLeaderElection._shortcut` for the two rules and their soundness.
@@ -250,7 +251,6 @@ class FastLeaderElection:
         catch_up_reply: bool | None = None,
     ) -> None:
         self.sid = sid
-        self.verifier = verifier
         self.min_notification_interval = min_notification_interval
         self.max_notification_interval = max_notification_interval
         self.finalize_wait = finalize_wait

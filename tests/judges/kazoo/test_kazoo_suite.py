@@ -43,3 +43,21 @@ def test_kazoo_suite_passes(
     print(result.report())
     assert result.outcomes, f"kazoo's suite ran no test:\n{result.tail()}"
     assert result.returncode == 0 and not result.not_passed, result.report()
+
+
+@pytest.mark.parametrize("target", ["java", "zkquorum"])
+def test_kazoo_reconfig_tests_pass_on_three_servers(
+    target: str, zookeeper: ZooKeeperInstall, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """kazoo's ``TestReconfig`` (its cluster run only: a reconfig needs a quorum), in CI."""
+    result = run_suite(
+        target,
+        3,
+        tmp_path / "kazoo",
+        selection=("test_client.py::TestReconfig",),
+        per_test_timeout=120.0,
+    )
+    request.node.zk_log_sources = [("kazoo's pytest output (tail)", result.tail)]
+    print(result.report())
+    assert len(result.outcomes) == 3, f"expected kazoo's 3 reconfig tests:\n{result.tail()}"
+    assert result.returncode == 0 and not result.not_passed, result.report()
