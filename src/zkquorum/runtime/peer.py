@@ -529,10 +529,12 @@ class PeerRuntime:
                 self.config = replace(self.config, last_seen_verifier=None)
         else:
             self.config = replace(self.config, last_seen_verifier=verifier)
+        members = dict(self.config.verifier.all_members) if self.config.verifier else {}
+        if self.config.last_seen_verifier is not None:
+            members |= self.config.last_seen_verifier.all_members
+        if self.tls is not None:
+            self.tls.learn_members(members.values())
         if self.cm is not None:
-            members = dict(self.config.verifier.all_members) if self.config.verifier else {}
-            if self.config.last_seen_verifier is not None:
-                members |= self.config.last_seen_verifier.all_members
             self.cm.set_members(
                 {sid: s.election_addrs for sid, s in members.items() if sid != self.my_id}
             )

@@ -69,7 +69,7 @@ try:
 except ImportError:  # pragma: no cover - `zkquorum run` blocks it when sslQuorum is off
     ssl = None  # type: ignore[assignment]
 
-from zkquorum.config.model import HostPort
+from zkquorum.config.model import HostPort, QuorumServer
 from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime import keystore
 from zkquorum.runtime.client_port import SecureListener
@@ -601,14 +601,19 @@ class QuorumTls:
         settings = settings_from_config(config)
         if settings is None:
             return None
-        members: dict[int, tuple[str, ...]] = {}
+        tls = cls(settings)
         for verifier in (config.verifier, config.last_seen_verifier):
-            if verifier is None:
-                continue
-            for sid, server in verifier.all_members.items():
-                hosts = [a.host for a in (*server.quorum_addrs, *server.election_addrs)]
-                members[sid] = tuple(dict.fromkeys([*members.get(sid, ()), *hosts]))
-        return cls(settings, members)
+            if verifier is not None:
+                tls.learn_members(verifier.all_members.values())
+        return tls
+
+    def learn_members(self, servers: Iterable[QuorumServer]) -> None:
+        """The hosts a member's certificate may name: those of every server line seen
+        (a reconfig adds lines; a host once valid for a sid stays valid)."""
+        for server in servers:
+            hosts = [a.host for a in (*server.quorum_addrs, *server.election_addrs)]
+            known = self.members.get(server.sid, ())
+            self.members[server.sid] = tuple(dict.fromkeys([*known, *hosts]))
 
     # -- contexts ----------------------------------------------------------------------
 
