@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import ConnectionLoss, NodeExistsError
 
 from tests.interop.mixed import FAST, NEW_ELECTION
 from tests.interop.zk import ZooKeeperInstall, write_log4j_properties
@@ -138,6 +139,24 @@ class Session:
     def _on_state(self, state: str) -> None:
         with self._lock:
             self.states.append(str(state))
+
+    def write(self, path: str, data: bytes, *, timeout: float = 30.0, tries: int = 3) -> None:
+        """Create ``path``; acknowledged.  A connection lost under the request (its server
+        restarting) leaves the outcome unknown: reconnect, and create it again unless it
+        is there (with our data)."""
+        for attempt in range(tries):
+            try:
+                assert self.zk.create(path, data) == path
+                return
+            except ConnectionLoss:
+                if attempt == tries - 1:
+                    raise
+            except NodeExistsError:
+                if attempt == 0:
+                    raise
+                assert self.zk.get(path)[0] == data, path
+                return
+            self.check(timeout=timeout)
 
     def check(self, *, timeout: float = 30.0) -> None:
         """Connected again (kazoo reconnects by itself), with the same session id."""
@@ -452,8 +471,14 @@ class Cluster:
         on every running server."""
         sids = self.running()
         self.wait_config(expected, sids, timeout=timeout)
-        texts = {sid: self.conf_text(sid).partition("membership: \n")[2] for sid in sids}
+        confs = {sid: self.conf_text(sid) for sid in sids}
+        texts = {sid: text.partition("membership: \n")[2] for sid, text in confs.items()}
         assert len(set(texts.values())) == 1, f"conf membership texts differ: {texts}"
+        for sid, text in confs.items():
+            # QuorumPeer#getLearnerType: an observer of the config, else a participant
+            # (also when not a member: "a non-voting participant").
+            want = "1" if sid in expected.observers() else "0"
+            assert conf_value(text, "peerType") == want, f"server {sid}'s conf:\n{text}"
         for sid in sids:
             wait_for(
                 lambda sid=sid: self.dynamic_file_matches(sid, expected),
@@ -462,7 +487,7 @@ class Cluster:
             )
         session.check(timeout=timeout)
         path = f"/after-{tag}"
-        assert session.zk.create(path, tag.encode()) == path
+        session.write(path, tag.encode(), timeout=timeout)
         served_bytes: dict[int, bytes] = {}
         for sid in sids:
             with self.client([sid]) as zk:

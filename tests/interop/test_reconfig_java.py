@@ -131,13 +131,18 @@ def test_remove_java_leader(reconfig_cluster: ClusterFactory) -> None:
 
 
 def _observer_to_participant_and_back(c: Cluster, *, leaders: set[int], via: int) -> None:
-    """Observer 4 becomes a participant, then an observer again (incremental
-    reconfigs that re-add it with another role), through follower ``via``."""
+    """Observer 4 becomes a participant (an incremental reconfig re-adding it with
+    another role), then an observer again (a non-incremental one: the whole new
+    membership), through follower ``via``."""
     c.roles[4] = "observer"
     for sid in (1, 2, 3, 4):
         c.write_config(sid, [1, 2, 3, 4])
-    c.start_java_first([1, 2, 3, 4])
+    # The observer last, once the participants are settled: a JVM that looks for a
+    # leader before the others are up backs off (up to seconds between rounds).
+    c.start_java_first([1, 2, 3])
     others = {sid: {"leader", "follower"} for sid in (1, 2, 3)}
+    c.wait_modes(others)
+    c.start([4])
     modes = c.wait_modes({**others, 4: "observer"})
     assert c.leader([1, 2, 3]) in leaders, modes
     assert modes[via] == "follower", modes
@@ -146,7 +151,9 @@ def _observer_to_participant_and_back(c: Cluster, *, leaders: set[int], via: int
         assert up.voters() == {1, 2, 3, 4} and not up.observers()
         c.wait_modes({**others, 4: "follower"})
         c.check_step(up, session, "observer-4-participates")
-        down = c.reconfig([via], joining=c.spec(4, "observer"))
+        # Back by a non-incremental reconfig: the whole membership, 1-3 as they are.
+        members = [f"server.{sid}={up.members[sid]}" for sid in (1, 2, 3)]
+        down = c.reconfig([via], new_members=",".join([*members, c.spec(4, "observer")]))
         assert down.voters() == {1, 2, 3} and down.observers() == {4}
         assert down.version > up.version
         c.wait_modes({**others, 4: "observer"})
