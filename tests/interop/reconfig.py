@@ -328,6 +328,12 @@ class Cluster:
         info = self.srvr(sid)
         return info.get("Mode") if info else None
 
+    def zxid(self, sid: int) -> int:
+        """The ``srvr`` Zxid (the last txn it applied)."""
+        info = self.srvr(sid)
+        assert info is not None and "Zxid" in info, f"{self.kind(sid)} server {sid}: {info}"
+        return int(info["Zxid"], 16)
+
     def conf_text(self, sid: int) -> str:
         s = self.servers[sid]
         return four_letter_word(s.host, s.client_port, "conf")

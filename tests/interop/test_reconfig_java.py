@@ -11,7 +11,9 @@ authenticated as super (``DigestAuthenticationProvider.superDigest``), 200 ms ti
 2. the leader is removed (``leaving=``) -- a zkquorum leader with Java followers, a Java
    leader with zkquorum followers;
 3. an observer becomes a participant and an observer again -- a zkquorum observer
-   under a Java leader, a Java observer under a zkquorum leader.
+   under a Java leader, a Java observer under a zkquorum leader;
+4. a Java leader and a zkquorum leader answer the same bad and odd requests alike (error
+   codes in 3.8's order of checks, one zxid each, loopback addresses never in conflict).
 
 After each change (:meth:`tests.interop.reconfig.Cluster.check_step`): every server's
 ``conf`` and ``/zookeeper/config`` (after ``sync``) show the new membership and version
@@ -25,13 +27,25 @@ Needs Debian's ``zookeeper`` package: skipped without it locally, failed in CI.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from kazoo.exceptions import (
+    BadArgumentsError,
+    BadVersionError,
+    KazooException,
+    MarshallingError,
+    NoAuthError,
+)
 
 from tests.interop.reconfig import (
     Cluster,
     ClusterFactory,
+    Config,
+    parse_config,
     reconfig_cluster_fixture,  # noqa: F401  (the ``reconfig_cluster`` fixture)
 )
+from zkquorum.testing import free_ports
 
 pytestmark = pytest.mark.interop
 
@@ -171,3 +185,102 @@ def test_java_observer_to_participant_and_back(reconfig_cluster: ClusterFactory)
     # zkquorum 2 or 3 leads; the requests go through Java 1, a follower.
     c = reconfig_cluster(java_sids=[1, 4], py_sids=[2, 3])
     _observer_to_participant_and_back(c, leaders={2, 3}, via=1)
+
+
+# -- 4. the leader's answers: a Java leader and a zkquorum leader alike ------------------
+
+_GHOST = "127.0.0.1:1:2"  # ports nobody listens on (never committed below)
+
+
+def _requests(c: Cluster) -> list[tuple[str, bool, dict[str, Any], type[Exception] | None]]:
+    """(what, as super, reconfig arguments, the error 3.8 answers or None)."""
+    s1 = c.servers[1]
+    spare_election, spare_client = free_ports(2)
+    return [
+        ("not super", False, {"leaving": "1"}, NoAuthError),
+        (
+            "no client address",
+            True,
+            {"joining": f"server.4={_GHOST}:participant"},
+            BadArgumentsError,
+        ),
+        # The ACL is checked last: a bad request from anyone is BADARGUMENTS.
+        ("ACL last", False, {"joining": f"server.4={_GHOST}:participant"}, BadArgumentsError),
+        ("stale fromConfig", True, {"leaving": "1", "from_config": 12345}, BadVersionError),
+        ("one voter left", True, {"leaving": "1,2"}, BadArgumentsError),
+        ("no '='", True, {"joining": "server.4"}, BadArgumentsError),
+        # NumberFormatException / IllegalArgumentException escape every handler.
+        ("leaving a non-number", True, {"leaving": "x"}, MarshallingError),
+        ("unknown key", True, {"new_members": "foo=bar"}, BadArgumentsError),
+        ("one voter", True, {"new_members": f"server.1={_GHOST}:participant;3"}, BadArgumentsError),
+        (
+            "observers only",
+            True,
+            {"new_members": f"server.1={_GHOST}:observer;3"},
+            MarshallingError,
+        ),
+        (
+            "observers and one voter",
+            True,
+            {"new_members": f"server.1={_GHOST}:participant;3,server.2=127.0.0.1:4:5:observer;6"},
+            MarshallingError,
+        ),
+        (
+            "a client address taken",
+            True,
+            {
+                "joining": "server.6=10.1.1.1:7:8:observer;10.1.1.1:9,"
+                "server.7=10.1.1.1:9:11:observer;10.1.1.2:12"
+            },
+            BadArgumentsError,
+        ),
+        # Loopback (and wildcard) addresses are never in conflict: an observer on server
+        # 1's quorum address is accepted.
+        (
+            "loopback never conflicts",
+            True,
+            {
+                "joining": f"server.4={s1.host}:{s1.quorum_port}:{spare_election}:observer;"
+                f"{s1.host}:{spare_client}"
+            },
+            None,
+        ),
+        ("no change", True, {}, None),
+    ]
+
+
+@pytest.mark.parametrize("leader_kind", ["Java", "zkquorum"])
+def test_reconfig_answers_alike(reconfig_cluster: ClusterFactory, leader_kind: str) -> None:
+    """The same requests, through follower 1 of the other kind, to a leader of each kind:
+    the same answers, and each request takes one zxid (a failed one commits an error
+    txn)."""
+    if leader_kind == "Java":
+        c = reconfig_cluster(java_sids=[2, 3], py_sids=[1])
+    else:
+        c = reconfig_cluster(java_sids=[1], py_sids=[2, 3])
+    for sid in (1, 2, 3):
+        c.write_config(sid, [1, 2, 3])
+    c.start_java_first([1, 2, 3])
+    c.wait_modes({1: "follower", 2: {"leader", "follower"}, 3: {"leader", "follower"}})
+    assert c.kind(c.leader([2, 3])) == leader_kind
+    requests = _requests(c)
+    outcomes: dict[str, str] = {}
+    last: Config | None = None
+    with c.client([1], admin=True) as admin, c.client([1]) as anyone:
+        for what, as_super, kwargs, _ in requests:
+            zk = admin if as_super else anyone
+            before = c.zxid(1)
+            args: dict[str, Any] = {"joining": None, "leaving": None, "new_members": None}
+            try:
+                data, stat = zk.reconfig(**{**args, **kwargs})
+            except KazooException as exc:
+                outcomes[what] = type(exc).__name__
+            else:
+                outcomes[what] = "ok"
+                last = parse_config(data.decode())
+                assert last.version == stat.mzxid == c.zxid(1), (what, str(last))
+            assert c.zxid(1) == before + 1, f"{what}: zxid {before:x} -> {c.zxid(1):x}"
+    expected = {what: error.__name__ if error else "ok" for what, _, _, error in requests}
+    assert outcomes == expected
+    assert last is not None and set(last.members) == {1, 2, 3, 4}
+    c.wait_config(last)
