@@ -297,6 +297,16 @@ class Cluster:
             if s.proc is not None
         )
 
+    def diffs_sent(self, leader: int, learner: int) -> int:
+        """How many times ``leader`` logged syncing ``learner`` by DIFF (Java
+        ``LearnerHandler``: ``Sending DIFF zxid=0x.. for peer sid: N``; zkquorum:
+        ``syncing sid N with DIFF``)."""
+        if self.is_py(leader):
+            pattern = rf"syncing sid {learner} with DIFF"
+        else:
+            pattern = rf"Sending DIFF zxid=0x[0-9a-f]+\s+for peer sid: {learner}\b"
+        return len(re.findall(pattern, self.log(leader)))
+
     def dynamic_files(self, sid: int) -> list[str]:
         conf = self.servers[sid].conf_dir
         return sorted(p.name for p in conf.glob("zoo.cfg.dynamic*") if not p.name.endswith(".tmp"))

@@ -9,10 +9,14 @@ authenticated as super (``DigestAuthenticationProvider.superDigest``), 200 ms ti
    through it (a follower: forwarded across implementations) makes it a voter; then a
    zkquorum server restarts from the zoo.cfg and dynamic file it rewrote;
 2. the leader is removed (``leaving=``) -- a zkquorum leader with Java followers, a Java
-   leader with zkquorum followers;
-3. an observer becomes a participant and an observer again -- a zkquorum observer
-   under a Java leader, a Java observer under a zkquorum leader;
-4. a Java leader and a zkquorum leader answer the same bad and odd requests alike (error
+   leader with zkquorum followers, a Java leader that designates a zkquorum successor
+   (3.8's followers go straight to the designated leader; zkquorum re-elects);
+3. an observer becomes a participant (incremental) and an observer again
+   (non-incremental) -- a zkquorum observer under a Java leader, a Java observer under a
+   zkquorum leader;
+4. a follower of either kind, down while the config changes, is synced by DIFF from a
+   leader of the other kind and puts the new config in force;
+5. a Java leader and a zkquorum leader answer the same bad and odd requests alike (error
    codes in 3.8's order of checks, one zxid each, loopback addresses never in conflict).
 
 After each change (:meth:`tests.interop.reconfig.Cluster.check_step`): every server's
@@ -48,6 +52,9 @@ from tests.interop.reconfig import (
 from zkquorum.testing import free_ports
 
 pytestmark = pytest.mark.interop
+
+
+# -- 1. a server joins ---------------------------------------------------------------------
 
 
 def test_add_zkquorum_server_to_java_ensemble(reconfig_cluster: ClusterFactory) -> None:
@@ -102,6 +109,9 @@ def test_add_java_server_to_zkquorum_ensemble(reconfig_cluster: ClusterFactory) 
         c.check_step(new, session, "restart-1")
 
 
+# -- 2. the leader leaves ------------------------------------------------------------------
+
+
 def test_remove_zkquorum_leader(reconfig_cluster: ClusterFactory) -> None:
     c = reconfig_cluster(java_sids=[1, 2], py_sids=[3])
     for sid in (1, 2, 3):
@@ -142,6 +152,29 @@ def test_remove_java_leader(reconfig_cluster: ClusterFactory) -> None:
         # attempts fail and it joins the elected one through the election.
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
         c.check_step(new, session, "remove-3")
+
+
+def test_remove_java_leader_designating_zkquorum(reconfig_cluster: ClusterFactory) -> None:
+    # Java 2 or 3 leads (zkquorum 1 cannot: both prefer themselves at zxid 0).  Removed,
+    # it designates zkquorum 1 (the first of the new voters that acked, in HashSet
+    # order): the Java follower goes straight to following zkquorum 1, which re-elects
+    # instead; the Java follower's connects fail, it looks, and the two elect a leader.
+    c = reconfig_cluster(java_sids=[2, 3], py_sids=[1])
+    for sid in (1, 2, 3):
+        c.write_config(sid, [1, 2, 3])
+    c.start_java_first([1, 2, 3])
+    c.wait_modes({1: "follower", 2: {"leader", "follower"}, 3: {"leader", "follower"}})
+    leader = c.leader([2, 3])
+    other = 5 - leader
+    with c.session([1, 2, 3]) as session:
+        new = c.reconfig([leader], leaving=str(leader))
+        assert new.voters() == {1, other} and not new.observers()
+        c.wait_modes({1: {"leader", "follower"}, other: {"leader", "follower"}, leader: "follower"})
+        c.check_step(new, session, f"remove-{leader}")
+    assert "Suggested leader: 1" in c.log(other), f"Java {other} was not sent to zkquorum 1"
+
+
+# -- 3. an observer participates, and observes again ---------------------------------------
 
 
 def _observer_to_participant_and_back(c: Cluster, *, leaders: set[int], via: int) -> None:
@@ -187,7 +220,46 @@ def test_java_observer_to_participant_and_back(reconfig_cluster: ClusterFactory)
     _observer_to_participant_and_back(c, leaders={2, 3}, via=1)
 
 
-# -- 4. the leader's answers: a Java leader and a zkquorum leader alike ------------------
+# -- 4. a server down during a reconfig catches up -----------------------------------------
+
+
+@pytest.mark.parametrize("leader_kind", ["Java", "zkquorum"])
+def test_server_down_during_reconfig_catches_up(
+    reconfig_cluster: ClusterFactory, leader_kind: str
+) -> None:
+    """Follower 1 (the other kind) is down while an observer is added; restarted with the
+    config it had, it is synced by the leader (the reconfig txn as PROPOSAL + COMMIT,
+    NEWLEADER carrying the new config) and puts the new config in force at UPTODATE."""
+    if leader_kind == "Java":
+        c = reconfig_cluster(java_sids=[2, 3], py_sids=[1])
+    else:
+        c = reconfig_cluster(java_sids=[1], py_sids=[2, 3])
+    for sid in (1, 2, 3):
+        c.write_config(sid, [1, 2, 3])
+    c.start_java_first([1, 2, 3])
+    c.wait_modes({1: "follower", 2: {"leader", "follower"}, 3: {"leader", "follower"}})
+    leader = c.leader([2, 3])
+    assert c.kind(leader) == leader_kind
+    before = c.conf(1)
+    with c.session([2, 3]) as session:
+        c.stop(1)
+        # An observer nobody runs: observers count in no quorum.
+        quorum_port, election_port, client_port = free_ports(3)
+        ghost = f"server.4=127.0.0.1:{quorum_port}:{election_port}:observer;127.0.0.1:{client_port}"
+        new = c.reconfig([leader], joining=ghost)
+        assert set(new.members) == {1, 2, 3, 4} and new.observers() == {4}
+        c.wait_config(new, [2, 3])
+        session.write("/while-1-is-down", b"x")
+        assert c.conf_text(2)  # the others serve
+        diffs = c.diffs_sent(leader, 1)
+        c.start([1])
+        c.wait_modes({1: "follower", 2: {"leader", "follower"}, 3: {"leader", "follower"}})
+        assert c.diffs_sent(leader, 1) == diffs + 1, "server 1 was not synced by DIFF"
+        c.check_step(new, session, "1-caught-up")
+    assert new.version > before.version
+
+
+# -- 5. the leader's answers: a Java leader and a zkquorum leader alike --------------------
 
 _GHOST = "127.0.0.1:1:2"  # ports nobody listens on (never committed below)
 
