@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import ConnectionLoss, NodeExistsError
+from kazoo.protocol.states import EventType, WatchedEvent
 
 from tests.interop.mixed import FAST, NEW_ELECTION
 from tests.interop.zk import ZooKeeperInstall, write_log4j_properties
@@ -172,6 +173,37 @@ class Session:
         assert client_id is not None and client_id[0] == self.session_id, (
             f"session 0x{self.session_id:x} became {client_id!r}"
         )
+
+
+class ConfigWatches:
+    """Which servers' ``/zookeeper/config`` watches fired, and with what."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: dict[int, list[str]] = {}
+
+    def callback(self, sid: int) -> Callable[[WatchedEvent], None]:
+        def fired(event: WatchedEvent) -> None:
+            with self._lock:
+                self.events.setdefault(sid, []).append(f"{event.type}:{event.path}")
+
+        return fired
+
+    def wait(self, sids: Sequence[int], *, timeout: float = 30.0) -> None:
+        """Each of ``sids`` notified NodeDataChanged on /zookeeper/config, once."""
+        want = [f"{EventType.CHANGED}:{CONFIG_PATH}"]
+
+        def done() -> bool:
+            with self._lock:
+                return all(sid in self.events for sid in sids)
+
+        try:
+            wait_for(done, timeout=timeout, what=f"config watches to fire on {list(sids)}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}: fired {self.events}") from None
+        with self._lock:
+            for sid in sids:
+                assert self.events[sid] == want, (sid, self.events[sid])
 
 
 # ------------------------------------------------------------------------------ the cluster
@@ -426,6 +458,18 @@ class Cluster:
             with contextlib.suppress(Exception):
                 zk.stop()
             zk.close()
+
+    @contextlib.contextmanager
+    def config_watches(self, sids: Sequence[int]) -> Iterator[ConfigWatches]:
+        """A data watch on ``/zookeeper/config`` set through each of ``sids`` (a client of
+        that server alone), the way clients follow the membership (``getConfig`` with a
+        watch)."""
+        watches = ConfigWatches()
+        with contextlib.ExitStack() as stack:
+            for sid in sids:
+                zk = stack.enter_context(self.client([sid]))
+                zk.get(CONFIG_PATH, watch=watches.callback(sid))
+            yield watches
 
     def node_config(self, sid: int) -> tuple[Config, Any]:
         """``/zookeeper/config`` as server ``sid`` serves it, after a ``sync``."""

@@ -24,7 +24,8 @@ After each change (:meth:`tests.interop.reconfig.Cluster.check_step`): every ser
 (the same bytes everywhere), every server wrote ``zoo.cfg.dynamic.<version>`` and pointed
 its zoo.cfg at it, the long-lived session is the same one (id, never LOST) with its
 ephemeral node seen from every server, and a write made after the change is acknowledged
-and read back from every server.
+and read back from every server.  Around each change of 1-3, a data watch on
+``/zookeeper/config`` set through every server fires NodeDataChanged, once.
 
 Needs Debian's ``zookeeper`` package: skipped without it locally, failed in CI.
 """
@@ -70,11 +71,13 @@ def test_add_zkquorum_server_to_java_ensemble(reconfig_cluster: ClusterFactory) 
         c.start([3])
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
         # Through the joiner, a follower: it forwards the request to the leader.
-        new = c.reconfig([3], joining=c.spec(3))
-        assert set(new.members) == {1, 2, 3}
-        assert new.voters() == {1, 2, 3}
-        assert new.version > initial.version
-        c.check_step(new, session, "add-3")
+        with c.config_watches([1, 2, 3]) as watches:
+            new = c.reconfig([3], joining=c.spec(3))
+            assert set(new.members) == {1, 2, 3}
+            assert new.voters() == {1, 2, 3}
+            assert new.version > initial.version
+            c.check_step(new, session, "add-3")
+            watches.wait([1, 2, 3])
         # Restarted, zkquorum 3 reads the zoo.cfg it rewrote (no clientPort: its dynamic
         # entry has its client address) and the dynamic file it wrote.
         assert "clientPort" not in c.servers[3].cfg_path.read_text()
@@ -96,11 +99,13 @@ def test_add_java_server_to_zkquorum_ensemble(reconfig_cluster: ClusterFactory) 
         c.start([3])
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
         # Through the joiner, a follower: it forwards the request to the leader.
-        new = c.reconfig([3], joining=c.spec(3))
-        assert set(new.members) == {1, 2, 3}
-        assert new.voters() == {1, 2, 3}
-        assert new.version > initial.version
-        c.check_step(new, session, "add-3")
+        with c.config_watches([1, 2, 3]) as watches:
+            new = c.reconfig([3], joining=c.spec(3))
+            assert set(new.members) == {1, 2, 3}
+            assert new.voters() == {1, 2, 3}
+            assert new.version > initial.version
+            c.check_step(new, session, "add-3")
+            watches.wait([1, 2, 3])
         # Restarted, zkquorum 1 reads the zoo.cfg it rewrote (clientPort kept: its
         # dynamic entry has no client address) and the dynamic file it wrote.
         assert "clientPort=" in c.servers[1].cfg_path.read_text()
@@ -121,7 +126,7 @@ def test_remove_zkquorum_leader(reconfig_cluster: ClusterFactory) -> None:
     c.start_py_first([1, 2, 3])
     c.wait_modes({1: "follower", 2: "follower", 3: "leader"})
     initial = c.conf(3)
-    with c.session([1, 2, 3]) as session:
+    with c.session([1, 2, 3]) as session, c.config_watches([1, 2, 3]) as watches:
         # Through the leader: a follower whose leader changes restarts its server and
         # drops its clients (3.8 too), the reply with them.
         new = c.reconfig([3], leaving="3")
@@ -132,6 +137,7 @@ def test_remove_zkquorum_leader(reconfig_cluster: ClusterFactory) -> None:
         # without being counted ("a non-voting participant").
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
         c.check_step(new, session, "remove-3")
+        watches.wait([1, 2, 3])
 
 
 def test_remove_java_leader(reconfig_cluster: ClusterFactory) -> None:
@@ -141,7 +147,7 @@ def test_remove_java_leader(reconfig_cluster: ClusterFactory) -> None:
     c.start_java_first([1, 2, 3])
     c.wait_modes({1: "follower", 2: "follower", 3: "leader"})
     initial = c.conf(3)
-    with c.session([1, 2, 3]) as session:
+    with c.session([1, 2, 3]) as session, c.config_watches([1, 2, 3]) as watches:
         # Through the leader, as above.
         new = c.reconfig([3], leaving="3")
         assert new.voters() == {1, 2} and not new.observers()
@@ -152,6 +158,7 @@ def test_remove_java_leader(reconfig_cluster: ClusterFactory) -> None:
         # attempts fail and it joins the elected one through the election.
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
         c.check_step(new, session, "remove-3")
+        watches.wait([1, 2, 3])
 
 
 def test_remove_java_leader_designating_zkquorum(reconfig_cluster: ClusterFactory) -> None:
@@ -166,11 +173,12 @@ def test_remove_java_leader_designating_zkquorum(reconfig_cluster: ClusterFactor
     c.wait_modes({1: "follower", 2: {"leader", "follower"}, 3: {"leader", "follower"}})
     leader = c.leader([2, 3])
     other = 5 - leader
-    with c.session([1, 2, 3]) as session:
+    with c.session([1, 2, 3]) as session, c.config_watches([1, 2, 3]) as watches:
         new = c.reconfig([leader], leaving=str(leader))
         assert new.voters() == {1, other} and not new.observers()
         c.wait_modes({1: {"leader", "follower"}, other: {"leader", "follower"}, leader: "follower"})
         c.check_step(new, session, f"remove-{leader}")
+        watches.wait([1, 2, 3])
     assert "Suggested leader: 1" in c.log(other), f"Java {other} was not sent to zkquorum 1"
 
 
@@ -194,17 +202,21 @@ def _observer_to_participant_and_back(c: Cluster, *, leaders: set[int], via: int
     assert c.leader([1, 2, 3]) in leaders, modes
     assert modes[via] == "follower", modes
     with c.session([1, 2, 3, 4]) as session:
-        up = c.reconfig([via], joining=c.spec(4, "participant"))
-        assert up.voters() == {1, 2, 3, 4} and not up.observers()
-        c.wait_modes({**others, 4: "follower"})
-        c.check_step(up, session, "observer-4-participates")
-        # Back by a non-incremental reconfig: the whole membership, 1-3 as they are.
-        members = [f"server.{sid}={up.members[sid]}" for sid in (1, 2, 3)]
-        down = c.reconfig([via], new_members=",".join([*members, c.spec(4, "observer")]))
-        assert down.voters() == {1, 2, 3} and down.observers() == {4}
-        assert down.version > up.version
-        c.wait_modes({**others, 4: "observer"})
-        c.check_step(down, session, "participant-4-observes")
+        with c.config_watches([1, 2, 3, 4]) as watches:
+            up = c.reconfig([via], joining=c.spec(4, "participant"))
+            assert up.voters() == {1, 2, 3, 4} and not up.observers()
+            c.wait_modes({**others, 4: "follower"})
+            c.check_step(up, session, "observer-4-participates")
+            watches.wait([1, 2, 3, 4])
+        with c.config_watches([1, 2, 3, 4]) as watches:
+            # Back by a non-incremental reconfig: the whole membership, 1-3 as they are.
+            members = [f"server.{sid}={up.members[sid]}" for sid in (1, 2, 3)]
+            down = c.reconfig([via], new_members=",".join([*members, c.spec(4, "observer")]))
+            assert down.voters() == {1, 2, 3} and down.observers() == {4}
+            assert down.version > up.version
+            c.wait_modes({**others, 4: "observer"})
+            c.check_step(down, session, "participant-4-observes")
+            watches.wait([1, 2, 3, 4])
 
 
 def test_zkquorum_observer_to_participant_and_back(reconfig_cluster: ClusterFactory) -> None:
