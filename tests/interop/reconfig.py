@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,8 @@ class Cluster:
     settings: Mapping[str, str]
     roles: dict[int, str] = dataclasses.field(default_factory=dict)
     """Each server's role in its own first zoo.cfg (participant unless said)."""
+    changed_at: float = 0.0
+    """When the last reconfig was answered, or the last server (re)started (monotonic)."""
 
     # -- who is what ------------------------------------------------------------------
 
@@ -274,6 +277,7 @@ class Cluster:
     def start(self, sids: Sequence[int]) -> None:
         for sid in sids:
             self.servers[sid].start(self.install)
+        self.changed_at = time.monotonic()
 
     def start_java_first(self, sids: Sequence[int], *, timeout: float = 30.0) -> None:
         """The Java servers of ``sids``, each into its first election, then the zkquorum
@@ -492,6 +496,7 @@ class Cluster:
             data, stat = zk.reconfig(joining=joining, leaving=leaving, new_members=new_members)
         config = parse_config(data.decode())
         assert stat.mzxid == config.version, (hex(stat.mzxid), str(config))
+        self.changed_at = time.monotonic()
         return config
 
     # -- the checks after a change ------------------------------------------------------
@@ -531,6 +536,8 @@ class Cluster:
         on every running server."""
         sids = self.running()
         self.wait_config(expected, sids, timeout=timeout)
+        took = time.monotonic() - self.changed_at
+        print(f"{tag}: conf agreed on {sids} {took:.2f} s after the change")
         confs = {sid: self.conf_text(sid) for sid in sids}
         texts = {sid: text.partition("membership: \n")[2] for sid, text in confs.items()}
         assert len(set(texts.values())) == 1, f"conf membership texts differ: {texts}"
