@@ -11,13 +11,21 @@ of ``tests/judges/javashim.py``).
 What a test checks after each change (:meth:`Cluster.check_step`):
 
 * every running server's ``conf`` four-letter word shows the expected membership and
-  version, and so does ``/zookeeper/config`` read through a client of that server alone
-  (after a ``sync``) -- compared as parsed members, never as bytes (3.8 prints them in
-  ``HashMap`` order);
+  version (and ``peerType``: 1 for an observer of it, else 0), and so does
+  ``/zookeeper/config`` read through a client of that server alone (after a ``sync``,
+  stat version and aversion -1).  Members are compared parsed; the bytes are compared
+  too, because with sids below 16 3.8's ``HashMap`` order is ascending (in general it
+  is not: never compare config bytes of large sids);
+* every server wrote ``<zoo.cfg>.dynamic.<hex version>`` (no version line) and its
+  zoo.cfg names it in ``dynamicConfigFile=`` and has no ``server.`` line left;
 * the long-lived client session (:class:`Session`) is the one it was (same session id,
   never LOST) and its ephemeral node is still there, seen from every server;
 * a write made after the change is acknowledged and readable (after ``sync``) on every
   server.
+
+:meth:`Cluster.config_watches` checks that a data watch on ``/zookeeper/config`` fires
+on every server; :meth:`Cluster.reconfig` that the answer's config has the version of
+the txn's zxid.
 
 The fixture ``reconfig_cluster`` stops every process it started, by pid, whatever
 happens, and attaches every server's log (both sides) to a failed test's report.
@@ -41,7 +49,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 
 from tests.interop.mixed import FAST, NEW_ELECTION
 from tests.interop.zk import ZooKeeperInstall, write_log4j_properties
-from tests.interop.zkserver import JavaServer, four_letter_word, parse_srvr, wait_for
+from tests.interop.zkserver import JavaServer, four_letter_word, wait_for
 from tests.peer.cluster import PyServer
 from zkquorum.testing import free_ports
 
@@ -55,7 +63,6 @@ SUPER_DIGEST_KEY = "DigestAuthenticationProvider.superDigest"
 SETTINGS: Mapping[str, str] = {**FAST, "reconfigEnabled": "true", "maxSessionTimeout": "30000"}
 
 CONFIG_PATH = "/zookeeper/config"
-LOOPBACK = "127.0.0.1"
 
 
 # ------------------------------------------------------------------------------ configs
@@ -637,12 +644,12 @@ __all__ = [
     "SETTINGS",
     "Cluster",
     "ClusterFactory",
+    "ConfigWatches",
     "Config",
     "Session",
     "conf_membership",
     "conf_value",
     "layout",
     "parse_config",
-    "parse_srvr",
     "reconfig_cluster_fixture",
 ]
