@@ -214,6 +214,50 @@ class ConfigWatches:
                 assert self.events[sid] == want, (sid, self.events[sid])
 
 
+class Writer:
+    """A client writing ``<base>/n-<i>`` one create at a time, each waited for, until
+    stopped: writes in flight while a reconfig is (the leader then needs acks from a
+    quorum of the old config and of the new one)."""
+
+    def __init__(self, zk: KazooClient, base: str) -> None:
+        self.zk = zk
+        self.base = base
+        self.acked: list[str] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        zk.ensure_path(base)
+        self._thread = threading.Thread(target=self._run, name=f"writer {base}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        i = 0
+        try:
+            while not self._stop.is_set():
+                path = f"{self.base}/n-{i}"
+                self.zk.create(path, str(i).encode())
+                self.acked.append(path)
+                i += 1
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def wait_for(self, count: int, *, timeout: float = 30.0) -> None:
+        wait_for(
+            lambda: len(self.acked) >= count or self.error is not None,
+            timeout=timeout,
+            what=f"{count} writes acknowledged",
+        )
+        assert self.error is None, f"a write failed: {self.error!r}"
+
+    def stop(self) -> list[str]:
+        """Stop; every write it made was acknowledged (else the error is raised)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the writer is stuck"
+        if self.error is not None:
+            raise AssertionError(f"a write failed: {self.error!r}") from self.error
+        return list(self.acked)
+
+
 # ------------------------------------------------------------------------------ the cluster
 
 
@@ -482,6 +526,25 @@ class Cluster:
                 zk.get(CONFIG_PATH, watch=watches.callback(sid))
             yield watches
 
+    @contextlib.contextmanager
+    def writer(self, sid: int, base: str = "/load") -> Iterator[Writer]:
+        """A :class:`Writer` through server ``sid``; its client closed after."""
+        with self.client([sid]) as zk:
+            w = Writer(zk, base)
+            try:
+                yield w
+            finally:
+                w._stop.set()
+
+    def check_writes(self, base: str, acked: Sequence[str], sids: Sequence[int]) -> None:
+        """Every acknowledged write is on every server (after ``sync``), in order."""
+        for sid in sids:
+            with self.client([sid]) as zk:
+                zk.sync(base)
+                children = set(zk.get_children(base))
+            missing = [p for p in acked if p.rsplit("/", 1)[1] not in children]
+            assert not missing, f"{self.kind(sid)} server {sid} lacks {missing[:5]}..."
+
     def node_config(self, sid: int) -> tuple[Config, Any]:
         """``/zookeeper/config`` as server ``sid`` serves it, after a ``sync``."""
         with self.client([sid]) as zk:
@@ -647,6 +710,7 @@ __all__ = [
     "Config",
     "ConfigWatches",
     "Session",
+    "Writer",
     "conf_membership",
     "conf_value",
     "layout",

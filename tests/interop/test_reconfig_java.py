@@ -70,14 +70,19 @@ def test_add_zkquorum_server_to_java_ensemble(reconfig_cluster: ClusterFactory) 
         c.write_config(3, [1, 2], joiners=[3])
         c.start([3])
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
-        # Through the joiner, a follower: it forwards the request to the leader.
-        with c.config_watches([1, 2, 3]) as watches:
+        # Through the joiner, a follower: it forwards the request to the leader, while
+        # writes stream through Java 1 (acked by quorums of both configs meanwhile).
+        with c.config_watches([1, 2, 3]) as watches, c.writer(1) as writer:
+            writer.wait_for(5)
             new = c.reconfig([3], joining=c.spec(3))
+            writer.wait_for(len(writer.acked) + 5)
+            acked = writer.stop()
             assert set(new.members) == {1, 2, 3}
             assert new.voters() == {1, 2, 3}
             assert new.version > initial.version
             c.check_step(new, session, "add-3")
             watches.wait([1, 2, 3])
+            c.check_writes(writer.base, acked, [1, 2, 3])
         # Restarted, zkquorum 3 reads the zoo.cfg it rewrote (no clientPort: its dynamic
         # entry has its client address) and the dynamic file it wrote.
         assert "clientPort" not in c.servers[3].cfg_path.read_text()
@@ -98,14 +103,19 @@ def test_add_java_server_to_zkquorum_ensemble(reconfig_cluster: ClusterFactory) 
         c.write_config(3, [1, 2], joiners=[3])
         c.start([3])
         c.wait_modes({1: {"leader", "follower"}, 2: {"leader", "follower"}, 3: "follower"})
-        # Through the joiner, a follower: it forwards the request to the leader.
-        with c.config_watches([1, 2, 3]) as watches:
+        # Through the joiner, a follower: it forwards the request to the leader, while
+        # writes stream through zkquorum 1 (acked by quorums of both configs meanwhile).
+        with c.config_watches([1, 2, 3]) as watches, c.writer(1) as writer:
+            writer.wait_for(5)
             new = c.reconfig([3], joining=c.spec(3))
+            writer.wait_for(len(writer.acked) + 5)
+            acked = writer.stop()
             assert set(new.members) == {1, 2, 3}
             assert new.voters() == {1, 2, 3}
             assert new.version > initial.version
             c.check_step(new, session, "add-3")
             watches.wait([1, 2, 3])
+            c.check_writes(writer.base, acked, [1, 2, 3])
         # Restarted, zkquorum 1 reads the zoo.cfg it rewrote (clientPort kept: its
         # dynamic entry has no client address) and the dynamic file it wrote.
         assert "clientPort=" in c.servers[1].cfg_path.read_text()
