@@ -6,13 +6,17 @@ strings); only for a majority config.  Non-incremental: ``new_members`` (server,
 and weight lines, separated by commas or newlines) is the whole new membership.
 
 Errors are 3.8's: :class:`BadReconfig` is BADARGUMENTS (a malformed server string, a
-client address missing, an address already in use, too few voters left), and
-:class:`MalformedReconfig` is what 3.8 answers MARSHALLINGERROR for (a sid that is not a
-number: its ``NumberFormatException`` escapes every handler).
+client address missing, an address already in use -- loopback and wildcard addresses
+excepted, as 3.8 excepts them --, too few voters left), and :class:`MalformedReconfig` is
+what 3.8 answers MARSHALLINGERROR for (a sid that is not a number: its
+``NumberFormatException`` escapes every handler; a non-incremental membership of
+observers without participants, or of observers and one participant: the
+``IllegalArgumentException`` of ``parseDynamicConfig``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 from zkquorum.config.errors import ConfigError
@@ -54,8 +58,53 @@ def _sid(text: str) -> int:
     return sid
 
 
-def _addresses(server: QuorumServer) -> set[HostPort]:
-    return set(server.quorum_addrs) | set(server.election_addrs)
+def _address_key(addr: HostPort) -> tuple[str, int] | None:
+    """What ``QuorumServer#checkAddressDuplicate`` compares, ``None`` for the addresses it
+    skips (``excludedSpecialAddresses``: wildcard and loopback).  3.8 compares resolved
+    addresses; a core resolves nothing, so IP literals compare by value and names by
+    name, ``localhost`` being loopback."""
+    host = addr.host.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
+            return None
+        return name, addr.port
+    if ip.is_loopback or ip.is_unspecified:
+        return None
+    return str(ip), addr.port
+
+
+def _addresses(server: QuorumServer) -> dict[tuple[str, int], HostPort]:
+    """Its quorum, election and client addresses (``QuorumServer#myAddrs``)."""
+    addrs = [*server.quorum_addrs, *server.election_addrs]
+    if server.client_addr is not None:
+        addrs.append(server.client_addr)
+    out: dict[tuple[str, int], HostPort] = {}
+    for addr in addrs:
+        key = _address_key(addr)
+        if key is not None:
+            out.setdefault(key, addr)
+    return out
+
+
+def _check_dynamic(
+    verifier: MajorityVerifier | HierarchicalVerifier, standalone_enabled: bool
+) -> None:
+    """``QuorumPeerConfig#parseDynamicConfig``'s checks of a non-incremental membership;
+    their ``IllegalArgumentException`` escapes every handler: MARSHALLINGERROR."""
+    voters = len(verifier.voting_members)
+    observers = len(verifier.observing_members)
+    if voters == 0:
+        if not standalone_enabled:
+            raise MalformedReconfig(
+                "standaloneEnabled = false then number of participants should be >0"
+            )
+        if observers > 0:
+            raise MalformedReconfig("Observers w/o participants is an invalid configuration")
+    elif voters == 1 and standalone_enabled and observers > 0:
+        raise MalformedReconfig("Observers w/o quorum is an invalid configuration")
 
 
 def next_config(
@@ -75,6 +124,7 @@ def next_config(
             verifier = build_verifier(props, path=None, multi_address=False, dynamic=True)
         except ConfigError as exc:
             raise BadReconfig(exc.message) from exc
+        _check_dynamic(verifier, standalone_enabled)
         verifier = with_version(verifier, version)
     else:
         if not isinstance(last_seen, MajorityVerifier):
@@ -100,8 +150,14 @@ def next_config(
                 )
             mine = _addresses(server)
             for other in servers.values():
-                if other.sid != sid and mine & _addresses(other):
-                    raise BadReconfig("Reconfiguration failed")
+                if other.sid == sid:
+                    continue
+                theirs = _addresses(other)
+                for key, addr in mine.items():
+                    if key in theirs:
+                        raise BadReconfig(
+                            f"{addr} of server.{sid} conflicts {theirs[key]} of server.{other.sid}"
+                        )
             servers[sid] = server
         verifier = MajorityVerifier(servers, version)
     voters = len(verifier.voting_members)
