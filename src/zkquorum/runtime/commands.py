@@ -41,6 +41,8 @@ from typing import Any, Final
 from zkquorum import __version__
 from zkquorum.config.model import HostPort, LearnerType, QuorumServer
 from zkquorum.config.properties import load_properties
+from zkquorum.runtime.client_port import max_client_cnxns
+from zkquorum.runtime.files import zoo_cfg_properties
 from zkquorum.runtime.metrics import MetricsRegistry
 from zkquorum.runtime.opsview import (
     ConnectionInfo,
@@ -161,9 +163,9 @@ def configuration(snap: OpsSnapshot) -> JsonMap:
         "data_dir": data_dir,
         "data_log_dir": log_dir,
         "tick_time": tick,
-        "max_client_cnxns": 60,
-        "min_session_timeout": tick * 2,
-        "max_session_timeout": tick * 20,
+        "max_client_cnxns": max_client_cnxns(zoo_cfg_properties(cfg)) if cfg else 60,
+        "min_session_timeout": cfg.min_session_timeout if cfg is not None else tick * 2,
+        "max_session_timeout": cfg.max_session_timeout if cfg is not None else tick * 20,
         "server_id": 0 if standalone else snap.server.my_id,
         "client_port_listen_backlog": -1,
     }
