@@ -125,6 +125,20 @@ def test_an_observer_never_proposes_itself_and_decides_observing() -> None:
     assert [(d.state, d.vote.leader) for d in decided(out)] == [(OBSERVING, 3)]
 
 
+def test_a_server_missing_from_the_config_follows_as_a_non_voting_participant() -> None:
+    # QuorumPeer#updateLearnerType: a sid in neither list (removed by a reconfig, or about
+    # to join) keeps the PARTICIPANT type: it never proposes itself, but decides FOLLOWING
+    # (it syncs as a follower, as 3.8's removed followers and joiners do), not OBSERVING.
+    core = FastLeaderElection(STRANGER, V)
+    out = core.step(Start(0, 0, 0))
+    sent = [a.notification for a in out if isinstance(a, Send)]
+    assert sent and all(n.leader == LONG_MIN for n in sent)
+    assert not core.is_voter and core.is_participant
+    out = core.step(NotificationReceived(1, 3, note(LEADING, 3)))
+    out += core.step(NotificationReceived(2, 2, note(FOLLOWING, 3)))
+    assert [(d.state, d.vote.leader) for d in decided(out)] == [(FOLLOWING, 3)]
+
+
 # -- epoch acks, NEWLEADER acks, heartbeats -----------------------------------------------
 
 
