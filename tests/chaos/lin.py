@@ -670,7 +670,7 @@ def corrupt(
     ]
     if acked_sets:
         # A second client's compare-and-set with the same expected version also won.
-        o = acked_sets[len(acked_sets) // 2]
+        o = _lost_update_target(ops, acked_sets)
         assert isinstance(o.input, ZnodeOp)
         twin = dataclasses.replace(o, client=-2, input=dataclasses.replace(o.input, value=b"twin"))
         out.append(("lost update", [*ops, twin], reads, final))
@@ -699,6 +699,34 @@ def corrupt(
         )
     out += _corrupt_config(ops, reads, final)
     return out
+
+
+LOST_UPDATE_OPEN_BEFORE = 6
+"""The most open-ended operations on its path that may be called before the target of the
+"lost update" corruption (see :func:`_lost_update_target`)."""
+
+
+def _lost_update_target(ops: Sequence[Operation], acked_sets: Sequence[Operation]) -> Operation:
+    """The acknowledged set to duplicate: the middle one, or the latest one before it with
+    at most ``LOST_UPDATE_OPEN_BEFORE`` open-ended operations on its path called before it.
+
+    Refuting the twin means trying every subset of those open-ended operations (each may
+    have taken effect or not): 21 of them took a search more than 60 s (a 120 s campaign
+    with membership changes, whose leader changes leave many calls without an answer).
+    """
+    open_calls: dict[str, list[int]] = {}
+    for op in ops:
+        if op.ret is None and isinstance(op.input, ZnodeOp):
+            open_calls.setdefault(op.input.path, []).append(op.call)
+    for calls in open_calls.values():
+        calls.sort()
+    middle = len(acked_sets) // 2
+    for o in reversed(acked_sets[: middle + 1]):
+        assert isinstance(o.input, ZnodeOp)
+        before = bisect.bisect_left(open_calls.get(o.input.path, []), o.call)
+        if before <= LOST_UPDATE_OPEN_BEFORE:
+            return o
+    return acked_sets[0]
 
 
 def _corrupt_config(

@@ -17,7 +17,8 @@ spare) a spare's add: :meth:`Reconfigurer.covered`.
 
 :func:`agreed_config` is the end of the campaign: every live server (member or not)
 shows one config in ``conf`` and names the same members in the dynamic file its zoo.cfg
-points at (what a restart would read).
+points at (what a restart would read); :func:`read_each` then reads /zookeeper/config on
+each of them.
 """
 
 from __future__ import annotations
@@ -235,6 +236,33 @@ class Reconfigurer(threading.Thread):
             f"calls {dict(self.outcomes)}, changes {dict(self.changes)}, "
             f"{self.restarted} removed server(s) restarted before a re-add"
         )
+
+
+def read_each(c: ChaosCluster, book: lin.Book, client: int = -4) -> dict[int, lin.Config]:
+    """Sync and read /zookeeper/config on every live server, each from a session of its
+    own (recorded in ``book`` as reads of ``client``); raises :class:`lin.NoAnswer`."""
+    from kazoo.client import KazooClient
+
+    out: dict[int, lin.Config] = {}
+    for sid in c.live():
+        server = c.servers[sid]
+        zk = KazooClient(hosts=f"{server.host}:{server.client_port}", timeout=4.0)
+        try:
+            try:
+                zk.start(timeout=30)
+            except Exception as exc:
+                raise lin.NoAnswer(f"server {sid}: no session ({type(exc).__name__})") from exc
+            call = time.monotonic_ns()
+            lin.answer(zk.sync_async(lin.CONFIG), f"server {sid}: sync {lin.CONFIG}")
+            data, _ = lin.answer(zk.get_async(lin.CONFIG), f"server {sid}: get {lin.CONFIG}")
+            config = lin.parse_config(data)
+            book.add(Operation(client, call, time.monotonic_ns(), lin.ConfigOp("read"), config))
+            out[sid] = config
+        finally:
+            problem = lin.close_client(zk)
+            if problem:
+                raise lin.NoAnswer(f"server {sid}: closing its client: {problem}")
+    return out
 
 
 def agreed_config(c: ChaosCluster, timeout: float) -> lin.Config:

@@ -18,8 +18,8 @@ naming the members plus itself), add a spare that was in no config.  The reconfi
 and reads of /zookeeper/config are part of the history (the membership is one more
 object); the fault window is extended (up to ``COVERAGE_BOUND_S``) until a removal of
 the leader, a re-add and a spare's add have taken effect.  At the end every live server
-must show one config (``conf``, and the dynamic file its zoo.cfg points at), the one the
-final read of /zookeeper/config returns.
+must show one config (``conf``, and the dynamic file its zoo.cfg points at), the one
+/zookeeper/config holds on each of them (read there, and by the final read).
 
     ZKQUORUM_LIN_SECONDS=600 ZKQUORUM_LIN_SEED=7 \\
         .venv/bin/python -m pytest tests/chaos/test_linearizable.py -q -s
@@ -40,6 +40,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import pickle
 import random
 import threading
 import time
@@ -51,7 +52,7 @@ import pytest
 
 from tests.chaos import lin
 from tests.chaos.harness import ChaosCluster, start_fault
-from tests.chaos.membership import ADMIN_CLIENT, Reconfigurer, agreed_config
+from tests.chaos.membership import ADMIN_CLIENT, Reconfigurer, agreed_config, read_each
 from tests.chaos.schedule import Fault, make_round
 from tests.interop.zkserver import wait_for
 from zkquorum.sim.lincheck import OK, Operation, ZnodeOp
@@ -310,6 +311,13 @@ def test_linearizable_under_faults(
         (tmp_path / "schedule.txt").write_text("\n".join(faults.log) + "\n")
 
 
+def _keep(tmp_path: Path, book: lin.Book, final: lin.Final) -> None:
+    """The recorded history as ``history.pickle``, to check it again offline
+    (``lin.check_run(ops, reads, acked, final)``)."""
+    with (tmp_path / "history.pickle").open("wb") as f:
+        pickle.dump((book.ops, book.reads, book.acked, final), f)
+
+
 def _campaign(
     case: str,
     c: ChaosCluster,
@@ -439,6 +447,11 @@ def _campaign(
                 agreed = agreed_config(c, AGREEMENT_BOUND_S)
             except (TimeoutError, AssertionError) as exc:
                 fail(f"after the campaign: {exc}")
+        with watchdog.phase("reading the config on every server", len(c.sids) * 120 + 60):
+            each = read_each(c, book)
+        differ = {sid: str(v) for sid, v in each.items() if v != agreed}
+        if differ:
+            fail(f"{lin.CONFIG} differs from the config {agreed} the servers show: {differ}")
     with watchdog.phase("final read", FINAL_BOUND_S + 60):
         final = _final(c)
     if agreed is not None and final.config != agreed:
@@ -453,6 +466,7 @@ def _campaign(
         history = tmp_path / "history.txt"
         every = [*book.ops, *lin.final_ops(final)]
         history.write_text(lin.describe_ops(every, limit=len(every)) + "\n")
+        _keep(tmp_path, book, final)
         fail(
             f"{len(verdicts.violations)} violation(s), see {report} (whole history: "
             f"{history}):\n" + "\n".join(verdicts.violations)[:8000]
@@ -472,9 +486,12 @@ def _campaign(
     with watchdog.phase("checking the corruptions", len(corruptions) * 2 * corrupt_budget + 60):
         for name, ops, reads, fin in corruptions:
             bad = lin.check_run(ops, reads, book.acked, fin, timeout_s=corrupt_budget, report=False)
+            if len(bad.violations) <= len(bad.unknown):
+                _keep(tmp_path, book, final)
             assert len(bad.violations) > len(bad.unknown), (
                 f"corruption {name!r} of the recorded history was not caught"
                 + (f" (the search of {bad.unknown} ran out of its budget)" if bad.unknown else "")
+                + f"; the history is in {tmp_path / 'history.pickle'}"
             )
             caught += 1
             ran_out += [f"{name}: {m}" for m in bad.unknown]
