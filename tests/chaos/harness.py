@@ -4,6 +4,16 @@ Each peer gets its own zoo.cfg: its own server line has its real ports, every ot
 server's line names the proxy listener for that (me -> them) direction.  Peers run
 ``tests/chaos/peerproc.py`` (``zkquorum run`` plus a SIGUSR1 task-count dump) with
 ``--events``; the client port (four-letter words) is reached directly.
+
+With ``reconfig`` (dynamic reconfiguration on, a super user for the ``reconfig`` calls)
+every peer must share one configuration: a committed config is one text on every server.
+Then every zoo.cfg names the real ports (``server.N=host:quorum:election:role;host:client``)
+and each peer's outgoing connections to another peer are redirected to that pair's proxy
+listener by ``peerproc.py`` (``$ZKQ_CHAOS_DIAL``), so that link faults apply as before.
+``spares`` are laid out (ports, proxy listeners, data) but in no initial config: they are
+started when a test adds them, with a zoo.cfg naming the ensemble plus themselves, as an
+operator would.  A peer restarted while its own config does not name it (a removed
+server) gets such a zoo.cfg too: 3.8 refuses to start without its own server line.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +45,13 @@ SETTINGS = {
     "4lw.commands.whitelist": "*",
 }
 
+SUPER_PASSWORD = "test"
+"""``super:test``: kazoo's ``auth_data=[("digest", "super:test")]`` may call reconfig."""
+RECONFIG_SETTINGS = {
+    "reconfigEnabled": "true",
+    "DigestAuthenticationProvider.superDigest": "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
+}
+
 
 @dataclasses.dataclass
 class ChaosServer(PyServer):
@@ -42,6 +60,15 @@ class ChaosServer(PyServer):
     restarts: int = 0
     paused: bool = False
     prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", NAME)
+    redirect: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Outgoing connections to 127.0.0.1:<key> go to the value's port (``peerproc.py``)."""
+
+    def spec(self) -> str:
+        """This server as a dynamic config names it (``host:quorum:election:role;client``)."""
+        return (
+            f"{self.host}:{self.quorum_port}:{self.election_port}:{self.role};"
+            f"{self.host}:{self.client_port}"
+        )
 
     @property
     def events_path(self) -> Path:
@@ -56,7 +83,10 @@ class ChaosServer(PyServer):
         return [*cmd, "--events", str(self.events_path), *self.extra_args]
 
     def environment(self) -> dict[str, str]:
-        return dict(super().environment(), ZKQ_CHAOS_TASKS_FILE=str(self.tasks_path))
+        env = dict(super().environment(), ZKQ_CHAOS_TASKS_FILE=str(self.tasks_path))
+        if self.redirect:
+            env["ZKQ_CHAOS_DIAL"] = json.dumps({str(k): v for k, v in self.redirect.items()})
+        return env
 
     def start(self, install: object = None) -> None:
         super().start()
@@ -190,16 +220,29 @@ class ChaosCluster:
         settings: Mapping[str, str] | None = None,
         direct: bool = False,
         absent: Sequence[int] = (),
+        reconfig: bool = False,
+        spares: Sequence[int] = (),
     ) -> None:
         """``direct``: no proxy, every zoo.cfg names the real ports.  ``absent``: sids
-        that are in the configuration but never run (their ports stay unbound)."""
+        that are in the configuration but never run (their ports stay unbound).
+        ``reconfig`` and ``spares``: see the module docstring."""
+        if spares and not reconfig:
+            raise ValueError("spares join by reconfig: they need reconfig=True")
         self.participants = list(participants)
         self.direct = direct
         self.absent = list(absent)
         self.observers = list(observers)
-        self.sids = [*self.participants, *self.observers]
+        self.reconfig = reconfig
+        self.spares = list(spares)
+        self.sids = [*self.participants, *self.observers, *self.spares]
         self.proxy = ChaosProxy()
-        self.settings = dict(SETTINGS, **(settings or {}))
+        self.settings = dict(SETTINGS, **(RECONFIG_SETTINGS if reconfig else {}))
+        self.settings.update(settings or {})
+        self.lock = threading.Lock()
+        self.dormant: set[int] = set(self.spares)
+        """Spares not started yet: no fault may touch them, ``settled`` skips them."""
+        self.held: set[int] = set()
+        """Processes a fault (or a membership change) holds: nobody else may touch them."""
         ports = fixed_ports(3 * len(self.sids))
         self.servers: dict[int, ChaosServer] = {}
         for i, sid in enumerate(self.sids):
@@ -215,18 +258,27 @@ class ChaosCluster:
             for dst in self.sids:
                 if src != dst:
                     d = self.servers[dst]
-                    self.proxy.listen(src, dst, "quorum", d.quorum_port)
-                    self.proxy.listen(src, dst, "election", d.election_port)
+                    q = self.proxy.listen(src, dst, "quorum", d.quorum_port)
+                    e = self.proxy.listen(src, dst, "election", d.election_port)
+                    if reconfig:
+                        self.servers[src].redirect.update({d.quorum_port: q, d.election_port: e})
         self.tails = {
             sid: EventTail(s.events_path) for sid, s in self.servers.items() if sid not in absent
         }
+        members = [*self.participants, *self.observers]
         for s in self.servers.values():
             s.data_dir.mkdir(parents=True, exist_ok=True)
             s.cfg_path.parent.mkdir(parents=True, exist_ok=True)
             (s.data_dir / "myid").write_text(f"{s.sid}\n")
-            s.cfg_path.write_text(self.config_text(s.sid))
+            if s.sid in self.spares:
+                s.cfg_path.write_text(self.join_config_text(s.sid, self.specs(members)))
+            else:
+                s.cfg_path.write_text(self.config_text(s.sid))
 
     def config_text(self, me: int) -> str:
+        if self.reconfig:
+            members = [*self.participants, *self.observers]
+            return self.join_config_text(me, self.specs(members))
         s = self.servers[me]
         lines = [f"{k}={v}" for k, v in self.settings.items()]
         lines += [
@@ -243,12 +295,77 @@ class ChaosCluster:
             lines.append(f"server.{sid}={other.host}:{q}:{e}:{other.role}")
         return "\n".join(lines) + "\n"
 
+    def specs(self, sids: Iterable[int]) -> dict[int, str]:
+        return {sid: self.servers[sid].spec() for sid in sids}
+
+    def join_config_text(self, me: int, members: Mapping[int, str]) -> str:
+        """A static zoo.cfg (reconfig mode) naming ``members`` (sid -> spec) and ``me``."""
+        s = self.servers[me]
+        lines = [f"{k}={v}" for k, v in self.settings.items()]
+        lines.append(f"dataDir={s.data_dir}")
+        every = dict(members)
+        every.setdefault(me, s.spec())
+        lines += [f"server.{sid}={spec}" for sid, spec in sorted(every.items())]
+        return "\n".join(lines) + "\n"
+
+    def disk_config(self, sid: int) -> dict[int, str]:
+        """The members (sid -> spec) of the config ``sid`` would start with: zoo.cfg's
+        ``dynamicConfigFile``, else zoo.cfg's own server lines."""
+        cfg = self.servers[sid].cfg_path
+        text = cfg.read_text()
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "dynamicConfigFile":
+                text = Path(value.strip()).read_text()
+                break
+        return parse_members(text)
+
+    def rejoin_config(self, sid: int) -> bool:
+        """Before ``sid`` starts again (reconfig mode): when the config it would start with
+        does not name it (removed), a zoo.cfg naming that config's members plus itself.
+        True when it was rewritten."""
+        if not self.reconfig:
+            return False
+        members = self.disk_config(sid)
+        if sid in members:
+            return False
+        s = self.servers[sid]
+        s.cfg_path.write_text(self.join_config_text(sid, members))
+        return True
+
     # -- processes -------------------------------------------------------------------------
 
     def start(self, sids: Iterable[int] | None = None) -> None:
-        for sid in self.sids if sids is None else sids:
+        """Start ``sids`` (default: every peer but the absent ones and the spares)."""
+        chosen = [s for s in self.sids if s not in self.spares] if sids is None else sids
+        for sid in chosen:
             if sid not in self.absent:
-                self.servers[sid].start()
+                with self.lock:
+                    self.dormant.discard(sid)
+                    self.servers[sid].start()
+
+    def restart(self, sid: int) -> None:
+        """Start ``sid`` again after a kill (see :meth:`rejoin_config`)."""
+        self.rejoin_config(sid)
+        self.servers[sid].restart()
+
+    def claim(self, sid: int) -> bool:
+        """Hold the process ``sid`` (for a fault, a membership change); False when it is
+        dormant or already held."""
+        with self.lock:
+            if sid in self.dormant or sid in self.held:
+                return False
+            self.held.add(sid)
+            return True
+
+    def release(self, sid: int) -> None:
+        with self.lock:
+            self.held.discard(sid)
+
+    def live(self) -> list[int]:
+        """The peers meant to run now: not absent, not dormant spares."""
+        with self.lock:
+            return [s for s in self.sids if s not in self.absent and s not in self.dormant]
 
     def stop(self) -> None:
         for s in self.servers.values():
@@ -259,11 +376,17 @@ class ChaosCluster:
         return [sid for sid, s in self.servers.items() if s.running() and not s.paused]
 
     def crashed(self) -> dict[int, int]:
-        """Peers that exited by themselves (not killed or stopped by the test)."""
+        """Peers that exited by themselves (not killed or stopped by the test: a process
+        that is held may be down on purpose)."""
+        with self.lock:
+            held = set(self.held)
         return {
             sid: s.proc.returncode
             for sid, s in self.servers.items()
-            if s.proc is not None and s.proc.poll() is not None and s.proc.returncode is not None
+            if s.proc is not None
+            and sid not in held
+            and s.proc.poll() is not None
+            and s.proc.returncode is not None
         }
 
     def settled(self) -> tuple[int, int] | None:
@@ -274,16 +397,16 @@ class ChaosCluster:
         peer names that leader and one epoch.
         """
         leader, epochs = None, set()
-        for tail in self.tails.values():
-            rec = tail.poll()
+        live = self.live()
+        for sid in live:
+            rec = self.tails[sid].poll()
             if rec is None:
                 return None
             epochs.add((rec.get("leader"), rec.get("epoch")))
         if len(epochs) != 1:
             return None
-        for sid, s in self.servers.items():
-            if sid in self.absent:
-                continue
+        for sid in live:
+            s = self.servers[sid]
             if not s.running() or s.paused:
                 return None
             info = s.srvr()
@@ -318,6 +441,17 @@ class ChaosCluster:
         )
 
 
+def parse_members(text: str) -> dict[int, str]:
+    """``server.N=spec`` lines of a config (zoo.cfg, a dynamic file, /zookeeper/config)."""
+    out: dict[int, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if sep and key.startswith("server."):
+            out[int(key[len("server.") :])] = value.strip()
+    return out
+
+
 def start_fault(
     c: ChaosCluster, f: Fault, leader: int | None, busy: set[int]
 ) -> Callable[[], None] | None:
@@ -329,15 +463,29 @@ def start_fault(
         return None
     if f.kind in ("kill", "stop"):
         (sid,) = target
-        if sid in busy:
+        if sid in busy or not c.claim(sid):
             return None
         busy.add(sid)
         server = c.servers[sid]
         if f.kind == "kill":
             server.kill()
-            return server.restart
+
+            def restart() -> None:
+                try:
+                    c.restart(sid)
+                finally:
+                    c.release(sid)
+
+            return restart
         server.pause()
-        return server.resume
+
+        def resume() -> None:
+            try:
+                server.resume()
+            finally:
+                c.release(sid)
+
+        return resume
     a, b = target
     if a == b:
         return None

@@ -17,6 +17,10 @@ Checks over what was recorded (:func:`check_run`):
 * a session's reads never go back: per path, versions and mzxids never decrease; and
   once a session has seen zxid z (a read's mzxid, or its own write's), a read of any
   register returns at least the newest acknowledged write with mzxid <= z.
+
+With dynamic reconfiguration the membership is one more object of the history
+(:class:`ConfigModel`): ``reconfig`` calls (incremental: leaving sids, joining servers)
+and linearizable reads of /zookeeper/config (sync, then getData), checked as any other.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,7 @@ from zkquorum.sim.lincheck import (
     shrink_failure,
 )
 
+CONFIG = "/zookeeper/config"
 ROOT = "/lin"
 QUEUE = f"{ROOT}/q"
 OP_TIMEOUT_S = 20.0
@@ -208,7 +213,11 @@ class Worker(threading.Thread):
         seed: int,
         book: Book,
         stop: threading.Event,
+        *,
+        config_reads: bool = False,
     ) -> None:
+        """``config_reads``: a few of the operations are linearizable reads of
+        /zookeeper/config (reconfig campaigns)."""
         super().__init__(name=f"lin-worker-{client}", daemon=True)
         from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
@@ -229,6 +238,7 @@ class Worker(threading.Thread):
             command_retry=None,
         )
         self.values = 0
+        self.config_reads = config_reads
 
     # -- kazoo calls that answer or raise -----------------------------------------------
 
@@ -254,7 +264,9 @@ class Worker(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 choice = self.rng.random()
-                if choice < 0.45:
+                if self.config_reads and choice >= 0.97:
+                    self.config_read()
+                elif choice < 0.45:
                     self.cas()
                 elif choice < 0.7:
                     self.linearizable_get()
@@ -366,6 +378,128 @@ class Worker(threading.Thread):
         self.book.add(Operation(self.client, call, ret, SeqOp("children", QUEUE), out))
         self.book.answered(self.client, ret)
 
+    def config_read(self) -> None:
+        call = time.monotonic_ns()
+        try:
+            self._wait(self.zk.sync_async(CONFIG), f"sync {CONFIG}")
+            data, _stat = self._wait(self.zk.get_async(CONFIG), f"get {CONFIG}")
+        except Exception as exc:
+            if self._lost(exc):
+                return
+            raise
+        ret = time.monotonic_ns()
+        self.book.add(Operation(self.client, call, ret, ConfigOp("read"), parse_config(data)))
+        self.book.answered(self.client, ret)
+
+
+# -- the membership as an object of the history ----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A config as /zookeeper/config (or a reconfig's answer) shows it."""
+
+    members: frozenset[tuple[int, str]]
+    """(sid, ``host:quorum:election:role;client``) of every server line."""
+    version: int
+
+    def sids(self) -> list[int]:
+        return sorted(sid for sid, _ in self.members)
+
+    def __str__(self) -> str:
+        return f"{self.sids()} v{self.version:x}"
+
+
+def parse_config(data: bytes) -> Config:
+    members, version = set(), -1
+    for line in data.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("server."):
+            members.add((int(key[len("server.") :]), value.strip()))
+        elif key == "version":
+            version = int(value, 16)
+    return Config(frozenset(members), version)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigOp:
+    """An operation on the membership: ``init`` (the config read before the workload;
+    its output is the first state), ``read`` (sync, then getData of /zookeeper/config) or
+    ``reconfig`` (incremental: ``leaving`` sids, ``joining`` (sid, spec) servers).
+
+    Outputs: a :class:`Config` for init, read and an acknowledged reconfig; the error's
+    name for a refused reconfig (NEWCONFIGNOQUORUM, RECONFIGINPROGRESS...: no effect);
+    ``UNKNOWN``.
+    """
+
+    kind: str
+    leaving: frozenset[int] = frozenset()
+    joining: tuple[tuple[int, str], ...] = ()
+
+    def apply(self, members: frozenset[tuple[int, str]]) -> frozenset[tuple[int, str]]:
+        """``PrepRequestProcessor``'s incremental reconfig: leaving first, then joining
+        (a joining sid replaces the server of that sid)."""
+        gone = self.leaving | {sid for sid, _ in self.joining}
+        return frozenset({m for m in members if m[0] not in gone} | set(self.joining))
+
+    def __str__(self) -> str:
+        if self.kind != "reconfig":
+            return self.kind
+        parts = [f"-{sid}" for sid in sorted(self.leaving)]
+        parts += [f"+{sid}" for sid, _ in self.joining]
+        return f"reconfig {' '.join(parts)}"
+
+
+ConfigState = tuple[frozenset[tuple[int, str]], int, bool] | None
+"""(members, version, exact): ``exact`` False when the version is only known to be
+above ``version`` (a reconfig whose outcome was never learned took effect)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigModel:
+    """The membership as one register: reads give the config in force, an acknowledged
+    reconfig gives the config made from it (and a version above it: the versions are the
+    reconfigs' zxids), a refused one changes nothing."""
+
+    def init(self) -> ConfigState:
+        return None
+
+    def step(
+        self, state: ConfigState, input: Hashable, output: Hashable
+    ) -> tuple[bool, ConfigState]:
+        assert isinstance(input, ConfigOp)
+        if input.kind == "init":
+            assert isinstance(output, Config)
+            return state is None, (output.members, output.version, True)
+        if state is None:
+            return False, state  # nothing happens to the config before it was first read
+        members, version, exact = state
+        if input.kind == "read":
+            if output is UNKNOWN:
+                return True, state
+            assert isinstance(output, Config)
+            if output.members != members:
+                return False, state
+            fits = output.version == version if exact else output.version > version
+            if not fits:
+                return False, state
+            return True, (members, output.version, True)
+        after = input.apply(members)
+        if output is UNKNOWN:
+            return True, (after, version, False)
+        if isinstance(output, Config):
+            ok = output.members == after and output.version > version
+            return ok, (after, output.version, True)
+        return True, state  # refused: no effect
+
+    def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
+        return [list(history)]
+
+    def describe(self, op: Operation) -> str:
+        out = op.output
+        shown = str(out) if isinstance(out, Config | str) else repr(out)
+        return f"{op.input} -> {shown}"
+
 
 @dataclasses.dataclass
 class Final:
@@ -375,6 +509,8 @@ class Final:
     children: frozenset[int]
     call: int
     ret: int
+    config: Config | None = None
+    """/zookeeper/config (reconfig campaigns)."""
 
 
 def final_ops(final: Final) -> list[Operation]:
@@ -383,6 +519,8 @@ def final_ops(final: Final) -> list[Operation]:
         for p, v in final.registers.items()
     ]
     ops.append(Operation(-1, final.call, final.ret, SeqOp("children", QUEUE), final.children))
+    if final.config is not None:
+        ops.append(Operation(-1, final.call, final.ret, ConfigOp("read"), final.config))
     return ops
 
 
@@ -400,6 +538,10 @@ def _split(ops: Sequence[Operation]) -> tuple[list[Operation], list[Operation]]:
     znode = [o for o in ops if isinstance(o.input, ZnodeOp)]
     seq = [o for o in ops if isinstance(o.input, SeqOp)]
     return znode, seq
+
+
+def config_ops(ops: Sequence[Operation]) -> list[Operation]:
+    return [o for o in ops if isinstance(o.input, ConfigOp)]
 
 
 def check_run(
@@ -423,6 +565,9 @@ def check_run(
     out.open_ended = sum(1 for o in history if o.ret is None)
     znode, seq = _split(history)
     models: list[tuple[Model[Any], list[Operation]]] = [(ZnodeModel(), znode), (SeqModel(), seq)]
+    config = config_ops(history)
+    if config:
+        models.append((ConfigModel(), config))
     for model, part in models:
         out.histories += len(model.partition(part))
         result = check(model, part, timeout_s=timeout_s, clock=time.monotonic)
@@ -525,7 +670,7 @@ def corrupt(
     ]
     if acked_sets:
         # A second client's compare-and-set with the same expected version also won.
-        o = acked_sets[len(acked_sets) // 2]
+        o = _lost_update_target(ops, acked_sets)
         assert isinstance(o.input, ZnodeOp)
         twin = dataclasses.replace(o, client=-2, input=dataclasses.replace(o.input, value=b"twin"))
         out.append(("lost update", [*ops, twin], reads, final))
@@ -551,5 +696,79 @@ def corrupt(
         dup = dataclasses.replace(b, output=a.output)
         out.append(
             ("duplicate sequence number", [*(o for o in ops if o is not b), dup], reads, final)
+        )
+    out += _corrupt_config(ops, reads, final)
+    return out
+
+
+LOST_UPDATE_OPEN_BEFORE = 6
+"""The most open-ended operations on its path that may be called before the target of the
+"lost update" corruption (see :func:`_lost_update_target`)."""
+
+
+def _lost_update_target(ops: Sequence[Operation], acked_sets: Sequence[Operation]) -> Operation:
+    """The acknowledged set to duplicate: the middle one, or the latest one before it with
+    at most ``LOST_UPDATE_OPEN_BEFORE`` open-ended operations on its path called before it.
+
+    Refuting the twin means trying every subset of those open-ended operations (each may
+    have taken effect or not): 21 of them took a search more than 60 s (a 120 s campaign
+    with membership changes, whose leader changes leave many calls without an answer).
+    """
+    open_calls: dict[str, list[int]] = {}
+    for op in ops:
+        if op.ret is None and isinstance(op.input, ZnodeOp):
+            open_calls.setdefault(op.input.path, []).append(op.call)
+    for calls in open_calls.values():
+        calls.sort()
+    middle = len(acked_sets) // 2
+    for o in reversed(acked_sets[: middle + 1]):
+        assert isinstance(o.input, ZnodeOp)
+        before = bisect.bisect_left(open_calls.get(o.input.path, []), o.call)
+        if before <= LOST_UPDATE_OPEN_BEFORE:
+            return o
+    return acked_sets[0]
+
+
+def _corrupt_config(
+    ops: list[Operation], reads: list[Read], final: Final
+) -> list[tuple[str, list[Operation], list[Read], Final]]:
+    """Corruptions of the membership's history, each impossible whatever the order."""
+    out: list[tuple[str, list[Operation], list[Read], Final]] = []
+    done = sorted(
+        (o for o in config_ops(ops) if o.input.kind == "reconfig" and isinstance(o.output, Config)),
+        key=lambda o: o.call,
+    )
+    init = [o for o in config_ops(ops) if o.input.kind == "init"]
+    if not done or not init:
+        return out
+    first = done[0]
+    assert isinstance(first.input, ConfigOp) and isinstance(first.output, Config)
+    # An acknowledged reconfig whose answer is the config without its change.
+    forged = set(first.output.members)
+    forged |= {(sid, "forged") for sid in first.input.leaving}
+    forged -= set(first.input.joining)
+    bad = dataclasses.replace(first, output=Config(frozenset(forged), first.output.version))
+    out.append(
+        ("reconfig without effect", [*(o for o in ops if o is not first), bad], reads, final)
+    )
+    # A read after that reconfig's answer returns the config from before it.
+    assert first.ret is not None
+    start = init[0].output
+    stale = Operation(-3, first.ret + 1, first.ret + 2, ConfigOp("read"), start)
+    out.append(("config read went back", [*ops, stale], reads, final))
+    later = [o for o in done[1:] if o.call > first.ret]
+    if later:
+        # Two acknowledged reconfigs, one after the other, with one version.
+        second = later[0]
+        assert isinstance(second.output, Config)
+        twin = Config(second.output.members, first.output.version)
+        dup = dataclasses.replace(second, output=twin)
+        out.append(
+            (
+                "two reconfigs, one version",
+                [*(o for o in ops if o is not second), dup],
+                reads,
+                final,
+            )
         )
     return out

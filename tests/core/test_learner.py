@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from tests.core.corehelp import (
+    AppendTxns,
     Failed,
     LearnerDriver,
     PersistAcceptedEpoch,
+    PersistCurrentEpoch,
     Send,
+    TakeSnapshot,
     Truncate,
     learner_settings,
 )
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.peer import Role
 from zkquorum.wire.quorum import PacketType, QuorumPacket, encode_int_payload, encode_packet
-from zkquorum.wire.txn import CreateTxn, OpCode, Txn, TxnHeader
+from zkquorum.wire.txn import CreateTxn, OpCode, Txn, TxnHeader, encode_txn
 from zkquorum.wire.zxid import make_zxid
 
 
@@ -129,3 +132,26 @@ def test_unexpected_sync_packet_fails() -> None:
     lr.receive(_leaderinfo(1), 0.0)
     (a,) = lr.receive(QuorumPacket(PacketType.UPTODATE, -1), 0.0)
     assert isinstance(a, Failed)
+
+
+def test_proposals_before_newleader_are_logged_after_the_snapshot_and_current_epoch() -> None:
+    # 3.8 (Learner#syncWithLeader at NEWLEADER): takeSnapshot, setCurrentEpoch, then log
+    # the proposals received during the sync.  Logged before currentEpoch is written, a
+    # proposal of the new epoch makes a learner stopped in between fail its next start
+    # ("The current epoch, 1, is older than the last zxid, 0x200000001").
+    lr = _learner(accepted=1, current=1)
+    for txn in _creates(9):
+        lr.db.apply(txn)
+    lr.start(0.0)
+    lr.receive(_leaderinfo(2), 0.0)
+    lr.receive(QuorumPacket(PacketType.TRUNC, make_zxid(1, 6)), 0.0)  # a snapshot follows
+    header = TxnHeader(1, 7, make_zxid(2, 1), 0, OpCode.CREATE)
+    proposal = Txn(header, CreateTxn("/e2", b"", (), False, 7))
+    packet = QuorumPacket(PacketType.PROPOSAL, make_zxid(2, 1), encode_txn(proposal))
+    assert lr.receive(packet, 0.0) == []
+    acts = lr.receive(QuorumPacket(PacketType.NEWLEADER, make_zxid(2, 0), b"cfg"), 0.0)
+    snap = acts.index(TakeSnapshot(make_zxid(1, 6)))
+    epoch = acts.index(PersistCurrentEpoch(2))
+    logged = acts.index(AppendTxns((proposal,)))
+    assert snap < epoch < logged
+    assert acts[-1] == Send(QuorumPacket(PacketType.ACK, make_zxid(2, 0)))

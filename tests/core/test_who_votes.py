@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 from tests.core.corehelp import Action, Close, Established, Failed, LeaderDriver, leader_settings
 from zkquorum.config.verifier import MajorityVerifier
+from zkquorum.core.database import Database
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.election import (
+    ConfigMismatch,
     Decided,
     FastLeaderElection,
     NotificationReceived,
@@ -23,7 +25,10 @@ from zkquorum.core.election import (
     Timer,
     TimerFired,
 )
+from zkquorum.core.events import Start as CoreStart
+from zkquorum.core.events import VoteReceived
 from zkquorum.core.leader import LeaderPhase
+from zkquorum.core.peer import PeerCore, PeerSettings, Role
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import (
     LearnerInfo,
@@ -125,6 +130,41 @@ def test_an_observer_never_proposes_itself_and_decides_observing() -> None:
     assert [(d.state, d.vote.leader) for d in decided(out)] == [(OBSERVING, 3)]
 
 
+def test_a_server_missing_from_the_config_follows_as_a_non_voting_participant() -> None:
+    # QuorumPeer#updateLearnerType: a sid in neither list (removed by a reconfig, or about
+    # to join) keeps the PARTICIPANT type: it never proposes itself, but decides FOLLOWING
+    # (it syncs as a follower, as 3.8's removed followers and joiners do), not OBSERVING.
+    core = FastLeaderElection(STRANGER, V)
+    out = core.step(Start(0, 0, 0))
+    sent = [a.notification for a in out if isinstance(a, Send)]
+    assert sent and all(n.leader == LONG_MIN for n in sent)
+    assert not core.is_voter and core.is_participant
+    out = core.step(NotificationReceived(1, 3, note(LEADING, 3)))
+    out += core.step(NotificationReceived(2, 2, note(FOLLOWING, 3)))
+    assert [(d.state, d.vote.leader) for d in decided(out)] == [(FOLLOWING, 3)]
+
+
+def test_a_newer_config_heard_while_not_looking_is_reported_again_when_looking() -> None:
+    # The peer core adopts a newer config only while looking (3.8's WorkerReceiver
+    # processes every notification).  Heard first while following (a reconfig that
+    # removed our leader committed without us), it must be reported again once we look,
+    # or the election can make us the leader of a config the others have left behind.
+    newer = MajorityVerifier.of([1, 2], version=0x700000009)
+
+    def from_2() -> NotificationReceived:
+        return NotificationReceived(
+            1, 2, Notification(FOLLOWING, 2, 0, 1, 0, 2, newer.to_zk_string())
+        )
+
+    core = started(1)
+    seen = [a for a in core.step(from_2()) if isinstance(a, ConfigMismatch)]
+    assert [(a.from_sid, a.version) for a in seen] == [(2, 0x700000009)]
+    assert not [a for a in core.step(from_2()) if isinstance(a, ConfigMismatch)]  # said once
+    core.step(Start(2, 0, 0))  # a new round of the election
+    seen = [a for a in core.step(from_2()) if isinstance(a, ConfigMismatch)]
+    assert [(a.from_sid, a.version) for a in seen] == [(2, 0x700000009)]
+
+
 # -- epoch acks, NEWLEADER acks, heartbeats -----------------------------------------------
 
 
@@ -214,3 +254,34 @@ def test_an_observers_heartbeats_do_not_keep_a_leader_without_followers() -> Non
     # notwithstanding
     assert failed is not None and failed.startswith("Not sufficient followers synced")
     assert 7.0 <= now <= 9.0
+
+
+def test_no_decision_on_a_notification_that_carries_a_newer_config() -> None:
+    # 3.8's WorkerReceiver puts a newer config heard while looking in force and restarts
+    # the election; the notification that carried it is not counted.  Here it would
+    # complete an all-voted decision: the peer must look again, under the newer config.
+    old = MajorityVerifier.of([1, 2, 3], version=0x100000000)
+    newer = MajorityVerifier.of([1, 2, 3], version=0x100000007)
+    settings = PeerSettings(
+        sid=1,
+        verifier=old,
+        tick_time_ms=200,
+        init_limit=10,
+        sync_limit=5,
+        connect_limit=10,
+        config_text=old.to_zk_string(),
+        quorum_port=False,
+        reconfig_enabled=True,
+    )
+    core = PeerCore(settings, Database(DataTree()), accepted_epoch=1, current_epoch=1)
+    core.step(CoreStart(0.0))
+
+    def vote(sid: int, config: MajorityVerifier) -> VoteReceived:
+        n = Notification(LOOKING, 3, make_zxid(1, 5), 1, 1, 2, config.to_zk_string())
+        return VoteReceived(1.0, sid, n)
+
+    core.step(vote(2, old))
+    core.step(vote(3, newer))  # with 2's, every voter named 3
+    assert core.role is Role.LOOKING
+    assert core.membership.current.version == 0x100000007
+    assert core.election.verifier.version == 0x100000007

@@ -331,6 +331,9 @@ class FastLeaderElection:
         self.started = True
         self.state = LOOKING
         self.logical_clock += 1
+        # A config reported while we were not looking (the peer core adopts a newer one
+        # only while looking, as 3.8's WorkerReceiver does) is reported again this round.
+        self._mismatch_reported.clear()
         self.recvset = {}
         self.outofelection = {}
         self._round_votes = {}

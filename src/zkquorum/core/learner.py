@@ -103,6 +103,8 @@ class _NewLeaderAck:
     zxid: int
     log_up_to: int
     snapshot_zxid: int | None
+    held: tuple[Txn, ...] = ()
+    """The proposals received before NEWLEADER, logged once the snapshot is written."""
 
 
 class Learner:
@@ -231,6 +233,12 @@ class Learner:
             return
         ack.snapshot_zxid = None
         self._save_current_epoch(out)
+        if ack.held:
+            # Logged in the Ready that saves currentEpoch: the epoch file is written first.
+            self._log(out, ack.held)
+            self._ack_after_uptodate.extend(t.header.zxid for t in ack.held)
+            ack.log_up_to = ack.held[-1].header.zxid
+            ack.held = ()
         self._maybe_ack_newleader(out)
 
     def _save_current_epoch(self, out: ReadyBuilder) -> None:
@@ -432,13 +440,20 @@ class Learner:
         self.phase = LearnerPhase.WAIT_UPTODATE
         self.sync_mode = SyncMode.NONE
         log_up_to = self.prior_log_zxid
+        held: tuple[Txn, ...] = ()
         if not self.settings.observer and self._not_committed:
             txns = tuple(self._not_committed)
             self._not_committed.clear()
-            self._log(out, txns)
-            self._ack_after_uptodate.extend(t.header.zxid for t in txns)
-            log_up_to = txns[-1].header.zxid
-        self._newleader_ack = _NewLeaderAck(p.zxid, log_up_to, snapshot_zxid)
+            if snapshot_zxid is not None:
+                # 3.8 logs them after the snapshot and currentEpoch: proposals of the new
+                # epoch in the log while currentEpoch still names an older one make the
+                # next start fail ("The current epoch, ..., is older than the last zxid").
+                held = txns
+            else:
+                self._log(out, txns)
+                self._ack_after_uptodate.extend(t.header.zxid for t in txns)
+                log_up_to = txns[-1].header.zxid
+        self._newleader_ack = _NewLeaderAck(p.zxid, log_up_to, snapshot_zxid, held)
         self._maybe_ack_newleader(out)
 
     def _on_uptodate(self, out: ReadyBuilder) -> None:

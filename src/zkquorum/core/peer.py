@@ -441,7 +441,8 @@ class PeerCore:
                 case fle.SetTimer(timer, at):
                     self._timers[timer] = at
                 case fle.Decided():
-                    self._decided(out, action, event.now)
+                    if adopt is None:  # else 3.8 drops the notification: no decision on it
+                        self._decided(out, action, event.now)
                 case fle.ConfigMismatch(from_sid, version, reason, text):
                     if self._adoptable(version):
                         adopt = config_from_text(text) or adopt

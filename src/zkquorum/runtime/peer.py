@@ -142,6 +142,9 @@ log = logging.getLogger("zkquorum.peer")
 
 __all__ = ["FixedRole", "Leadership", "PeerRuntime"]
 
+SYNC_SNAPSHOT_CLOSE_S = 30.0
+"""How long ``close`` waits for a sync's snapshot to be written and answered."""
+
 _ZAB_STATES = {
     ServerState.LOOKING: "election",
     ServerState.LEADING: "discovery",
@@ -271,6 +274,8 @@ class PeerRuntime:
         self._txn_log: TxnLog | None = None
         self._log_generation = 0
         self._snapshot_lock = asyncio.Lock()
+        self._sync_snapshots: set[asyncio.Task[None]] = set()
+        """A SNAP or TRUNC sync's snapshot being written (see ``close``)."""
         self.listener: QuorumListener | None = None
         self._link: LeaderLink | None = None
         self._dropped = 0
@@ -353,6 +358,13 @@ class PeerRuntime:
     async def close(self) -> None:
         if self._closed:
             return
+        # A sync's snapshot is answered by the core with currentEpoch (3.8 writes it right
+        # after the snapshot).  Cancelled, the snapshot would still be finished (its write
+        # is shielded) with no currentEpoch after it: a snapshot of the new epoch beside
+        # an older currentEpoch, which the next start refuses.  Let it end and be answered.
+        syncing = [t for t in self._sync_snapshots if not t.done()]
+        if syncing:
+            await asyncio.wait(syncing, timeout=SYNC_SNAPSHOT_CLOSE_S)
         self._closed = True
         if self._wake is not None:
             self._wake.cancel()
@@ -567,7 +579,10 @@ class PeerRuntime:
         if ready.append and self._txn_log is not None:
             self._txn_log.append(ready.append)
         for request in ready.snapshot:
-            self._tasks.spawn(self._snapshot(request), "snapshot")
+            task = self._tasks.spawn(self._snapshot(request), "snapshot")
+            if request.sync and task is not None:
+                self._sync_snapshots.add(task)
+                task.add_done_callback(self._sync_snapshots.discard)
         for outcome in ready.outcomes:
             self._outcome(outcome)
         if ready.outcomes:
