@@ -11,9 +11,11 @@ import random
 
 import pytest
 
+from zkquorum.config.verifier import QuorumVerifier
+from zkquorum.core import election as fle
 from zkquorum.sim import checker as ck
 from zkquorum.sim import reconfig as rc
-from zkquorum.sim.campaign import Plan
+from zkquorum.sim.campaign import Plan, run_campaign
 from zkquorum.sim.world import Spec, World
 from zkquorum.wire.election import ServerState
 
@@ -37,6 +39,43 @@ def test_random_schedules_are_changes_3_8_accepts() -> None:
     assert kinds == set(rc.STEP_KINDS)
     with pytest.raises(ValueError, match="unknown reconfig step"):
         rc.parse_step("explode:3")
+
+
+# -- broken cores ----------------------------------------------------------------------
+
+
+def _non_members_observe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner type before the fix: a server the config does not name observes (3.8
+    makes it a non-voting participant), so a server added back follows as an observer."""
+    set_verifier = fle.FastLeaderElection.set_verifier
+
+    def broken(self: fle.FastLeaderElection, verifier: QuorumVerifier) -> None:
+        set_verifier(self, verifier)
+        self.is_participant = self.is_voter
+
+    monkeypatch.setattr(fle.FastLeaderElection, "set_verifier", broken)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "seed", "runs", "needle"),
+    [
+        (_non_members_observe, 34, 3, "is OBSERVING but a voter"),
+    ],
+)
+def test_the_checks_catch_a_broken_reconfig(
+    monkeypatch: pytest.MonkeyPatch, breakage: object, seed: int, runs: int, needle: str
+) -> None:
+    """Each breakage is reported within a few seeds that are clean without it."""
+    plan = Plan(voters=5, observers=1, joiners=1, reconfig=True, faults=frozenset({"crash"}))
+    assert run_campaign(plan, seed, runs).violations == []
+    breakage(monkeypatch)  # type: ignore[operator]
+    s = run_campaign(plan, seed, runs)
+    assert any(needle in text for _, _, text in s.violations), s.violations[:3]
+    caught = next(seed for seed, _, text in s.violations if needle in text)
+    assert plan.replay_args(caught) == (
+        f"zkquorum sim --seed {caught} --runs 1 --peers 5 --observers 1 --faults crash "
+        "--reconfig --joiners 1"
+    )
 
 
 # -- checks by the config in force -----------------------------------------------------

@@ -357,8 +357,10 @@ class FastLeaderElection:
         self._voters: frozenset[int] = frozenset(verifier.voting_members)
         self._others: tuple[int, ...] = tuple(sorted(self._voters - {sid}))
         self.is_voter = sid in self._voters
-        # Learner type: an observer, or a sid missing from the config, does not vote.
-        self.is_participant = self.is_voter
+        # Learner type (3.8's learnerType after QuorumPeer#updateLearnerType): an observer
+        # of the config observes; a server the config does not name (removed, or joining
+        # before the reconfig that adds it) is a non-voting participant: it follows.
+        self.is_participant = sid not in verifier.observing_members
         self._config_text = verifier.to_zk_string()
         self._config_version = verifier.version
         self._membership = parse_config_text(self._config_text)[1]
