@@ -499,7 +499,13 @@ class FastLeaderElection:
         vote (a resend on its poll timeout).  3.8 stays silent here and the voter learns
         our vote only at our next poll timeout, which its own resends keep pushing back
         (issue 4: about 1.4 s after a failover).  The reply is the notification
-        ``sendNotifications`` would send it; off with ``catch_up_reply=False``."""
+        ``sendNotifications`` would send it; off with ``catch_up_reply=False``.
+
+        Only a voter answers: a voter answers every notification of a non-voter with its
+        current vote (``WorkerReceiver``), the same one each time, so a non-voter that
+        answered those would start a ping-pong at link speed for as long as both look."""
+        if not self.is_voter:
+            return
         if n.election_epoch != self.logical_clock or sid not in self._voters:
             return
         pl, pz, pe = self._p_leader, self._p_zxid, self._p_epoch
