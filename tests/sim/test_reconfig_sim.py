@@ -6,22 +6,50 @@ CI runs a handful of seeds; the long campaign is ``ZKQUORUM_SIM_RECONFIG_RUNS=30
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 
 import pytest
 
+from tests.core.corehelp import (
+    Established,
+    LeaderDriver,
+    LearnerDriver,
+    Send,
+    SendSnapshot,
+    leader_settings,
+    learner_settings,
+)
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core import election as fle
+from zkquorum.core.datatree import DataTree
+from zkquorum.core.events import ClientWrite
 from zkquorum.sim import checker as ck
 from zkquorum.sim import reconfig as rc
 from zkquorum.sim.campaign import Plan, run_campaign
-from zkquorum.sim.world import Spec, World
+from zkquorum.sim.world import ADMIN_SESSION, SUPER, Spec, World
+from zkquorum.wire.client_records import ReconfigRequest
 from zkquorum.wire.election import Notification, ServerState
+from zkquorum.wire.quorum import (
+    LearnerInfo,
+    PacketType,
+    QuorumMessage,
+    QuorumPacket,
+    encode_int_payload,
+    encode_learner_info,
+)
+from zkquorum.wire.reader import pack_int
+from zkquorum.wire.snapshot import SnapshotSignature
+from zkquorum.wire.txn import OpCode
 
 RUNS = int(os.environ.get("ZKQUORUM_SIM_RECONFIG_RUNS", "10"))
 LOOKING = ServerState.LOOKING
 RECONFIG = Plan(reconfig=True)
+
+
+def _info(sid: int) -> QuorumPacket:
+    return QuorumPacket(PacketType.FOLLOWERINFO, 0, encode_learner_info(LearnerInfo(sid)))
 
 
 def test_random_schedules_are_changes_3_8_accepts() -> None:
@@ -95,6 +123,76 @@ def test_a_non_voter_sends_no_catch_up_reply() -> None:
         core.step(fle.NotificationReceived(2, 1, stale))
         out = core.step(fle.NotificationReceived(3, 1, stale))
         assert len([a for a in out if isinstance(a, fle.Send) and a.to == 1]) == replies
+
+
+# -- NEWLEADER while a reconfig is in progress -------------------------------------------
+
+
+def _newleader_while_removing_3() -> tuple[list[QuorumMessage], QuorumVerifier, QuorumVerifier]:
+    """Leader 1 of {1, 2, 3} established with 2, proposes the removal of 3 (pending: 2 has
+    not acked it), then syncs 3: what it sends 3, the config in force, the proposed one."""
+    v = rc.majority([1, 2, 3])
+    leader = LeaderDriver(
+        dataclasses.replace(leader_settings(1, v), reconfig_enabled=True), DataTree("")
+    )
+    leader.start(0.0)
+    leader.connected(7, 0.0)
+    leader.receive(7, _info(2), 0.0)
+    leader.receive(7, QuorumPacket(PacketType.ACKEPOCH, 0, encode_int_payload(0)), 0.0)
+    assert Established(1) in leader.receive(7, QuorumPacket(PacketType.ACK, 1 << 32), 0.0)
+    m = leader.core.membership
+    session, now = ADMIN_SESSION, 100.0
+    leader._step(ClientWrite(now, session, 0, OpCode.CREATE_SESSION, pack_int(30_000)))
+    body = ReconfigRequest(None, "3", None, -1).encode()
+    leader._step(ClientWrite(now, session, 1, OpCode.RECONFIG, body, (SUPER,)))
+    assert m.in_progress and sorted(m.last_seen.voting_members) == [1, 2]
+    leader.connected(8, 0.2)
+    leader.receive(8, _info(3), 0.2)
+    acts = leader.receive(8, QuorumPacket(PacketType.ACKEPOCH, 0, encode_int_payload(0)), 0.2)
+    sent: list[QuorumMessage] = []
+    for a in acts:
+        if isinstance(a, Send) and a.conn == 8:
+            sent.append(a.packet)
+        elif isinstance(a, SendSnapshot) and a.conn == 8:
+            sent += [QuorumPacket(PacketType.SNAP, a.zxid), a.snapshot, SnapshotSignature()]
+    return sent, m.current, m.last_seen
+
+
+def _learner_3(sent: list[QuorumMessage], current: QuorumVerifier) -> LearnerDriver:
+    """Server 3 (of ``current``) synced with ``sent``, then UPTODATE."""
+    settings = dataclasses.replace(
+        learner_settings(3), verifier=rc.majority([1, 2, 3]), reconfig_enabled=True
+    )
+    learner = LearnerDriver(settings, DataTree(""))
+    learner.start(0.0)
+    leaderinfo = QuorumPacket(PacketType.LEADERINFO, 1 << 32, encode_int_payload(0x10000))
+    for msg in [leaderinfo, *sent, QuorumPacket(PacketType.UPTODATE, -1)]:
+        learner.receive(msg, 0.1)
+    assert learner.core.leadership.established
+    return learner
+
+
+def test_a_learner_synced_during_a_reconfig_keeps_the_config_in_force() -> None:
+    """3.8's NEWLEADER carries the last-seen config, which the learner puts in force at
+    UPTODATE: synced while a reconfig is in progress, it runs by a config nobody
+    committed, and when that reconfig fails the leader refuses it for ever ("Follower is
+    ahead of the leader (has a later activated configuration)"; the simulator's
+    liveness check, seed 5488 of the reconfig campaign).  An established leader's
+    NEWLEADER carries the config in force; the forwarded PROPOSAL keeps the proposed
+    one the learner's last seen (so that its quorum is still needed if it comes to lead)."""
+    sent, current, proposed = _newleader_while_removing_3()
+    packets = [p for p in sent if isinstance(p, QuorumPacket)]
+    types = [p.type for p in packets]
+    assert types[0] == PacketType.SNAP and types[-1] == PacketType.NEWLEADER
+    assert PacketType.PROPOSAL in types
+    assert (packets[-1].data or b"").decode() == current.to_zk_string()
+    m = _learner_3(sent, current).core.membership
+    assert m.current.version == current.version == 1 << 32
+    assert m.last_seen.version == proposed.version and m.in_progress
+    # What 3.8's NEWLEADER would have done: the uncommitted removal in force at 3.
+    java = QuorumPacket(PacketType.NEWLEADER, 1 << 32, proposed.to_zk_string().encode())
+    m = _learner_3([*sent[:-1], java], current).core.membership
+    assert m.current.version == proposed.version
 
 
 # -- checks by the config in force -----------------------------------------------------
