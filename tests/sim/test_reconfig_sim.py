@@ -24,10 +24,12 @@ from tests.core.corehelp import (
 from zkquorum.cli.main import main
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core import election as fle
+from zkquorum.core.database import Database
 from zkquorum.core.datatree import DataTree
-from zkquorum.core.events import ClientWrite
+from zkquorum.core.events import ClientWrite, LeaderUnreachable, Start, VoteReceived
 from zkquorum.core.leader import Leader
 from zkquorum.core.learner import Learner
+from zkquorum.core.peer import PeerCore, PeerSettings, Role
 from zkquorum.core.ready import ReadyBuilder
 from zkquorum.sim import checker as ck
 from zkquorum.sim import reconfig as rc
@@ -49,6 +51,7 @@ from zkquorum.wire.txn import OpCode, Txn
 
 RUNS = int(os.environ.get("ZKQUORUM_SIM_RECONFIG_RUNS", "10"))
 LOOKING = ServerState.LOOKING
+FOLLOWING = ServerState.FOLLOWING
 RECONFIG = Plan(reconfig=True)
 
 
@@ -328,3 +331,35 @@ def test_cli_reconfig(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invariant violations: 0" in out and "membership changes: " in out
     assert main(["sim", "--joiners", "2"]) == 2
     assert "--joiners needs --reconfig" in capsys.readouterr().err
+
+
+# -- core fixes found by the long campaign ------------------------------------------------
+
+
+def test_a_newer_config_heard_while_looking_is_adopted_every_time() -> None:
+    """The election reports a sender's mismatching config once; 3.8's WorkerReceiver
+    adopts a newer one from every notification heard while looking.  Observer 6 heard
+    the newer config first while observing (not adoptable then), and after its phase
+    ended never again: by its old config the new leader 3 is no voter, so it ignored
+    every FOLLOWING vote for 3 and looked for ever (seed 1544 of the campaign)."""
+    old = rc.majority([1, 2, 4, 5], [6], version=0x400000000)
+    new = rc.majority([1, 2, 3, 4, 5], [6], version=0x500000002)
+    settings = PeerSettings(
+        sid=6, verifier=old, tick_time_ms=100, init_limit=10, sync_limit=5, connect_limit=10,
+        config_text=old.to_zk_string(), reconfig_enabled=True,
+    )  # fmt: skip
+    core = PeerCore(
+        settings, Database(DataTree(old.to_zk_string())), accepted_epoch=4, current_epoch=4
+    )
+    core.step(Start(0.0))
+    for sid, state in ((1, ServerState.LEADING), (2, FOLLOWING), (4, FOLLOWING)):
+        n = Notification(state, 1, 0x400000001, 1, 4, 2, old.to_zk_string())
+        core.step(VoteReceived(1.0, sid, n))
+    assert core.role is Role.OBSERVING
+    late = Notification(FOLLOWING, 3, 0x500000001, 2, 5, 2, new.to_zk_string())
+    core.step(VoteReceived(2.0, 2, late))
+    assert core.membership.current is old  # not while observing
+    core.step(LeaderUnreachable(3.0))
+    assert core.role is Role.LOOKING
+    core.step(VoteReceived(4.0, 2, late))
+    assert core.membership.current.version == new.version
