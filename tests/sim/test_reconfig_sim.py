@@ -363,3 +363,22 @@ def test_a_newer_config_heard_while_looking_is_adopted_every_time() -> None:
     assert core.role is Role.LOOKING
     core.step(VoteReceived(4.0, 2, late))
     assert core.membership.current.version == new.version
+
+
+def test_a_snap_synced_learner_logs_after_its_snapshot() -> None:
+    """The txns a SNAP sync forwards are logged at NEWLEADER; they went to the log in the
+    same Ready as the sync snapshot, and the log is written first: a crash between the
+    two left them on the old snapshot, a history with a hole that claimed the newest
+    zxid (a joiner, seed 1154 of the campaign: it later took a DIFF from there and ended
+    without acknowledged writes).  3.8 takes the snapshot synchronously first."""
+    v = rc.majority([1, 2, 3])
+    sent, _, _ = _newleader_while_removing_3()
+    settings = dataclasses.replace(learner_settings(3), verifier=v, reconfig_enabled=True)
+    learner = LearnerDriver(settings, DataTree(""))
+    learner.start(0.0)
+    learner.receive(QuorumPacket(PacketType.LEADERINFO, 1 << 32, encode_int_payload(0x10000)), 0)
+    acts: list[object] = []
+    for msg in sent:
+        acts += learner.receive(msg, 0.1)
+    kinds = [type(a).__name__ for a in acts]
+    assert kinds.index("TakeSnapshot") < kinds.index("AppendTxns")

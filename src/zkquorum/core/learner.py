@@ -150,6 +150,8 @@ class Learner:
         self._pending: deque[Txn] = deque()  # logged, waiting for their COMMIT
         self._unacked: deque[int] = deque()  # logged, their ACK waits for LogSynced
         self._newleader_ack: _NewLeaderAck | None = None
+        self._log_after_snapshot: tuple[Txn, ...] = ()
+        """Received during a SNAP/TRUNC sync: logged once the sync snapshot is written."""
         self.touched: dict[int, int] = {}
         """Sessions our clients touched since the last PING reply (``LearnerSessionTracker``)."""
 
@@ -233,6 +235,9 @@ class Learner:
             return
         ack.snapshot_zxid = None
         self._save_current_epoch(out)
+        if self._log_after_snapshot:
+            self._log(out, self._log_after_snapshot)
+            self._log_after_snapshot = ()
         self._maybe_ack_newleader(out)
 
     def _save_current_epoch(self, out: ReadyBuilder) -> None:
@@ -442,7 +447,13 @@ class Learner:
         if not self.settings.observer and self._not_committed:
             txns = tuple(self._not_committed)
             self._not_committed.clear()
-            self._log(out, txns)
+            if snapshot_zxid is None:
+                self._log(out, txns)
+            else:
+                # Logged once the sync snapshot is on disk (3.8 takes it synchronously
+                # first): durable before it, they would lie on the old snapshot after a
+                # crash, a history with a hole that claims the newest zxid.
+                self._log_after_snapshot = txns
             self._ack_after_uptodate.extend(t.header.zxid for t in txns)
             log_up_to = txns[-1].header.zxid
         self._newleader_ack = _NewLeaderAck(p.zxid, log_up_to, snapshot_zxid)
