@@ -56,7 +56,9 @@ Configs inside notifications (decided here; 3.8 differs, see §5 step 2 and §8.
       processed and :class:`ConfigMismatch` is returned once; 3.8 says nothing.
 
     Votes are always counted against our own committed verifier.  The next (last-seen)
-    config of a reconfig in progress is not modelled.
+    config of a reconfig in progress is not modelled.  With ``reconfigEnabled`` the peer
+    core puts a newer config in force before the election sees such a notification, as
+    3.8 does while looking (``PeerCore._adopt_newer``), and the election counts by it.
 
 Shortcuts (both may be switched off; the wire bytes are those of 3.8 either way)
     See :meth:`FastLeaderElection._shortcut` for the two rules and their soundness.
