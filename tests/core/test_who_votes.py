@@ -257,11 +257,12 @@ def test_an_observers_heartbeats_do_not_keep_a_leader_without_followers() -> Non
 
 
 def test_no_decision_on_a_notification_that_carries_a_newer_config() -> None:
-    # 3.8's WorkerReceiver puts a newer config heard while looking in force and restarts
-    # the election; the notification that carried it is not counted.  Here it would
-    # complete an all-voted decision: the peer must look again, under the newer config.
+    # 3.8's WorkerReceiver puts a newer config heard while looking in force and, when its
+    # members differ (``QuorumMaj#equals``), restarts the election; the notification that
+    # carried it is not counted.  Here it would complete an all-voted decision: the peer
+    # must look again, under the newer config.
     old = MajorityVerifier.of([1, 2, 3], version=0x100000000)
-    newer = MajorityVerifier.of([1, 2, 3], version=0x100000007)
+    newer = MajorityVerifier.of([1, 2, 3, 4], version=0x100000007)
     settings = PeerSettings(
         sid=1,
         verifier=old,

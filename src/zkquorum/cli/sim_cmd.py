@@ -59,6 +59,32 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="always wait finalizeWait, as ZooKeeper 3.8 does",
     )
+    p.add_argument(
+        "--reconfig",
+        action="store_true",
+        help=(
+            "membership changes under the faults: reconfigEnabled, a majority config, "
+            "joiners, and a random schedule per run (remove a follower and add it back, "
+            "remove the leader and add it back, an observer made a participant and back, "
+            "joiners added) asked of the established leader; Zab checked against the "
+            "config in force at each zxid"
+        ),
+    )
+    p.add_argument(
+        "--joiners",
+        type=int,
+        default=None,
+        help="with --reconfig: servers outside the initial config (default: 0-2 per run)",
+    )
+    p.add_argument(
+        "--log-sync",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "sync learners older than the leader's committed window from its txn log "
+            "(snapshotSizeFactor >= 0; default: on, off with --reconfig: ZOOKEEPER-2846)"
+        ),
+    )
     p.set_defaults(func=run)
 
 
@@ -73,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--observers must be between 0 and 255")
     if not 0 <= args.clients <= 64:
         raise CliError("--clients must be between 0 and 64")
+    if args.joiners is not None and not (args.reconfig and 0 <= args.joiners <= 16):
+        raise CliError("--joiners needs --reconfig and must be between 0 and 16")
+    if args.reconfig and args.quorum == "hierarchical":
+        raise CliError("--reconfig changes majority configs only")
     try:
         faults = parse_faults(args.faults)
     except ValueError as exc:
@@ -84,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         shortcuts=not args.no_shortcut,
         clients=args.clients,
+        reconfig=args.reconfig,
+        joiners=args.joiners,
+        log_sync=args.log_sync,
     )
     started = time.perf_counter()
     summary = run_campaign(plan, args.seed, args.runs)

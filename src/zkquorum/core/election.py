@@ -55,9 +55,10 @@ Configs inside notifications (see §5 step 2 and §8.3)
     * same version, different membership (sids, roles, groups, weights): the vote is
       processed and :class:`ConfigMismatch` is returned once; 3.8 says nothing.
 
-    Votes are counted against the committed verifier (:meth:`set_verifier` replaces it);
-    3.8 also counts against the last-seen config of a reconfig in progress, which the
-    leader's NEWLEADER quorum of both configs covers here.
+    Votes are always counted against our own committed verifier.  The next (last-seen)
+    config of a reconfig in progress is not modelled.  With ``reconfigEnabled`` the peer
+    core puts a newer config in force before the election sees such a notification, as
+    3.8 does while looking (``PeerCore._adopt_newer``), and the election counts by it.
 
 Shortcuts (both may be switched off; the wire bytes are those of 3.8 either way)
     See :meth:`FastLeaderElection._shortcut` for the two rules and their soundness.
@@ -502,7 +503,13 @@ class FastLeaderElection:
         vote (a resend on its poll timeout).  3.8 stays silent here and the voter learns
         our vote only at our next poll timeout, which its own resends keep pushing back
         (issue 4: about 1.4 s after a failover).  The reply is the notification
-        ``sendNotifications`` would send it; off with ``catch_up_reply=False``."""
+        ``sendNotifications`` would send it; off with ``catch_up_reply=False``.
+
+        Only a voter answers: a voter answers every notification of a non-voter with its
+        current vote (``WorkerReceiver``), the same one each time, so a non-voter that
+        answered those would start a ping-pong at link speed for as long as both look."""
+        if not self.is_voter:
+            return
         if n.election_epoch != self.logical_clock or sid not in self._voters:
             return
         pl, pz, pe = self._p_leader, self._p_zxid, self._p_epoch

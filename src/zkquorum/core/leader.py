@@ -638,7 +638,15 @@ class Leader:
         for p in plan.packets:
             self._send(out, h, p)
         self._start_forwarding(out, h, queued)
-        config = encode_config_payload(self.m.config_text)
+        # NEWLEADER's config, which the learner puts in force at UPTODATE: the last seen
+        # while the epoch is being established (its NEWLEADER quorums commit it); once
+        # established, the one in force.  3.8 sends the last seen one always, so that a
+        # learner synced while a reconfig is in progress puts the uncommitted config in
+        # force, and is refused ever after when it does not commit ("Follower is ahead
+        # of the leader (has a later activated configuration)").
+        established = self.phase is LeaderPhase.BROADCAST
+        text = self.m.current_text if established else self.m.config_text
+        config = encode_config_payload(text)
         self._send(out, h, QuorumPacket(PacketType.NEWLEADER, self.newleader_zxid, config))
         h.sender_started = True
         self._set_state(h, HandlerState.WAIT_ACK, now)

@@ -124,6 +124,8 @@ class Learner:
         """The configs, shared with the peer core (``None``: no reconfig handling)."""
         self.leader = leader
         self._newleader_config: QuorumVerifier | None = None
+        self._proposed_in_sync: QuorumVerifier | None = None
+        """The newest config a reconfig PROPOSAL of this leader brought during the sync."""
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
         self.last_logged_zxid = database.last_processed_zxid
@@ -425,8 +427,13 @@ class Learner:
             self.leader_config = p.data.decode("utf-8", "replace")
             if self.m is not None and self.m.reconfig_enabled:
                 self._newleader_config = config_from_text(self.leader_config)
-                if self._newleader_config is not None:
-                    self.m.see(out, self._newleader_config)
+                proposed = self._proposed_in_sync
+                config = self._newleader_config
+                if config is not None and (proposed is None or config.version >= proposed.version):
+                    # An established leader's NEWLEADER carries the config in force there;
+                    # a reconfig it proposed since (forwarded to us just before) stays the
+                    # last seen, so that its quorum is still needed if we come to lead.
+                    self.m.see(out, config)
         snapshot_zxid: int | None = None
         if self._snapshot_needed:
             snapshot_zxid = self.db.last_processed_zxid
@@ -557,6 +564,8 @@ class Learner:
             config = _config_of(txn)
             if config is not None:
                 self.m.see(out, config)
+                if self.phase is not LearnerPhase.BROADCAST:
+                    self._proposed_in_sync = config
 
     def _activate(self, out: ReadyBuilder, txn: Txn | None, data: bytes | None) -> bool:
         """COMMITANDACTIVATE / INFORMANDACTIVATE of ``txn``: its config in force, with the

@@ -65,7 +65,7 @@ from zkquorum.core.events import (
 )
 from zkquorum.core.leader import BroadcastCounts, Leader, LeaderSettings
 from zkquorum.core.learner import Learner, LearnerSettings
-from zkquorum.core.membership import Membership, config_from_text
+from zkquorum.core.membership import Membership, config_from_text, same_membership
 from zkquorum.core.prep import PrepSettings
 from zkquorum.core.ready import (
     INF,
@@ -88,7 +88,7 @@ from zkquorum.core.ready import (
     SteppedDown,
     TruncateLog,
 )
-from zkquorum.wire.election import ServerState
+from zkquorum.wire.election import Notification, ServerState
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,9 @@ class PeerCore:
         """After a ``TruncateLog`` that had to drain the log: the drain's ``LogSynced``
         (up to this zxid) speaks of txns the cut removed, and must not count for the same
         zxids logged again."""
+        self._heard_configs: dict[str, QuorumVerifier | None] = {}
+        """Configs heard in notifications, parsed (bounded)."""
+        self._own_text: tuple[QuorumVerifier | None, str] = (None, "")
 
     # -- queries -------------------------------------------------------------------------
 
@@ -284,7 +287,8 @@ class PeerCore:
             case Tick():
                 self._on_tick(out, now)
             case VoteReceived(_, sid, n):
-                self._election(out, fle.NotificationReceived(now, sid, n))
+                if not self._adopt_newer(out, now, sid, n):
+                    self._election(out, fle.NotificationReceived(now, sid, n))
             case ElectionPeerUp(_, sid):
                 self._election(out, fle.PeerConnected(now, sid))
             case ElectionPeerDown(_, sid):
@@ -464,6 +468,49 @@ class PeerCore:
             self.membership.activate(out, adopt, leader=None)
             self._follow_config()
             self._look(out, event.now)
+
+    def _adopt_newer(self, out: ReadyBuilder, now: float, sid: int, n: Notification) -> bool:
+        """``FastLeaderElection.WorkerReceiver``: a config newer than ours in a notification
+        heard while looking is put in force before the vote is counted, every time (not
+        once per sender, as the election reports a mismatch); when its members differ the
+        notification is dropped and the election starts again under it.  True: dropped.
+
+        Counting first, the vote could decide the round by the old config, and the
+        config was then never adopted: a peer elected by an old config whose learners
+        all ran a newer one, refused as "ahead" for ever; an observer of an old config
+        ignoring every FOLLOWING vote for a leader the old config does not name."""
+        text = n.config
+        if not self.membership.reconfig_enabled or self.role is not Role.LOOKING:
+            return False
+        if text is None or n.version <= 1 or text == self._own_config_text():
+            return False
+        if text not in self._heard_configs:
+            if len(self._heard_configs) >= 64:
+                self._heard_configs.clear()
+            self._heard_configs[text] = config_from_text(text)
+        heard = self._heard_configs[text]
+        if heard is None or not self._adoptable(heard.version):
+            return False
+        current = self.membership.current
+        self.membership.activate(out, heard, leader=None)
+        self._follow_config()
+        if same_membership(heard, current):
+            return False  # the same members at a newer version: count the vote
+        log.info(
+            "sid %d sent config version %x (ours was %x): in force now; restarting leader election",
+            sid,
+            heard.version,
+            current.version,
+        )
+        self._look(out, now)
+        return True
+
+    def _own_config_text(self) -> str:
+        """The text of the config in force, as notifications carry it."""
+        current = self.membership.current
+        if self._own_text[0] is not current:
+            self._own_text = (current, current.to_zk_string())
+        return self._own_text[1]
 
     def _adoptable(self, version: int) -> bool:
         return (

@@ -74,6 +74,8 @@ class NewLeaderSent:
     leader: int
     epoch: int
     to: int
+    config: QuorumVerifier | None = None
+    """The config the leader counted ACKEPOCHs by (its config in force when elected)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,9 @@ class LeaderEstablished:
     leader: int
     epoch: int
     history: History
+    config: QuorumVerifier | None = None
+    """The config in force at the leader once established (with reconfig: a config
+    proposed in an earlier epoch and acked by NEWLEADER's quorums is in force now)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,8 @@ class Committed:
     history: bool = True
     """A txn of the history stream; other txns (the clients') are not in the histories,
     and are checked for order and durability only."""
+    config: QuorumVerifier | None = None
+    """A reconfig's new config (read from the txn): from this commit on it is in force."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,11 @@ class ZabChecker:
         self.last_commit: dict[int, int] = {}  # epoch -> its newest commit
         self.owed: dict[int, set[int]] = {}
         """Committed txns a peer rolled back: it must hold them again once synced."""
+        self.epoch_config: dict[int, QuorumVerifier] = {}
+        """The config in force in each epoch: its leader's when established, then each
+        reconfig it commits."""
+        self.config_commits: list[tuple[int, QuorumVerifier]] = []
+        """Every committed reconfig: (zxid, new config), in commit order."""
 
     def _bad(self, t: float, text: str) -> None:
         self.violations.append(f"t={t:.3f}ms: {text}")
@@ -199,9 +211,9 @@ class ZabChecker:
                                      f"but {last} was written")  # fmt: skip
             case AckEpochReceived(_, leader, epoch, sid):
                 self.ackepochs.setdefault((leader, epoch), set()).add(sid)
-            case NewLeaderSent(t, leader, epoch, to):
+            case NewLeaderSent(t, leader, epoch, to, config):
                 acked = self.ackepochs.get((leader, epoch), set()) | {leader}
-                if not self.verifier.contains_quorum(acked):
+                if not (config or self.verifier).contains_quorum(acked):
                     self._bad(t, f"leader {leader} sent NEWLEADER of epoch {epoch} to {to} "
                                  f"before a quorum acked the epoch (ACKEPOCH from "
                                  f"{sorted(acked - {leader})})")  # fmt: skip
@@ -268,6 +280,7 @@ class ZabChecker:
         self.leaders[r.epoch] = r.leader
         self.chains[r.epoch] = list(r.history)
         self.initial[r.epoch] = frozenset(r.history)
+        self.epoch_config[r.epoch] = r.config or self.verifier
 
     def _committed(self, r: Committed) -> None:
         if self.leaders.get(r.epoch) != r.leader:
@@ -281,9 +294,13 @@ class ZabChecker:
             if r.history and epoch > r.epoch and r.zxid not in initial:
                 self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} of epoch "
                                f"{r.epoch}, which epoch {epoch}'s leader lacked")  # fmt: skip
-        if not self.verifier.contains_quorum(r.durable_on):
-            self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} durable only on "
-                           f"{sorted(r.durable_on)}, not a quorum")  # fmt: skip
+        for why, config in self._configs_for(r):
+            if not config.contains_quorum(r.durable_on):
+                self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} durable only "
+                               f"on {sorted(r.durable_on)}, not a quorum{why}")  # fmt: skip
+        if r.config is not None:
+            self.epoch_config[r.epoch] = r.config
+            self.config_commits.append((r.zxid, r.config))
         if not r.history:
             return
         self.committed.append(r.zxid)
@@ -291,6 +308,25 @@ class ZabChecker:
         chain = self.chains.get(r.epoch)
         if chain is not None:
             chain.append(r.zxid)
+
+    def _configs_for(self, r: Committed) -> list[tuple[str, QuorumVerifier]]:
+        """Whose quorums a commit needs: the config in force in its epoch; the newest
+        config committed before it, when that one is newer still (a leader must not lead
+        by a config older than a committed one; a newer one in force is a reconfig that
+        the epoch's NEWLEADER quorums committed); and a reconfig's own new config.
+        Without reconfig: the one config."""
+        in_force = self.epoch_config.get(r.epoch, self.verifier)
+        if not self.config_commits and r.config is None and in_force is self.verifier:
+            return [("", self.verifier)]
+        out = [(f" of config {in_force.version:x} (in force)", in_force)]
+        older = [(z, c) for z, c in self.config_commits if z < r.zxid]
+        if older:
+            newest = max(older, key=lambda zc: zc[0])[1]
+            if newest.version > in_force.version:
+                out.append((f" of config {newest.version:x} (committed before)", newest))
+        if r.config is not None:
+            out.append((f" of config {r.config.version:x} (its new config)", r.config))
+        return out
 
     def _final(self, r: Final) -> None:
         self.finals += 1

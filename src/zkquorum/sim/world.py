@@ -51,6 +51,19 @@ Clients (``Spec.clients``, :mod:`zkquorum.sim.clients`)
     makes it reconnect elsewhere with its session id, password and last zxid seen.  The
     clients draw from their own seeded generator; they stop when the ensemble is stable.
 
+Membership changes (``Spec.reconfig``, :mod:`zkquorum.sim.reconfig`)
+    Every server runs with ``reconfigEnabled=true`` at its own addresses (a majority
+    config); ``Spec.joiners`` servers outside the initial config start with the members
+    plus themselves.  The schedule's steps (remove a follower or the leader and add it
+    back, an observer made a participant and back, joiners added and removed) go one
+    after the other to whichever leader is established and may still commit: a
+    ``createSession`` and a ``reconfig`` request of its own client side, as ``super``,
+    through the real prep; a step is done when the config in force there is what it
+    asked for, else it is asked again (every 60 ms, no reconfig in progress).  The
+    schedule starts inside the fault window and goes on after it; the configs are on
+    disk (``SaveConfig``: the one in force and the ``.next`` one, written at once), and a
+    restart reads them.
+
 Faults (``FAULT_KINDS``), all inside the fault window; at its end every partition heals
 and every crashed peer is up again:
     ``delay`` slow links (1-40 ms instead of 0.5-2 ms) · ``reorder`` large per-message
@@ -61,7 +74,8 @@ and every crashed peer is up again:
     survives, the election starts afresh at round 1) · ``failover`` the established
     leader crashes.
 
-Invariants (checked on every run)
+Invariants (checked on every run; with reconfig, "quorum" is of the config the peer in
+question had: the decider's, the leader's, the one in force at the zxid)
     1. Election.  (a) Every decision rests on a genuine quorum: votes that the voters
        really sent, of the decided round, for the decided vote (or, to join, FOLLOWING /
        LEADING votes really sent).  (b) In no round do two different leaders each get a
@@ -69,36 +83,52 @@ Invariants (checked on every run)
        leader, when that round ended before the first fault.
     2. A LOOKING-path leader's (peer epoch, zxid) is at least that of every voter of the
        quorum that elected it (as the voter was when it sent its vote).
+       (2 and 1(b) count only configs some server put in force: not the one a joiner
+       starts with, by which it is a voter nobody else counts.)
     3. No observer or weight-0 server is ever chosen.
     4. Zab (:mod:`zkquorum.sim.checker`, over the recorded history): one established
        leader per epoch, NEWLEADER only after a quorum of ACKEPOCH, epochs only grow,
        synced learners hold a prefix of the leader's history, commits durable on a quorum
        and in zxid order, ACKs only for durable txns, no committed txn rolled back, and at
-       the end every synced peer holds every committed txn in the same order.
+       the end every synced peer holds every committed txn in the same order.  With
+       reconfig a commit is durable on a quorum of the config in force in its epoch (the
+       leader's once established, then each reconfig it commits, read from the txn), of
+       the newest config committed before it when that one is newer, and for a reconfig
+       of its new config too.
+    4'. Configs (reconfig): a config version has one membership wherever it is put in
+       force; at the end every member of the final leader's config is synced with it,
+       every synced peer has that config in force and the role it gives (a voter
+       follows, an observer observes, a server it does not name follows without a vote:
+       3.8's non-voting participant, as a removed follower stays).
     5. Clients (with ``Spec.clients``): writes and sync+reads linearizable with the final
        trees, no acknowledged write missing from a peer in broadcast at the end, replies
        in request order, no session seeing zxids or a key's versions go back.
     6. Liveness: once the fault window is over (all healed, all up), within
-       ``Spec.liveness_bound_ms`` a leader is established and every voter is synced.
+       ``Spec.liveness_bound_ms`` a leader is established and every voter is synced
+       (with reconfig: every member of its config, after the whole schedule).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import heapq
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import cast
 
+from zkquorum.config.errors import ConfigError
 from zkquorum.config.verifier import HierarchicalVerifier, MajorityVerifier, QuorumVerifier
+from zkquorum.config.zoocfg import parse_config_string
 from zkquorum.core import seat
-from zkquorum.core.database import Database
+from zkquorum.core.database import SNAPSHOT_SIZE_FACTOR, Database
 from zkquorum.core.datatree import DataTree, Node
 from zkquorum.core.election import Decided, FastLeaderElection, Via
 from zkquorum.core.events import (
+    ClientWrite,
     DatabaseReloaded,
     ElectionPeerDown,
     ElectionPeerUp,
@@ -134,6 +164,7 @@ from zkquorum.core.ready import (
     Ready,
     ReloadDatabase,
     SaveAcceptedEpoch,
+    SaveConfig,
     SaveCurrentEpoch,
     SendSnapshotToLearner,
     SendToLeader,
@@ -152,13 +183,15 @@ from zkquorum.core.server import (
 )
 from zkquorum.core.vote import Vote
 from zkquorum.sim import checker as ck
+from zkquorum.sim import reconfig as rc
 from zkquorum.sim.clients import KEYS, MAX_OPS, PIPELINE, SimClient, check_clients
 from zkquorum.sim.lincheck import Verdict
 from zkquorum.wire.client import ClientRequest
-from zkquorum.wire.client_records import ConnectRequest
+from zkquorum.wire.client_records import ConnectRequest, ReconfigRequest
 from zkquorum.wire.election import Notification, ServerState
-from zkquorum.wire.jute import StatPersisted
+from zkquorum.wire.jute import Id, StatPersisted
 from zkquorum.wire.quorum import PacketType, QuorumMessage, QuorumPacket, decode_int_payload
+from zkquorum.wire.reader import pack_int
 from zkquorum.wire.snapshot import Snapshot, SnapshotSignature
 from zkquorum.wire.txn import OpCode, SetDataTxn, Txn, TxnHeader
 from zkquorum.wire.zxid import make_zxid, zxid_counter, zxid_epoch
@@ -188,13 +221,22 @@ OP_WEIGHTS = (2, 3, 1, 2, 2)
 (
     _DELIVER, _TICK, _CONNECT, _START, _CRASH, _RESTART, _PARTITION, _HEAL, _RESET, _DUP,
     _END, _FAILOVER, _CORE, _QCONNECT, _QDELIVER, _FSYNC, _SNAPDONE, _PROPOSE, _CHECK, _STOP,
-    _CLIENT, _CDELIVER,
-) = range(22)  # fmt: skip
+    _CLIENT, _CDELIVER, _RECONFIG,
+) = range(23)  # fmt: skip
 _KIND_NAMES = (
     "deliver", "tick", "connect", "start", "crash", "restart", "partition", "heal",
     "reset", "dup", "end", "failover", "core", "qconnect", "qdeliver", "fsync", "snapdone",
-    "propose", "check", "stop", "client", "cdeliver",
+    "propose", "check", "stop", "client", "cdeliver", "reconfig",
 )  # fmt: skip
+
+RECONFIG_RETRY_MS = 60.0
+"""How long the schedule waits before it asks an established leader again."""
+RECONFIG_STEP_MS = 1000.0
+"""What each membership change adds to the liveness bound (a leader removed by one is
+replaced by an election)."""
+ADMIN_SESSION = 0x7E00_0000_0000_0000
+"""The first session id of the reconfig requests (one session per request)."""
+SUPER = Id("super", "")
 
 
 def history_of(tree: DataTree) -> tuple[int, ...]:
@@ -230,10 +272,25 @@ class Spec:
     start_jitter_ms: float = 20.0
     clients: int = 0
     """Simulated clients (each one session at a time, on any peer's client side)."""
+    reconfig: bool = False
+    """``reconfigEnabled=true`` on every server, each at its own addresses (a majority
+    config: :mod:`zkquorum.sim.reconfig`)."""
+    joiners: int = 0
+    """Servers outside the initial config (sids after the observers), with reconfig."""
+    schedule: tuple[str, ...] = ()
+    """The membership changes, in order (:mod:`zkquorum.sim.reconfig` steps)."""
+    log_sync: bool = True
+    """A leader syncs a learner older than its committed window from its txn log files
+    (``snapshotSizeFactor`` >= 0, 3.8's default); False: SNAP (``snapshotSizeFactor=-1``)."""
 
     @property
     def hierarchical(self) -> bool:
         return bool(self.groups)
+
+    @property
+    def servers(self) -> int:
+        """Every server of the run: the initial members and the joiners."""
+        return self.voters + self.observers + (self.joiners if self.reconfig else 0)
 
     @property
     def liveness_bound_ms(self) -> float:
@@ -245,11 +302,15 @@ class Spec:
         leader that cannot lead) costs init_limit, and a round started by its fallout
         once more 2*200 ms of back-off plus finalizeWait.
         """
-        return 2 * self.fault_window_ms + 2 * self.init_limit_ms + self.sync_limit_ms + 2000
+        bound = 2 * self.fault_window_ms + 2 * self.init_limit_ms + self.sync_limit_ms + 2000
+        return bound + RECONFIG_STEP_MS * len(self.schedule)
 
     def verifier(self) -> QuorumVerifier:
+        """The initial config."""
         voters = range(1, self.voters + 1)
         observers = range(self.voters + 1, self.voters + self.observers + 1)
+        if self.reconfig:
+            return rc.majority(voters, observers)
         if self.groups:
             return HierarchicalVerifier.of(
                 {g: list(m) for g, m in self.groups}, dict(self.weights), observers
@@ -260,6 +321,8 @@ class Spec:
         kind = "hierarchical" if self.groups else "majority"
         faults = ",".join(sorted(self.faults)) or "none"
         text = f"{self.voters} voters + {self.observers} observers, {kind}, faults={faults}"
+        if self.reconfig:
+            text += f", {self.joiners} joiners, reconfig [{' '.join(self.schedule)}]"
         return text + (f", {self.clients} clients" if self.clients else "")
 
 
@@ -271,8 +334,13 @@ def random_spec(
     faults: frozenset[str] | None = None,
     shortcuts: bool = True,
     hierarchical: float = 0.3,
+    reconfig: bool = False,
+    joiners: tuple[int, int] = (0, 2),
 ) -> Spec:
-    """A random ensemble: sizes, quorum system, weights (some 0) and a subset of faults."""
+    """A random ensemble: sizes, quorum system, weights (some 0) and a subset of faults;
+    with ``reconfig``, a majority config, joiners and a schedule of membership changes."""
+    if reconfig:
+        return _random_reconfig_spec(rng, voters, observers, faults, shortcuts, joiners)
     n = rng.randint(*voters)
     m = rng.randint(*observers)
     groups: tuple[tuple[int, tuple[int, ...]], ...] = ()
@@ -292,6 +360,25 @@ def random_spec(
     if faults is None:
         faults = frozenset(k for k in FAULT_KINDS if rng.random() < 0.5)
     return Spec(n, m, groups, weights, faults, shortcuts)
+
+
+def _random_reconfig_spec(
+    rng: random.Random,
+    voters: tuple[int, int],
+    observers: tuple[int, int],
+    faults: frozenset[str] | None,
+    shortcuts: bool,
+    joiners: tuple[int, int],
+) -> Spec:
+    n = rng.randint(max(2, voters[0]), max(2, voters[1]))
+    m = rng.randint(*observers)
+    j = rng.randint(*joiners)
+    if faults is None:
+        faults = frozenset(k for k in FAULT_KINDS if rng.random() < 0.5)
+    schedule = rc.random_schedule(rng, n, m, j)
+    return Spec(
+        n, m, faults=faults, shortcuts=shortcuts, reconfig=True, joiners=j, schedule=schedule
+    )
 
 
 @dataclass(slots=True)
@@ -323,16 +410,34 @@ class RunResult:
     client_acked: int = 0
     client_open: int = 0
     lincheck_unknown: int = 0
+    reconfigs: int = 0
+    """Membership changes of the schedule carried out."""
+    reconfig_requests: int = 0
+    final_config: str = ""
+    """With reconfig, the final leader's config: ``<version>: <sids>`` (``(o)``: observer)."""
 
 
 class _Disk:
-    """What survives a crash: epochs, the newest snapshot, the durable log."""
+    """What survives a crash: epochs, the newest snapshot, the durable log, the configs
+    (the one in force, and ``<zoo.cfg>.dynamic.next`` of a reconfig in progress)."""
 
-    __slots__ = ("accepted", "current", "durable", "log", "pending", "snap", "snap_zxid")
+    __slots__ = (
+        "accepted", "config", "current", "durable", "log", "next", "pending", "snap",
+        "snap_zxid",
+    )  # fmt: skip
 
-    def __init__(self, accepted: int, current: int, snap: Snapshot, log: list[Txn]) -> None:
+    def __init__(
+        self,
+        accepted: int,
+        current: int,
+        snap: Snapshot,
+        log: list[Txn],
+        config: QuorumVerifier,
+    ) -> None:
         self.accepted = accepted
         self.current = current
+        self.config = config
+        self.next: QuorumVerifier | None = None
         self.snap = snap
         self.snap_zxid = 0
         self.log = log
@@ -354,7 +459,8 @@ class _Disk:
         self.durable = {t.header.zxid for t in self.log}
 
     def load(self, config_text: str) -> Database:
-        """``FileTxnSnapLog#restore``: the snapshot, then the logged txns after it."""
+        """``FileTxnSnapLog#restore``: the snapshot, then the logged txns after it;
+        /zookeeper/config shows ``config_text``."""
         tree = DataTree.from_snapshot(self.snap, self.snap_zxid)
         committed = []
         for txn in self.log:
@@ -393,6 +499,7 @@ class _Node:
         "hist",
         "inbox",
         "inc",
+        "lead_config",
         "link",
         "listening",
         "phase_gen",
@@ -400,13 +507,11 @@ class _Node:
         "sid",
         "side",
         "stepping",
-        "voter",
         "wake_at",
     )  # fmt: skip
 
-    def __init__(self, sid: int, voter: bool, disk: _Disk) -> None:
+    def __init__(self, sid: int, disk: _Disk) -> None:
         self.sid = sid
-        self.voter = voter
         self.alive = False  # until its process starts
         self.core: PeerCore | None = None
         self.disk = disk
@@ -416,6 +521,7 @@ class _Node:
         self.fsync_at = INF
         self.listening = False
         self.link: int | None = None
+        self.lead_config: QuorumVerifier | None = None
         self.connect_gen = 0
         self.phase_gen = 0
         self.chain: list[int] = []
@@ -466,8 +572,11 @@ class World:
         self.rng = random.Random(seed)
         self.core_factory = core_factory
         self.verifier = spec.verifier()
+        """The initial config (every server's with reconfig off)."""
         self.voters = frozenset(self.verifier.voting_members)
-        self.all = tuple(sorted(self.verifier.all_members))
+        """The initial voters."""
+        self.joiners = tuple(range(spec.voters + spec.observers + 1, spec.servers + 1))
+        self.all = tuple(sorted(self.verifier.all_members)) + self.joiners
         self.config_text = self.verifier.to_zk_string()
         self.result = RunResult(seed, spec, trace=[] if trace else None)
         self.records: list[ck.Record] = []
@@ -493,6 +602,8 @@ class World:
                 config_text=self.config_text,
                 all_voted_shortcut=spec.shortcuts,
                 failover_shortcut=spec.shortcuts,
+                reconfig_enabled=spec.reconfig,
+                snapshot_size_factor=SNAPSHOT_SIZE_FACTOR if spec.log_sync else -1.0,
             )
             for sid in self.all
         }
@@ -508,7 +619,8 @@ class World:
         self.fifo: dict[tuple[int, int], float] = {}
         self.held: list[tuple[int, int, tuple[Notification, tuple[int, int]], int]] = []
         self.seen: dict[tuple[int, int, int, int, int, int, int], tuple[int, int]] = {}
-        self.round_deciders: dict[tuple[int, int], dict[int, set[int]]] = {}
+        self.round_deciders: dict[tuple[int, int, str], dict[int, set[int]]] = {}
+        """Deciders by (restarts, round, the config they counted by) and leader."""
         self.episode_deciders: dict[tuple[int, int], set[int]] = {}
         self.restarts = 0
         self.first_round: dict[int, int] = {}
@@ -528,6 +640,20 @@ class World:
         self.op_timer: set[int] = set()
         self.clients_stop = False
         self.final_trees: dict[int, DataTree] = {}
+        # Membership changes.
+        self.max_proposals = MAX_PROPOSALS + 20 * len(spec.schedule)
+        self.schedule = [rc.parse_step(text) for text in spec.schedule]
+        self.step_index = 0
+        self.step_target: int | None = None
+        self.removed_leader: int | None = None
+        self.last_request = -INF
+        self.admin_session = ADMIN_SESSION
+        self.reconfig_txns: dict[int, QuorumVerifier] = {}
+        """The config each reconfig txn proposes, by zxid (read from the logs)."""
+        self.activated: dict[int, tuple[str, int]] = {}
+        """Each config version put in force anywhere: its membership, and who first."""
+        self.configs: dict[str, QuorumVerifier] = {}
+        """The configs the election rounds were counted by (by their text)."""
 
     # ---------------------------------------------------------------- set-up
 
@@ -550,8 +676,13 @@ class World:
             # (a leader's LEADERINFO reached them, the epoch never established).
             current = base
             accepted = current + rng.choice((0, 0, 1))
-            disk = _Disk(accepted, current, snap, log)
-            self.nodes[sid] = _Node(sid, sid in self.voters, disk)
+            disk = _Disk(accepted, current, snap, log, self.verifier)
+            self.nodes[sid] = _Node(sid, disk)
+        for sid in self.joiners:
+            # A new server: empty, with the members it is told of plus itself.
+            config = rc.with_member(self.verifier, sid)
+            empty = _base_tree(config.to_zk_string()).to_snapshot()
+            self.nodes[sid] = _Node(sid, _Disk(0, 0, empty, [], config))
 
     # ---------------------------------------------------------------- scheduling
 
@@ -601,13 +732,15 @@ class World:
         self._push(self.quiet_from, _CHECK)
         for c in self.clients:
             self._push(self.crng.uniform(0.0, 100.0), _CLIENT, c.idx, 0, "connect")
+        if self.schedule:
+            self._push(rng.uniform(50.0, max(100.0, spec.fault_window_ms / 2)), _RECONFIG)
         handlers: tuple[Callable[[int, int, object], None], ...] = (
             self._ev_deliver, self._ev_tick, self._ev_connect, self._ev_start,
             self._ev_crash, self._ev_restart, self._ev_partition, self._ev_heal,
             self._ev_reset, self._ev_dup, self._ev_end, self._ev_failover, self._ev_core,
             self._ev_qconnect, self._ev_qdeliver, self._ev_fsync, self._ev_snapdone,
             self._ev_propose, self._ev_check, self._ev_stop, self._ev_client,
-            self._ev_cdeliver,
+            self._ev_cdeliver, self._ev_reconfig,
         )  # fmt: skip
         heap = self._heap
         trace = self.result.trace
@@ -726,8 +859,7 @@ class World:
             return  # the connection it travelled on is gone
         if self.nodes[b].core is None:
             return
-        if a in self.voters:
-            self.seen[(b, a, n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state)] = state
+        self.seen[(b, a, n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state)] = state
         self._step(b, VoteReceived(self.now, a, n))
 
     def _ev_reset(self, a: int, b: int, _: object) -> None:
@@ -869,14 +1001,28 @@ class World:
 
     # ------------------------------------------------------------------ peers, cores
 
-    def _new_core(self, n: _Node) -> None:
-        db = n.disk.load(self.config_text)
+    def _settings(self, n: _Node) -> PeerSettings:
+        """The settings a start of ``n`` reads: with reconfig, its configs on disk."""
         settings = self.settings[n.sid]
+        if not self.spec.reconfig:
+            return settings
+        disk = n.disk
+        last_seen = disk.next if disk.next is not None else disk.config
+        return dataclasses.replace(
+            settings,
+            verifier=disk.config,
+            last_seen=disk.next,
+            config_text=last_seen.to_zk_string(),
+        )
+
+    def _new_core(self, n: _Node) -> None:
+        settings = self._settings(n)
+        db = n.disk.load(n.disk.config.to_zk_string())
         core = PeerCore(settings, db, accepted_epoch=n.disk.accepted, current_epoch=n.disk.current)
         if self.core_factory is not FastLeaderElection:
             core.election = self.core_factory(
                 n.sid,
-                self.verifier,
+                settings.verifier,
                 min_notification_interval=settings.min_notification_interval,
                 max_notification_interval=settings.max_notification_interval,
                 all_voted_shortcut=self.spec.shortcuts,
@@ -938,6 +1084,15 @@ class World:
                     if synced is not None:
                         self._later(sid, now, partial(LogSynced, zxid=synced))
                     disk.truncate(zxid)
+                case SaveConfig(verifier, activated):
+                    # The dynamic files are written atomically, at once.
+                    if activated:
+                        disk.config = verifier
+                        if disk.next is not None and disk.next.version <= verifier.version:
+                            disk.next = None
+                        self._config_activated(n, verifier)
+                    else:
+                        disk.next = verifier
         for m in ready.messages:
             match m:
                 case SendVote(to, notification):
@@ -947,7 +1102,9 @@ class World:
                     if c is not None and c.open[0]:
                         if packet.type == PacketType.NEWLEADER:
                             epoch = zxid_epoch(packet.zxid)
-                            self._record(ck.NewLeaderSent(now, sid, epoch, c.learner))
+                            self._record(
+                                ck.NewLeaderSent(now, sid, epoch, c.learner, n.lead_config)
+                            )
                         self._qsend(c, 1, packet)
                 case SendSnapshotToLearner(cid, zxid, snap):
                     c = self.conns.get(cid)
@@ -997,7 +1154,7 @@ class World:
                     self._later(sid, now, partial(LogRead, conn=cid, txns=txns))
                 case ReloadDatabase():
                     disk.sync()
-                    db = disk.load(self.config_text)
+                    db = disk.load(disk.config.to_zk_string())
                     reloaded = partial(
                         DatabaseReloaded,
                         database=db,
@@ -1006,6 +1163,9 @@ class World:
                     )
                     self._later(sid, now, reloaded)
         if ready.append:
+            for txn in ready.append:
+                if txn.header.type == OpCode.RECONFIG:
+                    self._reconfig_logged(txn)
             disk.pending.extend(ready.append)
             if n.fsync_at == INF:
                 rng = self.rng
@@ -1017,6 +1177,8 @@ class World:
         for outcome in ready.outcomes:
             match outcome:
                 case ElectionDecided(decided):
+                    # The config the leader's discovery counts ACKEPOCHs by.
+                    n.lead_config = core.membership.current
                     self._on_decided(n, decided)
                 case Established(role, leader, epoch):
                     if self.clients:
@@ -1078,7 +1240,10 @@ class World:
             chain = set(n.chain)
             for z in range(first + 1, leader.last_committed + 1):
                 durable = frozenset(s for s, x in self.nodes.items() if z in x.disk.durable)
-                self._record(ck.Committed(self.now, n.sid, leader.epoch, z, durable, z in chain))
+                config = self.reconfig_txns.get(z)
+                self._record(
+                    ck.Committed(self.now, n.sid, leader.epoch, z, durable, z in chain, config)
+                )
                 self.commits += 1
 
     def _ev_start(self, sid: int, _b: int, _p: object) -> None:
@@ -1148,12 +1313,99 @@ class World:
         leader = core.leader
         if leader is None or not leader.established:
             return
-        if self.proposals < MAX_PROPOSALS:
+        if self.proposals < self.max_proposals:
             self.proposals += 1
             zxid = leader.next_zxid()
             n.chain.append(zxid)
             self._step(sid, Propose(self.now, history_txn(zxid, n.chain, self.now)))
         self._push(self.now + self.rng.expovariate(1 / 25.0), _PROPOSE, sid, gen)
+
+    # -------------------------------------------------------------- membership changes
+
+    def _reconfig_leader(self) -> int | None:
+        """An established leader that may still commit (the one to ask)."""
+        for sid, n in self.nodes.items():
+            core = n.core
+            leader = None if core is None or not n.alive else core.leader
+            if leader is not None and leader.established and leader.allowed_to_commit:
+                return sid
+        return None
+
+    def _ev_reconfig(self, _a: int, _b: int, _p: object) -> None:
+        """The schedule: ask the established leader for the next membership change, and
+        move on once the config in force there is what the step asked for."""
+        if self.done or self.step_index >= len(self.schedule):
+            return
+        sid = self._reconfig_leader()
+        if sid is None:
+            self._push(self.now + 20.0, _RECONFIG)
+            return
+        core = self.nodes[sid].core
+        assert core is not None
+        m = core.membership
+        step = self.schedule[self.step_index]
+        kind, arg = step
+        target = self.step_target
+        if target is not None and not m.in_progress and rc.step_done(step, target, m.current):
+            self.result.reconfigs += 1
+            if kind == "remove-leader":
+                self.removed_leader = target
+            self.step_index += 1
+            self.step_target = None
+            self.last_request = -INF
+            if self.step_index < len(self.schedule):
+                self._push(self.now + self.rng.uniform(0.0, 150.0), _RECONFIG)
+            else:
+                self._check_stable()
+            return
+        if kind == "remove-leader":
+            if target is None or target in m.current.voting_members:
+                target = sid  # the leader now (the one asked before may have crashed)
+        elif kind == "add-back":
+            target = self.removed_leader
+        else:
+            target = arg
+        if target is None:  # add-back with no leader removed: nothing to do
+            self.step_index += 1
+            self._push(self.now, _RECONFIG)
+            return
+        self.step_target = target
+        if not m.in_progress and self.now - self.last_request >= RECONFIG_RETRY_MS:
+            self.last_request = self.now
+            self._request_reconfig(sid, rc.request_for(step, target))
+        self._push(self.now + 20.0, _RECONFIG)
+
+    def _request_reconfig(self, sid: int, request: ReconfigRequest) -> None:
+        """A reconfig request to leader ``sid``'s own client side, as ``super``, in a
+        session of its own: createSession, then reconfig (the real prep decides)."""
+        self.result.reconfig_requests += 1
+        self.admin_session += 1
+        session = self.admin_session
+        now = self.now
+        self._step(sid, ClientWrite(now, session, 0, OpCode.CREATE_SESSION, pack_int(30_000)))
+        body = request.encode()
+        self._step(sid, ClientWrite(now, session, 1, OpCode.RECONFIG, body, (SUPER,)))
+
+    def _reconfig_logged(self, txn: Txn) -> None:
+        """A reconfig txn reached a log: remember the config it proposes, by zxid."""
+        zxid = txn.header.zxid
+        if zxid in self.reconfig_txns or not isinstance(txn.record, SetDataTxn):
+            return
+        try:
+            config = parse_config_string((txn.record.data or b"").decode())
+        except ConfigError:
+            return
+        self.reconfig_txns[zxid] = config
+
+    def _config_activated(self, n: _Node, config: QuorumVerifier) -> None:
+        """A config in force at ``n``: one version, one membership, everywhere."""
+        text = config.to_zk_string()
+        first = self.activated.setdefault(config.version, (text, n.sid))
+        if first[0] != text:
+            self._violation(
+                f"peer {n.sid} put config version {config.version:x} in force with members "
+                f"{sorted(config.all_members)}, peer {first[1]} with other ones"
+            )
 
     # -------------------------------------------------------------- decisions
 
@@ -1163,7 +1415,8 @@ class World:
         history = history_of(core.db.tree)
         n.phase_gen += 1
         if role is LEADING:
-            self._record(ck.LeaderEstablished(self.now, n.sid, epoch, history))
+            config = core.membership.current
+            self._record(ck.LeaderEstablished(self.now, n.sid, epoch, history, config))
             n.chain = list(history)
             assert core.leader is not None
             n.committed_seen = core.leader.last_committed
@@ -1178,6 +1431,12 @@ class World:
             self._record(ck.LearnerSynced(self.now, n.sid, leader, epoch, history))
         self._check_stable()
 
+    def _election_config(self, p: _Node) -> QuorumVerifier:
+        """The config in force at ``p`` (its election must count by it)."""
+        core = p.core
+        assert core is not None
+        return core.membership.current
+
     def _on_decided(self, p: _Node, d: Decided) -> None:
         now = self.now
         res = self.result
@@ -1186,33 +1445,56 @@ class World:
         vote = d.vote
         leader = vote.leader
         rnd = vote.election_epoch
-        self._check_decision(p, d)
-        if rnd == 1 and p.voter and now < self.first_fault and p.sid not in self.first_round:
+        config = self._election_config(p)
+        text = config.to_zk_string()
+        self.configs.setdefault(text, config)
+        voter = p.sid in config.voting_members and self._in_force_somewhere(config, text)
+        self._check_decision(p, d, config, voter)
+        if (
+            rnd == 1
+            and voter
+            and text == self.config_text
+            and now < self.first_fault
+            and p.sid not in self.first_round
+        ):
             self.first_round[p.sid] = leader
-        if p.voter and d.via in _LOOKING_VIA:
-            by_leader = self.round_deciders.setdefault((self.restarts, rnd), {})
+        if voter and d.via in _LOOKING_VIA:
+            by_leader = self.round_deciders.setdefault((self.restarts, rnd, text), {})
             deciders = by_leader.setdefault(leader, set())
             deciders.add(p.sid)
-        if p.voter:
+        if voter:
             deciders = self.episode_deciders.setdefault((rnd, leader), set())
             deciders.add(p.sid)
             ep = self.open_episode
-            if ep is not None and now >= ep.start and self.verifier.contains_quorum(deciders):
+            if ep is not None and now >= ep.start and config.contains_quorum(deciders):
                 ep.decided_at = now - ep.start
                 ep.messages = res.messages - ep.messages_at_start
                 self.open_episode = None
 
-    def _check_decision(self, p: _Node, d: Decided) -> None:
+    def _in_force_somewhere(self, config: QuorumVerifier, text: str) -> bool:
+        """Whether ``config`` is the initial one or was put in force by some server: not
+        the config a joiner starts with (the members and itself), by which it is a voter
+        nobody else counts."""
+        if text == self.config_text:
+            return True
+        first = self.activated.get(config.version)
+        return first is not None and first[0] == text
+
+    def _check_decision(self, p: _Node, d: Decided, config: QuorumVerifier, voter: bool) -> None:
+        """Against ``config``: the one ``p`` had when it decided (``voter``: ``p`` is a
+        voter of it, and it is a config some server put in force)."""
         vote = d.vote
         leader = vote.leader
         who = f"peer {p.sid} decided {d.state.name} {vote.short()} via {d.via.value}"
-        if leader not in self.voters or self.verifier.weight(leader) == 0:
+        if self.spec.reconfig:
+            who += f" (config {config.version:x})"
+        if leader not in config.voting_members or config.weight(leader) == 0:
             self._violation(f"{who}: leader {leader} is an observer or has weight 0")
         sids = [s for s, _ in d.quorum]
-        if not self.verifier.contains_quorum(sids):
+        if not config.contains_quorum(sids):
             self._violation(f"{who}: evidence {sids} is not a quorum")
         looking_path = d.via in _LOOKING_VIA
-        elected = looking_path and p.voter
+        elected = looking_path and voter
         core = p.core
         assert core is not None
         for s, v in d.quorum:
@@ -1247,18 +1529,28 @@ class World:
         return out
 
     def _stable_leader(self) -> int | None:
+        """An established leader with every voter synced (with reconfig: every member of
+        its config, no reconfig in progress, and still allowed to commit)."""
         for sid, n in self.nodes.items():
             core = n.core
             leader = None if core is None or not n.alive else core.leader
             if leader is not None and leader.established and core is not None:
                 synced = set(self._synced_with(sid))
-                if core.leadership.is_leader and all(v in synced for v in self.voters):
+                members: Iterable[int] = self.voters
+                if self.spec.reconfig:
+                    m = core.membership
+                    if m.in_progress or not leader.allowed_to_commit:
+                        continue
+                    members = m.current.all_members
+                if core.leadership.is_leader and all(v in synced for v in members):
                     return sid
         return None
 
     def _check_stable(self) -> None:
         if self.now < self.quiet_from or self.stable_at is not None:
             return
+        if self.step_index < len(self.schedule):
+            return  # the membership changes are not over
         if self._stable_leader() is not None:
             self.stable_at = self.now  # no more proposals: let the last ones commit
             self.clients_stop = True
@@ -1285,7 +1577,49 @@ class World:
         self.final_trees = {
             s: c.db.tree for s in self._synced_with(leader) if (c := self.nodes[s].core) is not None
         }
+        if self.spec.reconfig:
+            self._check_final_configs(leader)
         self.done = True
+
+    def _check_final_configs(self, leader: int) -> None:
+        """Every peer synced with the final leader is in force with its config, in the
+        role that config gives it: a voter follows, an observer observes, a server the
+        config does not name follows without a vote (3.8's non-voting participant)."""
+        core = self.nodes[leader].core
+        assert core is not None
+        final = core.membership.current
+        members = " ".join(
+            f"{s}{'' if s in final.voting_members else '(o)'}" for s in sorted(final.all_members)
+        )
+        self.result.final_config = f"{final.version:x}: {members}"
+        for sid in self._synced_with(leader):
+            c = self.nodes[sid].core
+            assert c is not None
+            mine = c.membership.current
+            if mine.version != final.version or mine.to_zk_string() != final.to_zk_string():
+                self._violation(
+                    f"at the end, peer {sid} synced with leader {leader} has config "
+                    f"{mine.version:x} ({mine.describe_quorum()}), the leader {final.version:x}"
+                )
+            role = c.leadership.role
+            expected: tuple[ServerState, ...]
+            if sid in final.observing_members:
+                expected = (OBSERVING,)
+            elif sid in final.voting_members:
+                expected = (LEADING, FOLLOWING)
+            else:
+                expected = (FOLLOWING,)
+            if role not in expected:
+                kind = (
+                    "an observer"
+                    if sid in final.observing_members
+                    else "a voter"
+                    if sid in final.voting_members
+                    else "not a member"
+                )
+                self._violation(
+                    f"at the end, peer {sid} is {role.name} but {kind} of config {final.version:x}"
+                )
 
     def _stable_lost(self) -> None:
         """The drain ended without a stable ensemble: look again until the deadline."""
@@ -1298,17 +1632,21 @@ class World:
             f"{'*' if n.core and n.core.leadership.established else ''}"
             for n in self.nodes.values()
         )
+        todo = ""
+        if self.step_index < len(self.schedule):
+            todo = f"; membership changes left: {' '.join(self.spec.schedule[self.step_index :])}"
         self._violation(
             f"liveness: no established leader with every voter synced "
-            f"{self.spec.liveness_bound_ms:.0f} ms after the fault window ({states})"
+            f"{self.spec.liveness_bound_ms:.0f} ms after the fault window ({states}){todo}"
         )
         self.done = True
 
     # ------------------------------------------------------------------ checks
 
     def _final_checks(self) -> None:
-        for (_, rnd), by_leader in self.round_deciders.items():
-            won = [ld for ld, s in by_leader.items() if self.verifier.contains_quorum(s)]
+        for (_, rnd, text), by_leader in self.round_deciders.items():
+            config = self.configs[text]
+            won = [ld for ld, s in by_leader.items() if config.contains_quorum(s)]
             if len(won) > 1:
                 self._violation(f"round {rnd}: leaders {sorted(won)} each decided by a quorum")
         firsts = set(self.first_round.values())
