@@ -28,16 +28,15 @@ class HasTree(Protocol):
 
 
 DIGEST_VERSION: Final = 2
-_STAT: Final = struct.Struct(">qqqqqiiiq")
+STAT_DIGEST: Final = struct.Struct(">qqqqqiiiq")
+"""A stat as the digest hashes it: czxid, mzxid, pzxid, ctime, mtime, version, cversion,
+aversion, ephemeralOwner (``DigestCalculator#calculateDigest``); 60 bytes."""
 _MASK: Final = (1 << 64) - 1
 
 
-def node_digest(path: str, data: bytes | None, stat: StatPersisted) -> int:
-    """``DigestCalculator#calculateDigest`` (an unsigned 32-bit CRC)."""
-    if path.startswith("/zookeeper/"):
-        return 0
-    key = b"" if path == "/" else path.encode()
-    packed = _STAT.pack(
+def stat_digest_bytes(stat: StatPersisted) -> bytes:
+    """``stat`` packed as :data:`STAT_DIGEST` (the form a loaded node keeps, ``Node``)."""
+    return STAT_DIGEST.pack(
         stat.czxid,
         stat.mzxid,
         stat.pzxid,
@@ -48,6 +47,28 @@ def node_digest(path: str, data: bytes | None, stat: StatPersisted) -> int:
         stat.aversion,
         stat.ephemeral_owner,
     )
+
+
+def node_digest(path: str, data: bytes | None, stat: StatPersisted | bytes) -> int:
+    """``DigestCalculator#calculateDigest`` (an unsigned 32-bit CRC); ``stat`` may be given
+    already packed (:func:`stat_digest_bytes`)."""
+    if path.startswith("/zookeeper/"):
+        return 0
+    key = b"" if path == "/" else path.encode()
+    if isinstance(stat, bytes):
+        packed = stat
+    else:
+        packed = STAT_DIGEST.pack(
+            stat.czxid,
+            stat.mzxid,
+            stat.pzxid,
+            stat.ctime,
+            stat.mtime,
+            stat.version,
+            stat.cversion,
+            stat.aversion,
+            stat.ephemeral_owner,
+        )
     return zlib.crc32(packed, zlib.crc32(data or b"", zlib.crc32(key)))
 
 

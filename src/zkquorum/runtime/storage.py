@@ -50,10 +50,10 @@ from zkquorum.runtime.snapshots import (
     ZxidDigest,
     capture_tree,
     decode_snapshot_file,
-    decode_snapshot_file_and_digest,
     encode_snapshot_file,
     finish_snapshot,
     is_valid_snapshot,
+    load_snapshot_file,
     snapshot_name,
     tmp_snapshot_path,
 )
@@ -400,11 +400,10 @@ class Storage:
         expect: ZxidDigest | None = None
         for zxid, path in reversed(zxid_files(self.snap_dir, SNAP_PREFIX)):
             try:
-                snap, expect = decode_snapshot_file_and_digest(path.read_bytes(), path.name)
+                tree, expect = load_snapshot_file(path.read_bytes(), zxid, path.name)
             except (StorageError, OSError) as exc:
                 log.warning("problem reading snap file %s: %s", path, exc)
                 continue
-            tree = DataTree.from_snapshot(snap, zxid)
             snap_zxid = zxid
             break
         if tree is None:
