@@ -20,7 +20,7 @@ from zkquorum.core.datatree import (
     Node,
     ttl_owner,
 )
-from zkquorum.core.digest import node_digest, stat_digest_bytes
+from zkquorum.core.digest import node_digest
 from zkquorum.runtime.snapshots import (
     TreeCapture,
     ZxidDigest,
@@ -31,7 +31,7 @@ from zkquorum.runtime.snapshots import (
 )
 from zkquorum.runtime.storage import StorageError
 from zkquorum.wire.errors import QuorumProtocolError
-from zkquorum.wire.jute import ACL, Id, StatPersisted, encode_acl_list
+from zkquorum.wire.jute import ACL, Id, StatPersisted, encode_acl_list, encode_stat_persisted
 from zkquorum.wire.snapshot import (
     TreeNode,
     build_snapshot,
@@ -117,7 +117,7 @@ def test_packed_stats_until_read() -> None:
     tree = {"/": TreeNode(b"", None, StatPersisted()), "/e": TreeNode(b"x", OPEN, stat)}
     loaded, _ = DataTree.deserialize(encode_snapshot(build_snapshot(tree)), 0, 1)
     node = loaded.nodes["/e"]
-    assert node._stat == stat_digest_bytes(stat)
+    assert node._stat == encode_stat_persisted(stat) == node.stat_bytes()
     assert node.ephemeral_owner == 0x1234 and isinstance(node._stat, bytes)
     assert node.peek_stat() == stat and isinstance(node._stat, bytes)
     assert node.digest("/e") == node_digest("/e", b"x", stat)

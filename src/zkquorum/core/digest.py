@@ -28,37 +28,27 @@ class HasTree(Protocol):
 
 
 DIGEST_VERSION: Final = 2
-STAT_DIGEST: Final = struct.Struct(">qqqqqiiiq")
-"""A stat as the digest hashes it: czxid, mzxid, pzxid, ctime, mtime, version, cversion,
-aversion, ephemeralOwner (``DigestCalculator#calculateDigest``); 60 bytes."""
+_STAT: Final = struct.Struct(">qqqqqiiiq")
 _MASK: Final = (1 << 64) - 1
 
 
-def stat_digest_bytes(stat: StatPersisted) -> bytes:
-    """``stat`` packed as :data:`STAT_DIGEST` (the form a loaded node keeps, ``Node``)."""
-    return STAT_DIGEST.pack(
-        stat.czxid,
-        stat.mzxid,
-        stat.pzxid,
-        stat.ctime,
-        stat.mtime,
-        stat.version,
-        stat.cversion,
-        stat.aversion,
-        stat.ephemeral_owner,
-    )
-
-
 def node_digest(path: str, data: bytes | None, stat: StatPersisted | bytes) -> int:
-    """``DigestCalculator#calculateDigest`` (an unsigned 32-bit CRC); ``stat`` may be given
-    already packed (:func:`stat_digest_bytes`)."""
+    """``DigestCalculator#calculateDigest`` (an unsigned 32-bit CRC).
+
+    ``stat`` may be the 60 bytes a snapshot stores (jute order: czxid mzxid ctime mtime
+    version cversion aversion ephemeralOwner pzxid), as a loaded node keeps it.
+    """
     if path.startswith("/zookeeper/"):
         return 0
-    key = b"" if path == "/" else path.encode()
+    return crc_of(b"" if path == "/" else path.encode(), data, stat)
+
+
+def crc_of(key: bytes, data: bytes | None, stat: StatPersisted | bytes) -> int:
+    """:func:`node_digest` of any path (``key`` its UTF-8, ``b""`` for the root)."""
     if isinstance(stat, bytes):
-        packed = stat
+        packed = stat[:16] + stat[52:] + stat[16:52]
     else:
-        packed = STAT_DIGEST.pack(
+        packed = _STAT.pack(
             stat.czxid,
             stat.mzxid,
             stat.pzxid,
