@@ -390,6 +390,7 @@ class Storage:
             return self._load_tree()
 
     def _load_tree(self) -> LoadedState:
+        t0 = time.perf_counter()
         self.close()
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -434,6 +435,12 @@ class Storage:
                         expect = None
         tree.set_config(self.config_text)
         self.last_logged_zxid = tree.last_processed_zxid
+        log.info(
+            "Snapshot loaded in %d ms, highest zxid is 0x%x, digest is %d",
+            (time.perf_counter() - t0) * 1000,
+            tree.last_processed_zxid,
+            tree.digest,
+        )
         return LoadedState(tree, list(committed), snap_zxid)
 
     def _compare_digest(self, tree: DataTree, expect: ZxidDigest | None) -> None:
