@@ -99,12 +99,40 @@ def _unpack_stat(packed: bytes) -> StatPersisted:
     return StatPersisted(*_JUTE_STAT.unpack(packed))
 
 
+class ChildNames(AbstractSet[str]):
+    """The names of a node's children: a view of the set of their paths the node keeps."""
+
+    __slots__ = ("_paths",)
+
+    def __init__(self, paths: AbstractSet[str]) -> None:
+        self._paths = paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __iter__(self) -> Iterator[str]:
+        for path in self._paths:
+            yield path[path.rfind("/") + 1 :]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        for path in self._paths:  # any child's path gives the parent's prefix
+            return path[: path.rfind("/") + 1] + name in self._paths
+        return False
+
+    def __repr__(self) -> str:
+        return f"ChildNames({sorted(self)!r})"
+
+
 class Node:
     """A znode.
 
-    A leaf holds no set of its own (most znodes are leaves: an empty set costs 216 bytes
-    each): ``children`` is then a shared empty one; change it through :meth:`add_child`
-    and :meth:`remove_child`.
+    Its children are kept as the set of their paths, the very strings that key them in
+    :attr:`DataTree.nodes` (a name of its own per child would cost 56-64 bytes more, and
+    its hash); :attr:`children` gives their names.  A leaf holds no set (most znodes are
+    leaves: an empty set costs 216 bytes each).  Change them through :meth:`add_child`
+    and :meth:`remove_child`, with the child's path.
 
     A node loaded from a snapshot (:meth:`DataTree.deserialize`) keeps its stat as the 60
     bytes the snapshot stores (jute order): :attr:`stat` unpacks them the first time it is
@@ -175,19 +203,36 @@ class Node:
 
     @property
     def children(self) -> AbstractSet[str]:
+        """The children's names."""
+        kids = self._kids
+        return _NO_CHILDREN if kids is None else ChildNames(kids)
+
+    @property
+    def child_paths(self) -> AbstractSet[str]:
+        """The children's paths."""
         kids = self._kids
         return _NO_CHILDREN if kids is None else kids
 
-    def add_child(self, name: str) -> None:
-        if self._kids is None:
-            self._kids = {name}
-        else:
-            self._kids.add(name)
+    @property
+    def child_count(self) -> int:
+        kids = self._kids
+        return 0 if kids is None else len(kids)
 
-    def remove_child(self, name: str) -> None:
+    def has_child(self, path: str) -> bool:
+        kids = self._kids
+        return kids is not None and path in kids
+
+    def add_child(self, path: str) -> None:
+        """``path``: the child's (whose parent this node is)."""
+        if self._kids is None:
+            self._kids = {path}
+        else:
+            self._kids.add(path)
+
+    def remove_child(self, path: str) -> None:
         kids = self._kids
         if kids is not None:
-            kids.discard(name)
+            kids.discard(path)
             if not kids:
                 self._kids = None
 
@@ -257,8 +302,8 @@ class DataTree:
         self._digest += node_digest(path, node.data, node.stat)
 
     def _add_builtin(self, path: str) -> None:
-        parent, name = _parent(path)
-        self.nodes[parent].add_child(name)
+        parent, _ = _parent(path)
+        self.nodes[parent].add_child(path)
         self.nodes[path] = Node(b"", None, StatPersisted())
 
     def set_config(self, config_text: str, *, mzxid: int | None = None) -> None:
@@ -268,7 +313,7 @@ class DataTree:
         version and aversion -1; we leave mtime 0 (no clock in the core).
         """
         if CONFIG_PATH not in self.nodes:
-            self.nodes[ZOOKEEPER_PATH].add_child("config")
+            self.nodes[ZOOKEEPER_PATH].add_child(CONFIG_PATH)
             self.nodes[CONFIG_PATH] = Node(b"", READ_ACL_UNSAFE, StatPersisted())
         node = self.nodes[CONFIG_PATH]
         node.data = config_text.encode("utf-8")
@@ -412,12 +457,12 @@ class DataTree:
         zxid: int,
         time: int,
     ) -> None:
-        parent_path, name = _parent(path)
+        parent_path, _ = _parent(path)
         parent = self._node(parent_path)
-        if name in parent.children or path in self.nodes:
+        if parent.has_child(path) or path in self.nodes:
             raise _Fail(NODE_EXISTS)
         self._bump_parent(parent_path, parent_cversion, zxid)
-        parent.add_child(name)
+        parent.add_child(path)
         stat = StatPersisted(
             czxid=zxid, mzxid=zxid, ctime=time, mtime=time, pzxid=zxid, ephemeral_owner=owner
         )
@@ -430,10 +475,10 @@ class DataTree:
             self.ephemerals.setdefault(owner, set()).add(path)
 
     def _delete(self, path: str, zxid: int) -> None:
-        parent_path, name = _parent(path)
+        parent_path, _ = _parent(path)
         parent = self._node(parent_path)
         node = self._node(path)
-        parent.remove_child(name)
+        parent.remove_child(path)
         if zxid > parent.stat.pzxid:
             self._unhash(parent_path, parent)
             parent.stat = _with(parent.stat, pzxid=zxid)
@@ -461,7 +506,7 @@ class DataTree:
         last change is older than their TTL."""
         out = []
         for path, node in self.nodes.items():
-            if node.children:
+            if node._kids:
                 continue
             owner = node.ephemeral_owner
             if not owner:
@@ -563,8 +608,9 @@ class DataTree:
                 node.acl = acl_of(acl_id)
                 node._stat = packed
                 node._kids = None
-                head, slash, name = path.rpartition("/")
-                if slash:
+                slash = path.rfind("/")
+                if slash >= 0:
+                    head = path[:slash]
                     if head != parent_path:
                         # the root is "" in the stream: "/" is no node's parent
                         found = nodes.get(head or "/") if head != "/" else None
@@ -574,9 +620,9 @@ class DataTree:
                         parent_path = head
                     kids = parent._kids
                     if kids is None:
-                        parent._kids = {name}
+                        parent._kids = {path}
                     else:
-                        kids.add(name)
+                        kids.add(path)
                     nodes[path] = node
                 elif path:
                     raise QuorumProtocolError(f"node path {path!r} is not absolute", at)
@@ -598,12 +644,12 @@ class DataTree:
             tree._digest = digest
             # The digest leaves out what is under /zookeeper/ (quota nodes, the config).
             zk = nodes.get(ZOOKEEPER_PATH)
-            stack = [ZOOKEEPER_PATH + "/" + name for name in zk.children] if zk else []
+            stack = list(zk.child_paths) if zk else []
             while stack:
                 path = stack.pop()
                 node = nodes[path]
                 tree._digest -= crc_of(path.encode(), node.data, node._stat)
-                stack.extend(path + "/" + name for name in node.children)
+                stack.extend(node.child_paths)
         return tree, pos
 
     @classmethod
@@ -628,16 +674,16 @@ class DataTree:
                 if parent is None:
                     late.append((path, node))
                     continue
-                parent.add_child(path[slash + 1 :])
+                parent.add_child(path)
             nodes[path] = node
             owner = sn.stat.ephemeral_owner
             if owner:
                 tree._track_owner(path, owner)
         for path, node in sorted(late, key=lambda item: (item[0].count("/"), item[0])):
             nodes[path] = node
-            parent_path, name = _parent(path)
+            parent_path, _ = _parent(path)
             if parent_path in nodes:
-                nodes[parent_path].add_child(name)
+                nodes[parent_path].add_child(path)
             tree._track_owner(path, node.stat.ephemeral_owner)
         if "/" not in tree.nodes:
             tree.nodes["/"] = Node(b"", None, StatPersisted())

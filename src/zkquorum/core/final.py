@@ -56,7 +56,7 @@ class SubResult:
 def client_stat(node: Node) -> Stat:
     """``DataNode#copyStat``: the client-visible cversion and ephemeral owner."""
     s = node.stat
-    n = len(node.children)
+    n = node.child_count
     owner = s.ephemeral_owner
     if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
         owner = 0
