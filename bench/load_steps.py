@@ -9,8 +9,8 @@ steps than the line before, the collector paused, each run in a fresh process (a
 restart is: no freed memory to reuse), and prints the best CPU time (user + system: page
 faults are part of the cost of a tree this size) and what the step added; the last line
 is the real ``load_snapshot_file`` for comparison.  The steps past "walk" are what a tree
-in Python costs: an object per node, its key in the path dict, its name in its parent's
-set, its digest.
+in Python costs: an object per node, its key in the path dict and in its parent's set,
+its digest.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ STEPS = (
     ("+ the digest (one join, one crc32, a sum)", "digest"),
     ("+ a Node per node (4 slots)", "node"),
     ("+ the path -> node dict", "dict"),
-    ("+ linking: rpartition, the name in the parent's set", "link"),
+    ("+ linking: the parent found, the path in its set", "link"),
     ("+ owner check, node count (= deserialize)", "owner"),
 )
 
@@ -87,13 +87,14 @@ def loop_source(upto: str) -> str:
         ]
     if "link" in on:
         lines += [
-            "        head, slash, name = path.rpartition('/')",
-            "        if slash:",
+            "        slash = path.rfind('/')",
+            "        if slash >= 0:",
+            "            head = path[:slash]",
             "            if head != parent_path:",
             "                parent = nodes.get(head or '/'); parent_path = head",
             "            kids = parent._kids",
-            "            if kids is None: parent._kids = {name}",
-            "            else: kids.add(name)",
+            "            if kids is None: parent._kids = {path}",
+            "            else: kids.add(path)",
             "            nodes[path] = node",
             "        else:",
             "            nodes['/'] = node; parent_path = None",

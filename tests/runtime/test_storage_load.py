@@ -21,6 +21,7 @@ from zkquorum.core.datatree import (
     ttl_owner,
 )
 from zkquorum.core.digest import node_digest
+from zkquorum.core.final import client_stat
 from zkquorum.runtime.snapshots import (
     TreeCapture,
     ZxidDigest,
@@ -123,6 +124,8 @@ def test_packed_stats_until_read() -> None:
     assert node.digest("/e") == node_digest("/e", b"x", stat)
     assert node == Node(b"x", OPEN, stat)
     assert repr(node) == repr(Node(b"x", OPEN, stat))
+    assert client_stat(node).czxid == 1 << 40 and isinstance(node._stat, bytes)  # a read
+    assert node.stat_fields() == Node(b"x", OPEN, stat).stat_fields()
     assert node.stat == stat and node._stat is node.stat  # unpacked once, then kept
     assert loaded.ephemerals == {0x1234: {"/e"}}
 

@@ -180,6 +180,25 @@ class Node:
             return int.from_bytes(s[44:52], "big", signed=True)
         return s.ephemeral_owner
 
+    def stat_fields(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        """The stat's fields in jute order (czxid, mzxid, ctime, mtime, version, cversion,
+        aversion, ephemeralOwner, pzxid), left packed: a read of a node (its client Stat)
+        does not keep an unpacked copy."""
+        s = self._stat
+        if isinstance(s, bytes):
+            return _JUTE_STAT.unpack(s)
+        return (
+            s.czxid,
+            s.mzxid,
+            s.ctime,
+            s.mtime,
+            s.version,
+            s.cversion,
+            s.aversion,
+            s.ephemeral_owner,
+            s.pzxid,
+        )
+
     def stat_bytes(self) -> bytes:
         """The StatPersisted as a snapshot stores it (jute order, 60 bytes)."""
         s = self._stat
