@@ -250,6 +250,16 @@ def test_a_bad_file_is_a_storage_error() -> None:
         load_snapshot_file(b"XXXX" + raw[4:], 1)
 
 
+def test_a_corrupt_zxid_digest_is_caught_by_the_second_seal(tmp_path: Path) -> None:
+    tree = {"/": TreeNode(b"", None, StatPersisted()), "/a": TreeNode(b"x", None, StatPersisted())}
+    out = write_snapshot(tmp_path, TreeCapture(4, tree, {}), digest=lambda: ZxidDigest(4, 2, 9))
+    raw = bytearray(out.path.read_bytes())
+    raw[-14] ^= 1  # in the digest's value, before the last seal
+    for read in (lambda b: load_snapshot_file(b, 4), decode_snapshot_file_and_digest):
+        with pytest.raises(StorageError, match="CRC corruption"):
+            read(bytes(raw))
+
+
 def test_the_digest_of_a_file_is_read(tmp_path: Path) -> None:
     tree = {"/": TreeNode(b"", None, StatPersisted()), "/a": TreeNode(b"x", None, StatPersisted())}
     out = write_snapshot(tmp_path, TreeCapture(4, tree, {}), digest=lambda: ZxidDigest(4, 2, -5))

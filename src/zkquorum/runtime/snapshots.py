@@ -25,6 +25,10 @@ loop, which replaces those fields rather than mutating them in place.  Nodes are
 in the dict's order: a node is inserted after its parent, so parents come first, as a
 reader requires; a node whose parent was not written yet is held back until it is, and
 one whose parent never comes is dropped.
+
+Loading (``Storage.load_tree``): :func:`load_snapshot_file` reads a file straight into a
+``DataTree`` in one pass (``DataTree.deserialize``), with the parser's checks, the CRCs
+and the ZxidDigest; :func:`decode_snapshot_file` still gives the records (tools, tests).
 """
 
 from __future__ import annotations
@@ -169,9 +173,14 @@ def _file_reader(data: bytes, name: str) -> Reader:
 
 
 def _read_trailer(data: bytes, r: Reader, name: str) -> ZxidDigest | None:
-    """After the nodes: the seal, then the ZxidDigest and its seal when the file has them."""
-    view = memoryview(data)  # the checksums without copying what they cover
-    if r.int64() & 0xFFFFFFFF != zlib.adler32(view[: r.pos - 8]) or read_ustring(r) != "/":
+    """After the nodes: the seal, then the ZxidDigest and its seal when the file has them.
+
+    The second checksum goes on from the first (Adler-32 runs): the file is summed once,
+    on a memoryview (no copy of what it covers)."""
+    view = memoryview(data)
+    covered = r.pos
+    crc = zlib.adler32(view[:covered])
+    if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
         raise StorageError(f"CRC corruption in {name}")
     digest: ZxidDigest | None = None
     if r.remaining:  # the ZxidDigest and its seal
@@ -182,7 +191,8 @@ def _read_trailer(data: bytes, r: Reader, name: str) -> ZxidDigest | None:
             value = r.int64()
             if zxid > 0:
                 digest = ZxidDigest(zxid, version, value)
-        if r.int64() & 0xFFFFFFFF != zlib.adler32(view[: r.pos - 8]) or read_ustring(r) != "/":
+        crc = zlib.adler32(view[covered : r.pos], crc)
+        if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
             raise StorageError(f"CRC corruption in {name}")
     return digest
 
