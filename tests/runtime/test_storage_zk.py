@@ -147,16 +147,22 @@ async def test_zookeeper_loads_our_fuzzy_snapshot_and_checks_its_digest(tmp_path
 
 def test_we_load_a_java_snapshot_and_find_its_digest(tmp_path: Path) -> None:
     """The other way round: a Java 3.8 server writes fuzzy snapshots (snapCount 100) of a
-    tree with ephemerals, ACLs, non-ASCII names (3.8 refuses astral ones);
-    zkquorum's one-pass load finds the digest the snapshot carries at its zxid,
-    and after replaying the log the digest Java itself reports when it loads the dir."""
+    tree with ephemerals, ACLs, non-ASCII names (3.8 refuses astral ones); zkquorum's
+    one-pass load finds the digest the snapshot carries at its zxid and replays the log;
+    the snapshot it then writes of that tree is the one Java loads next, and the digest
+    Java reports for it is ours."""
     import re
 
     from kazoo.client import KazooClient
     from kazoo.security import make_digest_acl
 
     from tests.interop.zkserver import make_ensemble, wait_for
-    from zkquorum.runtime.snapshots import load_snapshot_file
+    from zkquorum.runtime.snapshots import (
+        ZxidDigest,
+        capture_tree,
+        load_snapshot_file,
+        write_snapshot,
+    )
     from zkquorum.runtime.txnlog import zxid_files
 
     install = require_zookeeper()
@@ -202,10 +208,24 @@ def test_we_load_a_java_snapshot_and_find_its_digest(tmp_path: Path) -> None:
         assert tree.ephemerals and all(
             p.startswith("/j/e") for ps in tree.ephemerals.values() for p in ps
         )
+        # And back: our snapshot of the loaded tree (its stats written as they were read)
+        # is the one Java loads next, with our digest.
+        zxid = tree.last_processed_zxid
+        ours = write_snapshot(
+            s.snap_dir,
+            capture_tree(tree.nodes, tree.sessions, zxid),
+            digest=lambda: ZxidDigest(zxid, 2, tree.digest),
+        )
+        packed = sum(isinstance(n._stat, bytes) for n in tree.nodes.values())
+        assert packed > len(tree.nodes) // 2  # all but those the replayed txns changed
+        before = len(server.log())
         ens.start()
         wait_for(lambda: server.mode() == "standalone", timeout=60, what="java again")
     finally:
         ens.stop()
-    said = re.findall(r"highest zxid is 0x([0-9a-f]+), digest is (-?\d+)", server.log())
-    assert said, server.log()[-3000:]
-    assert (int(said[-1][0], 16), int(said[-1][1])) == (tree.last_processed_zxid, tree.digest)
+    log = server.log()[before:]
+    assert f"Reading snapshot {ours.path}" in log, log[-3000:]
+    assert "Digests are not matching" not in log
+    said = re.findall(r"highest zxid is 0x([0-9a-f]+), digest is (-?\d+)", log)
+    assert said, log[-3000:]
+    assert (int(said[-1][0], 16), int(said[-1][1])) == (zxid, tree.digest)
