@@ -8,19 +8,29 @@ under ``/bench``; written by zkquorum's snapshot writer, which ZooKeeper 3.8 rea
 ``tests/runtime/test_storage_zk.py``) is copied into a fresh dataDir for each server, and
 each is started as a standalone server on it (``zkquorum run`` / Debian's
 ``QuorumPeerMain``), alternately, ``--rounds`` times.  Figures: the time from the process's
-start to its first answered session (``ConnectResponse``), and its resident memory then
-(``VmRSS``).  Ratios are zkquorum / ZooKeeper, medians.
+start to its first answered session (``ConnectResponse``), the CPU the process used by
+then (user + system, all its threads: on a machine shared with other work the steadier
+figure), and its resident memory then (``VmRSS``).  Ratios are zkquorum / ZooKeeper,
+medians.
+
+zkquorum runs from byte code compiled before the first round (into a cache directory of
+this run, ``PYTHONPYCACHEPREFIX``), as an installed package does (pip compiles it at
+install; ZooKeeper's classes come compiled in its jar), whatever
+``PYTHONDONTWRITEBYTECODE`` says in this environment: compiling the sources at every start
+is 0.1 s of CPU no deployment pays.
 
 Then the floor of a Python load, measured in this process on the same file: reading its
 bytes, unpacking every node's fixed fields with ``struct`` (no objects), and making one
 small object per node in a dict: what any pure-Python server pays before doing anything
-of its own.
+of its own; and, beside it, zkquorum's own load of the file (``load_snapshot_file``, the
+collector paused as ``Storage.load_tree`` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import statistics
@@ -38,7 +48,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from tests.interop.zk import require_zookeeper, server_command, write_log4j_properties  # noqa: E402
 from tests.interop.zkserver import free_ports  # noqa: E402
 
-from zkquorum.runtime.snapshots import TreeCapture, write_snapshot  # noqa: E402
+from zkquorum.runtime.snapshots import (  # noqa: E402
+    TreeCapture,
+    load_snapshot_file,
+    write_snapshot,
+)
 from zkquorum.wire.client import encode_connect_request  # noqa: E402
 from zkquorum.wire.client_records import ConnectRequest  # noqa: E402
 from zkquorum.wire.jute import StatPersisted  # noqa: E402
@@ -72,6 +86,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system time of the process, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def first_session(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -93,8 +113,11 @@ async def first_session(port: int, timeout: float) -> None:
             await asyncio.sleep(0.005)
 
 
-def one_start(kind: str, snapshot: Path, work: Path, install: object) -> tuple[float, int]:
-    """Start a server of ``kind`` on a copy of ``snapshot``; (seconds to a session, RSS)."""
+def one_start(
+    kind: str, snapshot: Path, work: Path, install: object, pycache: Path
+) -> tuple[float, float, int]:
+    """Start a server of ``kind`` on a copy of ``snapshot``; (seconds to a session, CPU
+    seconds by then, RSS)."""
     if work.exists():
         shutil.rmtree(work)
     data = work / "data"
@@ -106,7 +129,8 @@ def one_start(kind: str, snapshot: Path, work: Path, install: object) -> tuple[f
         f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
     )
     if kind == "zkquorum":
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONPYCACHEPREFIX=str(pycache))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         cmd = [sys.executable, "-m", "zkquorum", "run", str(cfg)]
     else:
         env = dict(os.environ)
@@ -119,6 +143,7 @@ def one_start(kind: str, snapshot: Path, work: Path, install: object) -> tuple[f
             asyncio.run(first_session(port, 900))
             took = time.monotonic() - t0
             rss = rss_kib(proc.pid)
+            cpu = cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             try:
@@ -126,7 +151,7 @@ def one_start(kind: str, snapshot: Path, work: Path, install: object) -> tuple[f
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return took, rss
+    return took, cpu, rss
 
 
 def python_floor(snapshot: Path, n: int) -> dict[str, float]:
@@ -160,6 +185,14 @@ def python_floor(snapshot: Path, n: int) -> dict[str, float]:
     }
     out["one tuple per node in a dict"] = time.process_time() - t
     del tree
+    zxid = int(snapshot.name.split(".")[1], 16)
+    enabled = gc.isenabled()
+    gc.disable()
+    t = time.process_time()
+    load_snapshot_file(snapshot.read_bytes(), zxid, snapshot.name)
+    out["zkquorum's load (read, check, deserialize)"] = time.process_time() - t
+    if enabled:
+        gc.enable()
     return out
 
 
@@ -178,26 +211,32 @@ def main() -> int:
             f"written in {time.monotonic() - t:.1f} s",
             flush=True,
         )
-        got: dict[str, list[tuple[float, int]]] = {"java": [], "zkquorum": []}
+        pycache = base / "pycache"
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "zkquorum")],
+            env=dict(os.environ, PYTHONPYCACHEPREFIX=str(pycache)),
+            check=True,
+        )
+        got: dict[str, list[tuple[float, float, int]]] = {"java": [], "zkquorum": []}
         for r in range(args.rounds):
             for kind in ("java", "zkquorum"):
-                took, rss = one_start(kind, snapshot, base / kind, install)
-                got[kind].append((took, rss))
+                took, cpu, rss = one_start(kind, snapshot, base / kind, install, pycache)
+                got[kind].append((took, cpu, rss))
                 print(
                     f"  round {r + 1} {kind:<8} to the first session {took:6.2f} s, "
-                    f"RSS {rss / 1024:7.1f} MiB",
+                    f"CPU {cpu:6.2f} s, RSS {rss / 1024:7.1f} MiB",
                     flush=True,
                 )
-        med = {
-            k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v))
-            for k, v in got.items()
-        }
-        (zt, zr), (jt, jr) = med["zkquorum"], med["java"]
+        med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in got.items()}
+        (zt, zc, zr), (jt, jc, jr) = med["zkquorum"], med["java"]
         print(
-            f"\nmedians: zkquorum {zt:.2f} s, {zr / 1024:.0f} MiB; "
-            f"java {jt:.2f} s, {jr / 1024:.0f} MiB"
+            f"\nmedians: zkquorum {zt:.2f} s, CPU {zc:.2f} s, {zr / 1024:.0f} MiB; "
+            f"java {jt:.2f} s, CPU {jc:.2f} s, {jr / 1024:.0f} MiB"
         )
-        print(f"ratios zkquorum / ZooKeeper: restart to serving {zt / jt:.2f}, RSS {zr / jr:.2f}")
+        print(
+            f"ratios zkquorum / ZooKeeper: restart to serving {zt / jt:.2f}, "
+            f"CPU {zc / jc:.2f}, RSS {zr / jr:.2f}"
+        )
         print("\nfloor of a Python load of this file (CPU s, this process):")
         for what, s in python_floor(snapshot, args.znodes).items():
             print(f"  {what:<42} {s:6.2f}")

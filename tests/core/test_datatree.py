@@ -91,3 +91,26 @@ def test_multi_with_an_error_applies_nothing() -> None:
     )
     t.apply(_t(2, OpCode.MULTI, bad))
     assert t.get("/m2") is None and t.last_processed_zxid == 2
+
+
+def test_children_are_kept_as_paths_and_seen_as_names() -> None:
+    """A node keeps its children's paths (the tree's own key strings); ``children`` is a
+    set of their names: contains, iterates, counts, compares with a set as names."""
+    t = DataTree()
+    for zxid, path in enumerate(("/a", "/a/x", "/a/y", "/b"), start=1):
+        assert t.apply(_t(zxid, OpCode.CREATE, CreateTxn(path, b"", None, False, -1))) == 0
+    a = t.nodes["/a"]
+    assert a.children == {"x", "y"} and {"x", "y"} == a.children
+    assert sorted(a.children) == ["x", "y"] == t.children("/a")
+    assert "x" in a.children and "z" not in a.children and "/a/x" not in a.children
+    assert len(a.children) == a.child_count == 2 and a.has_child("/a/x")
+    assert a.child_paths == {"/a/x", "/a/y"}
+    assert next(p for p in a.child_paths if p == "/a/x") is next(k for k in t.nodes if k == "/a/x")
+    assert t.nodes["/"].children == {"a", "b", "zookeeper"}
+    assert not t.nodes["/b"].children and t.nodes["/b"].child_count == 0
+    assert "x" not in t.nodes["/b"].children
+    assert t.apply(_t(5, OpCode.CREATE, CreateTxn("/a/x", b"", None, False, -1))) == NODE_EXISTS
+    assert t.apply(_t(6, OpCode.DELETE, DeleteTxn("/a/x"))) == 0
+    assert a.children == {"y"}
+    assert t.apply(_t(7, OpCode.DELETE, DeleteTxn("/a/y"))) == 0
+    assert a.children == set() and a._kids is None  # a leaf again: no set of its own

@@ -143,3 +143,89 @@ async def test_zookeeper_loads_our_fuzzy_snapshot_and_checks_its_digest(tmp_path
     assert "Digests are not matching" not in log
     # And the tree it replayed to the end has our tree's digest.
     assert f"highest zxid is 0x{tree.last_processed_zxid:x}, digest is {tree.digest}" in log
+
+
+def test_we_load_a_java_snapshot_and_find_its_digest(tmp_path: Path) -> None:
+    """The other way round: a Java 3.8 server writes fuzzy snapshots (snapCount 100) of a
+    tree with ephemerals, ACLs, non-ASCII names (3.8 refuses astral ones); zkquorum's
+    one-pass load finds the digest the snapshot carries at its zxid and replays the log;
+    the snapshot it then writes of that tree is the one Java loads next, and the digest
+    Java reports for it is ours."""
+    import re
+
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+
+    from tests.interop.zkserver import make_ensemble, wait_for
+    from zkquorum.runtime.snapshots import (
+        ZxidDigest,
+        capture_tree,
+        load_snapshot_file,
+        write_snapshot,
+    )
+    from zkquorum.runtime.txnlog import zxid_files
+
+    install = require_zookeeper()
+    ens = make_ensemble(install, tmp_path / "java", [1], settings={"snapCount": "100"})
+    server = ens.servers[1]
+    hosts = f"127.0.0.1:{server.client_port}"
+    ens.start()
+    try:
+        wait_for(lambda: server.mode() == "standalone", timeout=60, what="java serving")
+        zk, owner = KazooClient(hosts=hosts), KazooClient(hosts=hosts)
+        zk.start(timeout=20)
+        owner.start(timeout=20)
+        try:
+            zk.create("/j", b"root")
+            zk.create("/j/acl", b"a", acl=[make_digest_acl("u", "p", all=True)])
+            zk.create("/j/é☃", "✓".encode())
+            zk.create("/j/box/in", b"", makepath=True)
+            live: list[str] = []
+            for i in range(400):
+                live.append(zk.create(f"/j/n{i}", bytes(i % 50)))
+                if i % 7 == 0:
+                    owner.create(f"/j/e{i}", b"eph", ephemeral=True)
+                if i % 11 == 0:
+                    zk.set(live[len(live) // 2], b"changed")
+                if i % 13 == 12:
+                    zk.delete(live.pop(0))
+            zk.create("/j/seq-", b"s", sequence=True)
+        finally:
+            zk.stop()
+            zk.close()
+        ens.stop()  # the owner's session is still open: its ephemerals stay
+        owner.stop()
+        owner.close()
+        snaps = zxid_files(server.data_dir / "version-2", "snapshot")
+        assert len(snaps) >= 2, snaps  # snapshots taken while txns went on
+        _, digest = load_snapshot_file(snaps[-1][1].read_bytes(), snaps[-1][0])
+        assert digest is not None  # 3.8 wrote one: the load compares it
+        s = Storage(server.data_dir)
+        loaded = s.load_tree()
+        assert s.digest_mismatches == 0
+        tree = loaded.tree
+        assert tree.get("/j/é☃") is not None
+        assert tree.ephemerals and all(
+            p.startswith("/j/e") for ps in tree.ephemerals.values() for p in ps
+        )
+        # And back: our snapshot of the loaded tree (its stats written as they were read)
+        # is the one Java loads next, with our digest.
+        zxid = tree.last_processed_zxid
+        ours = write_snapshot(
+            s.snap_dir,
+            capture_tree(tree.nodes, tree.sessions, zxid),
+            digest=lambda: ZxidDigest(zxid, 2, tree.digest),
+        )
+        packed = sum(isinstance(n._stat, bytes) for n in tree.nodes.values())
+        assert packed > len(tree.nodes) // 2  # all but those the replayed txns changed
+        before = len(server.log())
+        ens.start()
+        wait_for(lambda: server.mode() == "standalone", timeout=60, what="java again")
+    finally:
+        ens.stop()
+    log = server.log()[before:]
+    assert f"Reading snapshot {ours.path}" in log, log[-3000:]
+    assert "Digests are not matching" not in log
+    said = re.findall(r"highest zxid is 0x([0-9a-f]+), digest is (-?\d+)", log)
+    assert said, log[-3000:]
+    assert (int(said[-1][0], 16), int(said[-1][1])) == (zxid, tree.digest)

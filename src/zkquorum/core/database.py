@@ -129,12 +129,11 @@ def _owner_tracked(owner: int) -> bool:
 def _restore(tree: DataTree, img: _NodeImage) -> None:
     current = tree.nodes.get(img.path)
     parent_path = _parent_of(img.path)
-    name = img.path[img.path.rfind("/") + 1 :]
     if current is not None and current is not img.node:
         # Created by the undone txn: remove it (and its ephemeral record).
         del tree.nodes[img.path]
         if parent_path is not None and parent_path in tree.nodes:
-            tree.nodes[parent_path].remove_child(name)
+            tree.nodes[parent_path].remove_child(img.path)
         owner = current.stat.ephemeral_owner
         owned = tree.ephemerals.get(owner)
         if owned is not None:
@@ -148,7 +147,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
     if tree.nodes.get(img.path) is not node:
         tree.nodes[img.path] = node
         if parent_path is not None and parent_path in tree.nodes:
-            tree.nodes[parent_path].add_child(name)
+            tree.nodes[parent_path].add_child(img.path)
     if _owner_tracked(img.stat.ephemeral_owner):
         tree.ephemerals.setdefault(img.stat.ephemeral_owner, set()).add(img.path)
 

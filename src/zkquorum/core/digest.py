@@ -32,22 +32,33 @@ _STAT: Final = struct.Struct(">qqqqqiiiq")
 _MASK: Final = (1 << 64) - 1
 
 
-def node_digest(path: str, data: bytes | None, stat: StatPersisted) -> int:
-    """``DigestCalculator#calculateDigest`` (an unsigned 32-bit CRC)."""
+def node_digest(path: str, data: bytes | None, stat: StatPersisted | bytes) -> int:
+    """``DigestCalculator#calculateDigest`` (an unsigned 32-bit CRC).
+
+    ``stat`` may be the 60 bytes a snapshot stores (jute order: czxid mzxid ctime mtime
+    version cversion aversion ephemeralOwner pzxid), as a loaded node keeps it.
+    """
     if path.startswith("/zookeeper/"):
         return 0
-    key = b"" if path == "/" else path.encode()
-    packed = _STAT.pack(
-        stat.czxid,
-        stat.mzxid,
-        stat.pzxid,
-        stat.ctime,
-        stat.mtime,
-        stat.version,
-        stat.cversion,
-        stat.aversion,
-        stat.ephemeral_owner,
-    )
+    return crc_of(b"" if path == "/" else path.encode(), data, stat)
+
+
+def crc_of(key: bytes, data: bytes | None, stat: StatPersisted | bytes) -> int:
+    """:func:`node_digest` of any path (``key`` its UTF-8, ``b""`` for the root)."""
+    if isinstance(stat, bytes):
+        packed = stat[:16] + stat[52:] + stat[16:52]
+    else:
+        packed = _STAT.pack(
+            stat.czxid,
+            stat.mzxid,
+            stat.pzxid,
+            stat.ctime,
+            stat.mtime,
+            stat.version,
+            stat.cversion,
+            stat.aversion,
+            stat.ephemeral_owner,
+        )
     return zlib.crc32(packed, zlib.crc32(data or b"", zlib.crc32(key)))
 
 

@@ -55,23 +55,22 @@ class SubResult:
 
 def client_stat(node: Node) -> Stat:
     """``DataNode#copyStat``: the client-visible cversion and ephemeral owner."""
-    s = node.stat
-    n = len(node.children)
-    owner = s.ephemeral_owner
+    czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid = node.stat_fields()
+    n = node.child_count
     if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
         owner = 0
     return Stat(
-        s.czxid,
-        s.mzxid,
-        s.ctime,
-        s.mtime,
-        s.version,
-        s.cversion * 2 - n,
-        s.aversion,
+        czxid,
+        mzxid,
+        ctime,
+        mtime,
+        version,
+        cversion * 2 - n,
+        aversion,
         owner,
         len(node.data or b""),
         n,
-        s.pzxid,
+        pzxid,
     )
 
 

@@ -25,6 +25,10 @@ loop, which replaces those fields rather than mutating them in place.  Nodes are
 in the dict's order: a node is inserted after its parent, so parents come first, as a
 reader requires; a node whose parent was not written yet is held back until it is, and
 one whose parent never comes is dropped.
+
+Loading (``Storage.load_tree``): :func:`load_snapshot_file` reads a file straight into a
+``DataTree`` in one pass (``DataTree.deserialize``), with the parser's checks, the CRCs
+and the ZxidDigest; :func:`decode_snapshot_file` still gives the records (tools, tests).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
+from zkquorum.core.datatree import DataTree, Node
 from zkquorum.runtime.txnlog import FILE_HEADER, StorageError, adler32, fsync_dir
 from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.jute import (
@@ -125,36 +130,71 @@ def decode_snapshot_file_and_digest(
     data: bytes, name: str = "snapshot"
 ) -> tuple[Snapshot, ZxidDigest | None]:
     """The snapshot and its ZxidDigest (``None``: the file has none, or an empty one)."""
-    if len(data) < 10 or data[-5:] != SEAL:
-        raise StorageError(f"Invalid snapshot {name}")
-    r = Reader(data, QuorumProtocolError)
+    r = _file_reader(data, name)
     try:
-        magic, _version, _dbid = r.int32(), r.int32(), r.int64()
-        if magic != SNAP_MAGIC:
-            raise StorageError(f"mismatching magic headers {magic} !=  {SNAP_MAGIC}")
         parser = SnapshotParser()
         while True:
             snap = parser.parse_item(r)
             if snap is not None:
                 break
-        crc = adler32(data[: r.pos])
-        if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
-            raise StorageError(f"CRC corruption in {name}")
-        digest: ZxidDigest | None = None
-        if r.remaining:  # the ZxidDigest and its seal
-            zxid, version = r.int64(), r.int32()
-            if version < 2:
-                read_ustring(r)
-            else:
-                value = r.int64()
-                if zxid > 0:
-                    digest = ZxidDigest(zxid, version, value)
-            crc = adler32(data[: r.pos])
-            if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
-                raise StorageError(f"CRC corruption in {name}")
+        digest = _read_trailer(data, r, name)
     except (NeedData, QuorumProtocolError) as exc:
         raise StorageError(f"problem reading snap file {name}: {exc}") from None
     return snap, digest
+
+
+def load_snapshot_file(
+    data: bytes, zxid: int, name: str = "snapshot"
+) -> tuple[DataTree, ZxidDigest | None]:
+    """The tree a snapshot file holds, at ``zxid`` (its name's), and its ZxidDigest: what
+    :func:`decode_snapshot_file_and_digest` and ``DataTree.from_snapshot`` make, in one
+    pass (``DataTree.deserialize``), with the same checks."""
+    r = _file_reader(data, name)
+    try:
+        tree, r.pos = DataTree.deserialize(data, r.pos, zxid)
+        digest = _read_trailer(data, r, name)
+    except (NeedData, QuorumProtocolError) as exc:
+        raise StorageError(f"problem reading snap file {name}: {exc}") from None
+    return tree, digest
+
+
+def _file_reader(data: bytes, name: str) -> Reader:
+    """A reader past the file header (``FileSnap#deserialize``'s checks)."""
+    if len(data) < 10 or data[-5:] != SEAL:
+        raise StorageError(f"Invalid snapshot {name}")
+    r = Reader(data, QuorumProtocolError)
+    try:
+        magic, _version, _dbid = r.int32(), r.int32(), r.int64()
+    except NeedData:
+        raise StorageError(f"problem reading snap file {name}: truncated header") from None
+    if magic != SNAP_MAGIC:
+        raise StorageError(f"mismatching magic headers {magic} !=  {SNAP_MAGIC}")
+    return r
+
+
+def _read_trailer(data: bytes, r: Reader, name: str) -> ZxidDigest | None:
+    """After the nodes: the seal, then the ZxidDigest and its seal when the file has them.
+
+    The second checksum goes on from the first (Adler-32 runs): the file is summed once,
+    on a memoryview (no copy of what it covers)."""
+    view = memoryview(data)
+    covered = r.pos
+    crc = zlib.adler32(view[:covered])
+    if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
+        raise StorageError(f"CRC corruption in {name}")
+    digest: ZxidDigest | None = None
+    if r.remaining:  # the ZxidDigest and its seal
+        zxid, version = r.int64(), r.int32()
+        if version < 2:
+            read_ustring(r)
+        else:
+            value = r.int64()
+            if zxid > 0:
+                digest = ZxidDigest(zxid, version, value)
+        crc = zlib.adler32(view[covered : r.pos], crc)
+        if r.int64() & 0xFFFFFFFF != crc or read_ustring(r) != "/":
+            raise StorageError(f"CRC corruption in {name}")
+    return digest
 
 
 def is_valid_snapshot(path: Path) -> bool:
@@ -271,7 +311,6 @@ class SnapshotEncoder:
         def encode(path: str, node: SnapshotNode, acl_id: int) -> None:
             pb = path.encode("ascii") if path.isascii() else encode_ustring_bytes(path)
             data = node.data
-            s = node.stat
             parts.append(pack_len(len(pb)))
             parts.append(pb)
             if data is None:
@@ -279,6 +318,11 @@ class SnapshotEncoder:
             else:
                 parts.append(pack_len(len(data)))
                 parts.append(data)
+            if isinstance(node, Node):  # its stat may be packed still: keep it so
+                parts.append(pack_long(acl_id))
+                parts.append(node.stat_bytes())
+                return
+            s = node.stat
             parts.append(
                 pack_tail(
                     acl_id,

@@ -551,7 +551,7 @@ class _CConn:
 def _base_tree(config_text: str) -> DataTree:
     tree = DataTree(config_text)
     tree.nodes[HISTORY_PATH] = Node(b"", None, StatPersisted())
-    tree.nodes["/"].add_child(HISTORY_PATH[1:])
+    tree.nodes["/"].add_child(HISTORY_PATH)
     return tree
 
 

@@ -170,6 +170,33 @@ def snapshot_tree(snap: Snapshot) -> dict[str, TreeNode]:
 # -- decoding -----------------------------------------------------------------------------
 
 
+def read_snapshot_head(r: Reader) -> tuple[tuple[Session, ...], dict[int, tuple[ACL, ...]]]:
+    """The sessions and the ACL cache (id -> list) that precede the nodes, whole (raises
+    :class:`NeedData` if they are cut short): what a one-pass reader of the nodes
+    (``DataTree.deserialize``) needs first."""
+    at = r.pos
+    n = r.int32()
+    if n < 0:
+        r.fail(f"negative session count {n}", at)
+    sessions = []
+    for _ in range(n):
+        session_id = r.int64()
+        sessions.append(Session(session_id, r.int32()))
+    at = r.pos
+    n = r.int32()
+    if n < 0:
+        r.fail(f"negative ACL cache size {n}", at)
+    cache: dict[int, tuple[ACL, ...]] = {}
+    for _ in range(n):
+        acl_id = r.int64()
+        at = r.pos
+        acls = read_acl_list(r)
+        if acls is None:
+            r.fail("null ACL list in the ACL cache", at)
+        cache[acl_id] = acls
+    return tuple(sessions), cache
+
+
 class SnapshotParser:
     """Reads a snapshot one item (session, ACL entry, node) at a time.
 
