@@ -126,6 +126,22 @@ def _leader_ignores_the_new_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Leader, "propose", broken)
 
 
+def _leader_drops_the_old_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a reconfig commits, the proposals made while it was pending need only the
+    new config's quorum (3.8 keeps both pairs in ``Proposal.qvAcksetPairs``)."""
+    try_to_commit = Leader._try_to_commit
+
+    def broken(self: Leader, out: ReadyBuilder, zxid: int, now: float) -> bool:
+        p = self.outstanding.get(zxid)
+        done = try_to_commit(self, out, zxid, now)
+        if done and p is not None and p.config is not None:
+            for q in self.outstanding.values():
+                q.verifiers = q.verifiers[-1:]
+        return done
+
+    monkeypatch.setattr(Leader, "_try_to_commit", broken)
+
+
 def _non_members_observe(monkeypatch: pytest.MonkeyPatch) -> None:
     """The learner type before the fix: a server the config does not name observes (3.8
     makes it a non-voting participant), so a server added back follows as an observer."""
@@ -151,6 +167,7 @@ def _followers_never_activate(monkeypatch: pytest.MonkeyPatch) -> None:
     ("breakage", "seed", "runs", "needle"),
     [
         (_leader_ignores_the_new_config, 24, 2, "(its new config)"),
+        (_leader_drops_the_old_config, 21, 1, "(in force when it was proposed)"),
         (_non_members_observe, 34, 3, "is OBSERVING but a voter"),
         (_followers_never_activate, 21, 2, "at the end, peer"),
     ],
@@ -294,6 +311,12 @@ def test_commits_need_quorums_of_the_configs_in_force() -> None:
         ck.Committed(8, 2, 2, 0x200000001, frozenset({2, 3})),
     ]
     assert any("(committed before)" in v for v in ck.check_history(later, old))
+    # Proposed while the reconfig was pending: the old config's quorum too.
+    pending = ck.Committed(6, 1, 1, z[2], frozenset({1, 4, 5}), True, None, (z[1],))
+    bad = ck.check_history([*good[:-1], pending], old)
+    assert any("not a quorum of config 100000000 (in force when it was proposed)" in v for v in bad)
+    ok = ck.Committed(6, 1, 1, z[2], frozenset({1, 2, 4}), True, None, (z[1],))
+    assert ck.check_history([*good[:-1], ok], old) == []
     # NEWLEADER before a quorum of the elected leader's config acked the epoch.
     early = ck.NewLeaderSent(2, 1, 1, 2, new)
     assert "before a quorum acked" in ck.check_history([start[0], early], old)[0]

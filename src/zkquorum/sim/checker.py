@@ -110,6 +110,9 @@ class Committed:
     and are checked for order and durability only."""
     config: QuorumVerifier | None = None
     """A reconfig's new config (read from the txn): from this commit on it is in force."""
+    proposed_while: tuple[int, ...] = ()
+    """The reconfigs of its epoch that were proposed and not committed when it was
+    proposed: it needs a quorum of the config in force before each, too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +190,8 @@ class ZabChecker:
         reconfig it commits."""
         self.config_commits: list[tuple[int, QuorumVerifier]] = []
         """Every committed reconfig: (zxid, new config), in commit order."""
+        self.config_before: dict[int, QuorumVerifier] = {}
+        """The config each committed reconfig took over from, by its zxid."""
 
     def _bad(self, t: float, text: str) -> None:
         self.violations.append(f"t={t:.3f}ms: {text}")
@@ -299,6 +304,7 @@ class ZabChecker:
                 self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} durable only "
                                f"on {sorted(r.durable_on)}, not a quorum{why}")  # fmt: skip
         if r.config is not None:
+            self.config_before[r.zxid] = self.epoch_config.get(r.epoch, self.verifier)
             self.epoch_config[r.epoch] = r.config
             self.config_commits.append((r.zxid, r.config))
         if not r.history:
@@ -313,10 +319,17 @@ class ZabChecker:
         """Whose quorums a commit needs: the config in force in its epoch; the newest
         config committed before it, when that one is newer still (a leader must not lead
         by a config older than a committed one; a newer one in force is a reconfig that
-        the epoch's NEWLEADER quorums committed); and a reconfig's own new config.
-        Without reconfig: the one config."""
+        the epoch's NEWLEADER quorums committed); a reconfig's own new config; and for a
+        txn proposed while reconfigs were pending, the config each took over from (the
+        old and the new config while a reconfig is pending).  Without reconfig: the one
+        config."""
         in_force = self.epoch_config.get(r.epoch, self.verifier)
-        if not self.config_commits and r.config is None and in_force is self.verifier:
+        if (
+            not self.config_commits
+            and r.config is None
+            and not r.proposed_while
+            and in_force is self.verifier
+        ):
             return [("", self.verifier)]
         out = [(f" of config {in_force.version:x} (in force)", in_force)]
         older = [(z, c) for z, c in self.config_commits if z < r.zxid]
@@ -326,6 +339,11 @@ class ZabChecker:
                 out.append((f" of config {newest.version:x} (committed before)", newest))
         if r.config is not None:
             out.append((f" of config {r.config.version:x} (its new config)", r.config))
+        for z in r.proposed_while:
+            before = self.config_before.get(z)
+            if before is not None:
+                why = f" of config {before.version:x} (in force when it was proposed)"
+                out.append((why, before))
         return out
 
     def _final(self, r: Final) -> None:

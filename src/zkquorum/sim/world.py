@@ -93,8 +93,9 @@ question had: the decider's, the leader's, the one in force at the zxid)
        the end every synced peer holds every committed txn in the same order.  With
        reconfig a commit is durable on a quorum of the config in force in its epoch (the
        leader's once established, then each reconfig it commits, read from the txn), of
-       the newest config committed before it when that one is newer, and for a reconfig
-       of its new config too.
+       the newest config committed before it when that one is newer, for a reconfig of
+       its new config too, and for a txn proposed while reconfigs of its epoch were
+       pending of the config each of them took over from (old and new while pending).
     4'. Configs (reconfig): a config version has one membership wherever it is put in
        force; at the end every member of the final leader's config is synced with it,
        every synced peer has that config in force and the role it gives (a voter
@@ -650,6 +651,8 @@ class World:
         self.admin_session = ADMIN_SESSION
         self.reconfig_txns: dict[int, QuorumVerifier] = {}
         """The config each reconfig txn proposes, by zxid (read from the logs)."""
+        self.proposed_while: dict[int, tuple[int, ...]] = {}
+        """The reconfigs pending when the leader proposed each zxid (those it may need)."""
         self.activated: dict[int, tuple[str, int]] = {}
         """Each config version put in force anywhere: its membership, and who first."""
         self.configs: dict[str, QuorumVerifier] = {}
@@ -1164,6 +1167,8 @@ class World:
                     self._later(sid, now, reloaded)
         if ready.append:
             for txn in ready.append:
+                if core.leader is not None and core.leader.established and self.reconfig_txns:
+                    self._note_pending_reconfigs(n, txn.header.zxid)
                 if txn.header.type == OpCode.RECONFIG:
                     self._reconfig_logged(txn)
             disk.pending.extend(ready.append)
@@ -1241,8 +1246,11 @@ class World:
             for z in range(first + 1, leader.last_committed + 1):
                 durable = frozenset(s for s, x in self.nodes.items() if z in x.disk.durable)
                 config = self.reconfig_txns.get(z)
+                pending = self.proposed_while.get(z, ())
                 self._record(
-                    ck.Committed(self.now, n.sid, leader.epoch, z, durable, z in chain, config)
+                    ck.Committed(
+                        self.now, n.sid, leader.epoch, z, durable, z in chain, config, pending
+                    )
                 )
                 self.commits += 1
 
@@ -1385,6 +1393,16 @@ class World:
         self._step(sid, ClientWrite(now, session, 0, OpCode.CREATE_SESSION, pack_int(30_000)))
         body = request.encode()
         self._step(sid, ClientWrite(now, session, 1, OpCode.RECONFIG, body, (SUPER,)))
+
+    def _note_pending_reconfigs(self, n: _Node, zxid: int) -> None:
+        """Leader ``n`` proposes ``zxid``: the reconfigs of its epoch it proposed before,
+        not committed yet (as the commits it made tell), must be acked with it."""
+        epoch = zxid_epoch(zxid)
+        pending = tuple(
+            r for r in self.reconfig_txns if zxid_epoch(r) == epoch and n.committed_seen < r < zxid
+        )
+        if pending:
+            self.proposed_while[zxid] = pending
 
     def _reconfig_logged(self, txn: Txn) -> None:
         """A reconfig txn reached a log: remember the config it proposes, by zxid."""
