@@ -405,3 +405,12 @@ def test_a_snap_synced_learner_logs_after_its_snapshot() -> None:
         acts += learner.receive(msg, 0.1)
     kinds = [type(a).__name__ for a in acts]
     assert kinds.index("TakeSnapshot") < kinds.index("AppendTxns")
+
+
+@pytest.mark.parametrize("seed", [20017, 20077, 20390])
+def test_a_reconfig_committed_during_a_snap_sync_is_put_in_force(seed: int) -> None:
+    """Seeds where a learner synced by SNAP got the reconfig's COMMITANDACTIVATE while the
+    proposals it carried were held for the sync snapshot: it must find the reconfig txn
+    there and put its config in force (it once kept the old config, synced with a leader
+    of the new one)."""
+    assert run_campaign(RECONFIG, seed, 1).violations == []

@@ -583,7 +583,8 @@ class Learner:
         return True
 
     def _find(self, zxid: int) -> Txn | None:
-        for queue in (self._not_committed, self._pending):
+        held = self._newleader_ack.held if self._newleader_ack is not None else ()
+        for queue in (self._not_committed, held, self._pending):
             for txn in queue:
                 if txn.header.zxid == zxid:
                     return txn
