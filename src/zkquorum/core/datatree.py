@@ -202,19 +202,7 @@ class Node:
     def stat_bytes(self) -> bytes:
         """The StatPersisted as a snapshot stores it (jute order, 60 bytes)."""
         s = self._stat
-        if isinstance(s, bytes):
-            return s
-        return _JUTE_STAT.pack(
-            s.czxid,
-            s.mzxid,
-            s.ctime,
-            s.mtime,
-            s.version,
-            s.cversion,
-            s.aversion,
-            s.ephemeral_owner,
-            s.pzxid,
-        )
+        return s if isinstance(s, bytes) else _JUTE_STAT.pack(*self.stat_fields())
 
     def digest(self, path: str) -> int:
         """:func:`~zkquorum.core.digest.node_digest` of this node at ``path``."""

@@ -437,7 +437,6 @@ class PeerCore:
         self._election(out, fle.Start(now, zxid, self.current_epoch))
 
     def _election(self, out: ReadyBuilder, event: fle.Event) -> None:
-        adopt: QuorumVerifier | None = None
         for action in self.election.step(event):
             match action:
                 case fle.Send(to, notification):
@@ -445,12 +444,10 @@ class PeerCore:
                 case fle.SetTimer(timer, at):
                     self._timers[timer] = at
                 case fle.Decided():
-                    if adopt is None:  # else 3.8 drops the notification: no decision on it
-                        self._decided(out, action, event.now)
-                case fle.ConfigMismatch(from_sid, version, reason, text):
-                    if self._adoptable(version):
-                        adopt = config_from_text(text) or adopt
-                        continue
+                    self._decided(out, action, event.now)
+                case fle.ConfigMismatch(from_sid, version, reason):
+                    # A newer config is adopted before the election sees it
+                    # (_adopt_newer); what is left here is not adoptable.
                     log.warning(
                         "sid %d sent a config we do not share (version %x): %s; not adopted",
                         from_sid,
@@ -458,16 +455,6 @@ class PeerCore:
                         reason,
                     )
                     out.outcomes.append(ConfigMismatchSeen(from_sid, version, reason))
-        if adopt is not None and self._adoptable(adopt.version):
-            # WorkerReceiver: a newer config heard while looking is put in force, and the
-            # election starts again under it.
-            log.info(
-                "adopting config version %x heard in the election; restarting leader election",
-                adopt.version,
-            )
-            self.membership.activate(out, adopt, leader=None)
-            self._follow_config()
-            self._look(out, event.now)
 
     def _adopt_newer(self, out: ReadyBuilder, now: float, sid: int, n: Notification) -> bool:
         """``FastLeaderElection.WorkerReceiver``: a config newer than ours in a notification
