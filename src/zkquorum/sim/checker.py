@@ -192,6 +192,8 @@ class ZabChecker:
         """Every committed reconfig: (zxid, new config), in commit order."""
         self.config_before: dict[int, QuorumVerifier] = {}
         """The config each committed reconfig took over from, by its zxid."""
+        self.acked: dict[int, set[int]] = {}
+        """Who sent a durable ACK of each zxid, once a reconfig has committed."""
 
     def _bad(self, t: float, text: str) -> None:
         self.violations.append(f"t={t:.3f}ms: {text}")
@@ -243,6 +245,8 @@ class ZabChecker:
             case AckSent(t, sid, zxid, durable):
                 if not durable:
                     self._bad(t, f"peer {sid} acked {zxid_hex(zxid)} before it was durable")
+                elif self.config_commits:
+                    self.acked.setdefault(zxid, set()).add(sid)
             case HistoryRolledBack(t, sid, before, after, why):
                 self._ordered(t, sid, after)
                 lost = [z for z in before if z in self.committed_set and z not in after]
@@ -299,10 +303,12 @@ class ZabChecker:
             if r.history and epoch > r.epoch and r.zxid not in initial:
                 self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} of epoch "
                                f"{r.epoch}, which epoch {epoch}'s leader lacked")  # fmt: skip
-        for why, config in self._configs_for(r):
-            if not config.contains_quorum(r.durable_on):
+        acked = self.acked.pop(r.zxid, set())
+        for why, config, by_ack in self._configs_for(r):
+            on = r.durable_on | acked if by_ack else r.durable_on
+            if not config.contains_quorum(on):
                 self._bad(r.t, f"leader {r.leader} committed {zxid_hex(r.zxid)} durable only "
-                               f"on {sorted(r.durable_on)}, not a quorum{why}")  # fmt: skip
+                               f"on {sorted(on)}, not a quorum{why}")  # fmt: skip
         if r.config is not None:
             self.config_before[r.zxid] = self.epoch_config.get(r.epoch, self.verifier)
             self.epoch_config[r.epoch] = r.config
@@ -315,14 +321,18 @@ class ZabChecker:
         if chain is not None:
             chain.append(r.zxid)
 
-    def _configs_for(self, r: Committed) -> list[tuple[str, QuorumVerifier]]:
+    def _configs_for(self, r: Committed) -> list[tuple[str, QuorumVerifier, bool]]:
         """Whose quorums a commit needs: the config in force in its epoch; the newest
         config committed before it, when that one is newer still (a leader must not lead
         by a config older than a committed one; a newer one in force is a reconfig that
         the epoch's NEWLEADER quorums committed); a reconfig's own new config; and for a
         txn proposed while reconfigs were pending, the config each took over from (the
         old and the new config while a reconfig is pending).  Without reconfig: the one
-        config."""
+        config.  The flag says whether a durable ACK sent before the commit counts: only
+        for the config a txn was proposed under, which only had to ack it (a member the
+        reconfig dropped may since have cut the txn from its log in a re-sync, TRUNC to
+        the leader's newest commit; as an observer it gets no PROPOSAL again); every
+        other quorum counts durability at the commit."""
         in_force = self.epoch_config.get(r.epoch, self.verifier)
         if (
             not self.config_commits
@@ -330,20 +340,20 @@ class ZabChecker:
             and not r.proposed_while
             and in_force is self.verifier
         ):
-            return [("", self.verifier)]
-        out = [(f" of config {in_force.version:x} (in force)", in_force)]
+            return [("", self.verifier, False)]
+        out = [(f" of config {in_force.version:x} (in force)", in_force, False)]
         older = [(z, c) for z, c in self.config_commits if z < r.zxid]
         if older:
             newest = max(older, key=lambda zc: zc[0])[1]
             if newest.version > in_force.version:
-                out.append((f" of config {newest.version:x} (committed before)", newest))
+                out.append((f" of config {newest.version:x} (committed before)", newest, False))
         if r.config is not None:
-            out.append((f" of config {r.config.version:x} (its new config)", r.config))
+            out.append((f" of config {r.config.version:x} (its new config)", r.config, False))
         for z in r.proposed_while:
             before = self.config_before.get(z)
             if before is not None:
                 why = f" of config {before.version:x} (in force when it was proposed)"
-                out.append((why, before))
+                out.append((why, before, True))
         return out
 
     def _final(self, r: Final) -> None:
