@@ -35,7 +35,20 @@ from zkquorum.wire.client_records import (
     SyncRequest,
 )
 from zkquorum.wire.jute import ACL, Id
-from zkquorum.wire.txn import ErrorTxn, MultiTxn, OpCode, Txn
+from zkquorum.wire.txn import (
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    OpCode,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnRecord,
+)
 
 USER = Id("digest", generate_digest("user:pass"))
 SEGMENTS = st.sampled_from(["a", "b", "zookeeper", "config", "quota", ".", "..", "", "\0", "é"])
@@ -141,6 +154,7 @@ def test_prep_always_answers_and_its_txns_apply(
     sessions = [zk.session, zk.new_session(), 0x0500000000000042]
     pending: list[Txn] = []
     quirks: list[int] = []
+    root_touched: set[str] = set()
     for (op, record, malformed), ids, who in requests:
         internal = op == OpCode.DELETE_CONTAINER and who != 1  # mostly the ContainerManager
         request = zk.request(op, record, ids=ids, session=sessions[who], internal=internal)
@@ -151,6 +165,10 @@ def test_prep_always_answers_and_its_txns_apply(
             continue
         if _mode_disagrees(op, record):
             quirks.append(result.txn.header.zxid)
+        if pipelined:
+            root_touched |= _root_changes(result.txn.record)
+            if len(root_touched) == 2:
+                quirks.append(result.txn.header.zxid)
         pending.append(result.txn)
         if not pipelined:
             _apply(zk, pending.pop(), check_digest=not quirks)
@@ -172,6 +190,28 @@ def _mode_disagrees(op: int, record: object) -> bool:
     if op == OpCode.CREATE_TTL:
         return not ttl
     return False
+
+
+def _root_changes(record: TxnRecord | None) -> set[str]:
+    """How a txn changes the root: ``"/"`` when it writes the root itself, ``""`` when it
+    adds or removes one of its children.  3.8 keys the outstanding change records of the
+    root under both names (a child's parent path is ``""``), so once both are outstanding
+    at the same time, the later one's TxnDigest starts from the root's committed stat and
+    disagrees with the tree, in Java as here (3.8.0 standalone, a create of ``/a`` and a
+    setData of ``/`` pipelined: ``digest_mismatches_count`` 1)."""
+    match record:
+        case SetDataTxn(path=path) | SetACLTxn(path=path):
+            return {"/"} if path == "/" else set()
+        case CreateTxn(path=path) | CreateContainerTxn(path=path) | CreateTTLTxn(path=path):
+            return {""} if path.rfind("/") == 0 else set()
+        case DeleteTxn(path=path):
+            return {""} if path.rfind("/") == 0 else set()
+        case CloseSessionTxn(paths_to_delete=paths):
+            return {""} if any(p.rfind("/") == 0 for p in paths or ()) else set()
+        case MultiTxn(ops=ops):
+            return set().union(*(_root_changes(o.record) for o in ops or ()))
+        case _:
+            return set()
 
 
 def _apply(zk: Leader, txn: Txn, *, check_digest: bool = True) -> None:
