@@ -269,6 +269,7 @@ class PeerRuntime:
         self._post_scheduled = False
         self._out_learners: dict[int, list[bytes]] = {}
         self._out_leader: list[bytes] = []
+        self._out_clients: list[tuple[int, bytes]] = []
         self._wake: asyncio.TimerHandle | None = None
         self._wake_at = INF
         self._txn_log: TxnLog | None = None
@@ -427,6 +428,10 @@ class PeerRuntime:
 
     def _flush(self) -> None:
         """The packets of the steps just taken, one write per connection."""
+        if self._out_clients:
+            sends, self._out_clients = self._out_clients, []
+            if self.client_port is not None:
+                self.client_port.deliver(sends, ())
         if self._out_learners:
             out, self._out_learners = self._out_learners, {}
             if self.listener is not None:
@@ -919,13 +924,23 @@ class PeerRuntime:
         if server is None or port is None or self._closed:
             return
         out = server.step(event)
-        port.deliver(out.sends, out.closes)
+        if self._stepping and not out.closes:
+            # Replies of the txns a pump applies: one write per connection at its end.
+            self._out_clients.extend(out.sends)
+        else:
+            if self._out_clients:
+                sends, self._out_clients = self._out_clients, []
+                port.deliver(sends, ())
+            port.deliver(out.sends, out.closes)
         if (out.latencies or out.namespace_bytes) and self.metrics is not None:
             observe_requests(self.metrics, out.latencies, out.namespace_bytes)
         if self.read_only_serving:
             self._arm_server(out.wake_at)
         for core_event in seat.core_events(out, self.now()):
-            self._step(core_event)
+            # Stepped with whatever else arrives in this turn of the loop (the requests
+            # of every client connection read in it): their proposals go out in one write
+            # per follower.
+            self._post(core_event)
 
     def _word(self, msg: FourLetterWord) -> str | None:
         from zkquorum.runtime import fourletter
