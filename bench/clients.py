@@ -347,6 +347,13 @@ def main() -> int:
         action="store_true",
         help="per workload, also an open-loop run at half of ZooKeeper's best ops/s, both",
     )
+    ap.add_argument(
+        "--loops",
+        nargs="+",
+        default=["asyncio"],
+        choices=["asyncio", "uvloop"],
+        help="run zkquorum once on each event loop (zkquorum run --loop), in this run",
+    )
     args = ap.parse_args()
     install = require_zookeeper()
     results: dict[tuple[str, str, int], dict[str, float]] = {}
@@ -363,16 +370,14 @@ def main() -> int:
     memory: dict[str, tuple[int, int]] = {}
     half_rate: dict[str, float] = {}
     restart: dict[str, float] = {}
-    specs = (
-        (JAVA_ENSEMBLE, ZKQUORUM_ENSEMBLE)
-        if args.ensemble
-        else (
-            JAVA_STANDALONE,
-            ZKQUORUM_STANDALONE,
-        )
-    )
-    for spec in specs:
-        name = "zkquorum" if spec.py_sids else "java"
+    java_spec, zkq_spec = (JAVA_ENSEMBLE, ZKQUORUM_ENSEMBLE)
+    if not args.ensemble:
+        java_spec, zkq_spec = JAVA_STANDALONE, ZKQUORUM_STANDALONE
+    zkq_names = [_zkq_name(loop) for loop in args.loops]
+    specs = [("java", java_spec, "asyncio")]
+    specs += [(_zkq_name(loop), zkq_spec, loop) for loop in args.loops]
+    for name, spec, loop in specs:
+        os.environ["ZKQUORUM_LOOP"] = loop
         with (
             tempfile.TemporaryDirectory(prefix="zkq-clients-") as tmp,
             run_target(spec, Path(tmp), install, settings=SETTINGS) as t,
@@ -414,31 +419,51 @@ def main() -> int:
                 asyncio.run(_first_session(host, port, timeout=600))
                 restart[name] = time.monotonic() - t0
                 print(f"  restart to the first session: {restart[name]:.2f} s", flush=True)
-    print("\nratios zkquorum / ZooKeeper (ops/s, p99; >1 is better for ops/s, <1 for p99):")
-    for kind in args.workloads:
-        for depth in args.depths:
-            z, j = results.get(("zkquorum", kind, depth)), results.get(("java", kind, depth))
+    for zname in zkq_names:
+        _print_ratios(
+            zname, args.workloads, args.depths, results, half_rate, restart, memory, args.znodes
+        )
+    return 0
+
+
+def _zkq_name(loop: str) -> str:
+    return "zkquorum" if loop == "asyncio" else f"zkquorum-{loop}"
+
+
+def _print_ratios(
+    zname: str,
+    workloads: list[str],
+    depths: list[int],
+    results: dict[tuple[str, str, int], dict[str, float]],
+    half_rate: dict[str, float],
+    restart: dict[str, float],
+    memory: dict[str, tuple[int, int]],
+    znodes: int,
+) -> None:
+    print(f"\nratios {zname} / ZooKeeper (ops/s, p99; >1 is better for ops/s, <1 for p99):")
+    for kind in workloads:
+        for depth in depths:
+            z, j = results.get((zname, kind, depth)), results.get(("java", kind, depth))
             if z and j:
                 print(
                     f"  {kind:<7} depth={depth:<4} ops/s {z['ops/s'] / j['ops/s']:5.2f}   "
                     f"p99 {z['p99 ms'] / j['p99 ms']:5.2f}   "
                     f"cpu/op {z['cpu us/op'] / j['cpu us/op']:5.2f}"
                 )
-        z, j = results.get(("zkquorum", kind, -1)), results.get(("java", kind, -1))
+        z, j = results.get((zname, kind, -1)), results.get(("java", kind, -1))
         if z and j:
             print(
                 f"  {kind:<7} at half Java's peak ({half_rate[kind]:,.0f}/s): "
-                f"p99 {z['p99 ms'] / j['p99 ms']:5.2f} (zkquorum {z['p99 ms']:.1f} ms, "
+                f"p99 {z['p99 ms'] / j['p99 ms']:5.2f} ({zname} {z['p99 ms']:.1f} ms, "
                 f"java {j['p99 ms']:.1f} ms)   p99.9 {z['p99.9 ms'] / j['p99.9 ms']:5.2f}"
             )
-    if len(restart) == 2:
-        z, j = restart["zkquorum"], restart["java"]
-        print(f"  restart to serving: {z / j:5.2f} (zkquorum {z:.2f} s, java {j:.2f} s)")
-    if len(memory) == 2:
-        _, z1 = memory["zkquorum"]
+    if zname in restart and "java" in restart:
+        zt, jt = restart[zname], restart["java"]
+        print(f"  restart to serving: {zt / jt:5.2f} ({zname} {zt:.2f} s, java {jt:.2f} s)")
+    if zname in memory and "java" in memory:
+        _, z1 = memory[zname]
         _, j1 = memory["java"]
-        print(f"  RSS with {args.znodes} znodes: {z1 / j1:5.2f} (zkquorum {z1} KiB, java {j1} KiB)")
-    return 0
+        print(f"  RSS with {znodes} znodes: {z1 / j1:5.2f} ({zname} {z1} KiB, java {j1} KiB)")
 
 
 async def _first_session(host: str, port: int, timeout: float) -> None:

@@ -68,6 +68,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--depth", type=int, default=256)
+    ap.add_argument(
+        "--peer", choices=["leader", "follower"], default="leader", help="which peer to sample"
+    )
+    ap.add_argument("--raw", type=Path, help="keep py-spy's raw stacks of the leader here")
+    ap.add_argument("--top", type=int, default=0, help="print the N functions most often on top")
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -81,7 +86,7 @@ def main() -> int:
     ):
         addresses = [t.address(sid) for sid in spec.sids]
         modes = t.ens.modes()
-        leader = next(sid for sid, mode in modes.items() if mode == "leader")
+        leader = next(sid for sid, mode in modes.items() if mode == args.peer)
         pids = [t.ens.servers[sid].proc.pid for sid in spec.sids]  # type: ignore[union-attr]
         leader_pid = t.ens.servers[leader].proc.pid  # type: ignore[union-attr]
         asyncio.run(bench._prepare(*addresses[0], 0))
@@ -107,10 +112,13 @@ def main() -> int:
         row = bench._measure("zkquorum", addresses, pids, "set", args.seconds, depth=args.depth)
         record.wait()
         by, loop_samples = categorise(raw)
+        if args.raw:
+            shutil.copyfile(raw, args.raw)
+        top = _top_frames(raw, args.top)
     writes = row["ops/s"] * args.seconds
     busy = loop_samples / (RATE_HZ * args.seconds)
-    print(f"leader (sid {leader}): event loop busy {100 * busy:.0f}% of the run")
-    print("the leader loop's time per write, by where it went:")
+    print(f"{args.peer} (sid {leader}): event loop busy {100 * busy:.0f}% of the run")
+    print(f"the {args.peer} loop's time per write, by where it went:")
     per_write = {k: v / RATE_HZ / writes * 1e6 for k, v in by.items()}
     for name, us in sorted(per_write.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<24} {us:7.1f} us  ({100 * by[name] / loop_samples:4.1f}%)")
@@ -121,7 +129,22 @@ def main() -> int:
             f"cores + codecs alone: {floor:.1f} us per write at the leader: a ceiling of "
             f"{1e6 / floor:,.0f} writes/s for one leader loop"
         )
+    for frame, n in top:
+        print(f"  {100 * n / loop_samples:5.1f}%  {frame}")
     return 0
+
+
+def _top_frames(raw: Path, n: int) -> list[tuple[str, int]]:
+    """The ``n`` innermost frames of the event loop's thread sampled most often."""
+    if n <= 0:
+        return []
+    by: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if stack and any("run_forever" in f for f in frames):
+            by[frames[-1]] += int(count)
+    return by.most_common(n)
 
 
 if __name__ == "__main__":

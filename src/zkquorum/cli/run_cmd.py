@@ -7,9 +7,10 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from zkquorum.config.zoocfg import QuorumConfig
 from zkquorum.runtime.files import load_config
 
 if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+
     from zkquorum.runtime.opssettings import OpsSettings
 
 LOG_FORMAT = "%(asctime)s [myid:%(myid)s] - %(levelname)s [%(name)s] - %(message)s"
@@ -33,6 +36,12 @@ def register(sub: Any) -> None:
         help="decide exactly as ZooKeeper 3.8 does (always wait finalizeWait)",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
+    p.add_argument(
+        "--loop",
+        default=None,
+        help="event loop: asyncio (default) or uvloop (pip install 'zkquorum[uvloop]'); "
+        "the environment variable ZKQUORUM_LOOP sets the default",
+    )
     p.add_argument(
         "--events",
         metavar="FILE",
@@ -68,10 +77,18 @@ def run(args: argparse.Namespace) -> int:
     standalone = not config.is_distributed
     if not standalone and config.my_id is None:
         raise CliError(f"{args.config}: a quorum peer needs its myid file in dataDir")
+    loop_factory = _loop_factory(args.loop or os.environ.get("ZKQUORUM_LOOP") or "asyncio")
     setup_logging(config.my_id or 0, args.log_level)
+    if loop_factory is not None:
+        logging.getLogger("zkquorum.run").info("event loop: uvloop")
     for line in ignored_keys(config.path, config.unused_keys):
         logging.getLogger("zkquorum.config").warning("%s", line)
-    if not config.ssl_quorum and not config.secure_client_port and "ssl" not in sys.modules:
+    if (
+        not config.ssl_quorum
+        and not config.secure_client_port
+        and "ssl" not in sys.modules
+        and loop_factory is None
+    ):
         # Without quorum TLS or a secure client port a peer never needs OpenSSL.  Blocking
         # the import (asyncio then runs as on a Python built without ssl) saves ~5 MiB
         # resident per peer process.
@@ -84,9 +101,12 @@ def run(args: argparse.Namespace) -> int:
     from zkquorum.runtime.tls import TlsConfigError
 
     try:
-        if standalone:
-            return asyncio.run(_serve_standalone(config, ops))
-        return asyncio.run(_serve(config, ops, shortcuts=not args.no_shortcut, events=args.events))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            if standalone:
+                return runner.run(_serve_standalone(config, ops))
+            return runner.run(
+                _serve(config, ops, shortcuts=not args.no_shortcut, events=args.events)
+            )
     except (BindError, TlsConfigError, SaslConfigError) as exc:
         raise CliError(f"{args.config}: {exc}") from None
     except OSError as exc:
@@ -97,6 +117,21 @@ def run(args: argparse.Namespace) -> int:
         # exiting abnormally" with exit status 1 (not 2, which is a config error).
         print(f"zkquorum: {args.config}: Unable to load database on disk: {exc}", file=sys.stderr)
         return 1
+
+
+def _loop_factory(name: str) -> Callable[[], AbstractEventLoop] | None:
+    """The event loop ``zkquorum run`` runs on: ``None`` for asyncio's own, or uvloop's
+    (libuv; it imports ``ssl``, so a peer on it keeps OpenSSL loaded)."""
+    if name == "asyncio":
+        return None
+    if name != "uvloop":
+        raise CliError(f"unknown event loop '{name}' (asyncio or uvloop)")
+    try:
+        import uvloop
+    except ImportError:
+        raise CliError("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
+    factory: Callable[[], AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 @contextlib.contextmanager
