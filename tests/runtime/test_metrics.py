@@ -222,3 +222,14 @@ def test_reset_summaries_forgets_observations() -> None:
     reg.summary("fsynctime").observe(9)
     reg.reset_summaries()
     assert dict(reg.dump())["cnt_fsynctime"] == 0
+
+
+@settings(max_examples=100)
+@given(st.integers(0, 50), st.integers(-3, 40))
+def test_observe_range_is_observe_of_each(start: int, n: int) -> None:
+    one, each = (MetricsRegistry(clock=FakeClock()).summary("q") for _ in range(2))
+    one.observe_range(start, start + n)
+    for v in range(start, start + n):
+        each.observe(v)
+    assert (one.count, one.total, one.min, one.max) == (each.count, each.total, each.min, each.max)
+    assert one.recent() == each.recent()

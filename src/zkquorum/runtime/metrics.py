@@ -187,6 +187,18 @@ class Summary:
         self.max = max(self.max, value)
         self._window.append((self._clock(), value))
 
+    def observe_range(self, start: int, stop: int) -> None:
+        """``observe`` each of ``range(start, stop)``, at one reading of the clock."""
+        n = stop - start
+        if n <= 0:
+            return
+        self.count += n
+        self.total += (start + stop - 1) * n / 2
+        self.min = min(self.min, start)
+        self.max = max(self.max, stop - 1)
+        now = self._clock()
+        self._window.extend([(now, float(v)) for v in range(start, stop)])
+
     def recent(self) -> list[float]:
         """The window's values, sorted (old observations dropped first)."""
         horizon = self._clock() - self._window_s

@@ -136,7 +136,7 @@ if TYPE_CHECKING:
 from zkquorum.wire.client import ClientRequest, FourLetterWord
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
-from zkquorum.wire.quorum import encode_packet, encode_snap_sync
+from zkquorum.wire.quorum import QuorumPacket, encode_packet, encode_snap_sync
 
 log = logging.getLogger("zkquorum.peer")
 
@@ -561,6 +561,7 @@ class PeerRuntime:
         # connection, its packets in order (see _flush).
         to_learners: dict[int, list[bytes]] = {}
         to_leader: list[bytes] = []
+        last: tuple[QuorumPacket | None, bytes] = (None, b"")
         for m in ready.messages:
             match m:
                 case SendVote(to, notification):
@@ -568,7 +569,10 @@ class PeerRuntime:
                     if self.cm is not None:
                         self.cm.send(to, notification)
                 case SendToLearner(conn, packet):
-                    to_learners.setdefault(conn, []).append(encode_packet(packet))
+                    # A proposal or commit goes to every learner in a row: encoded once.
+                    if last[0] is not packet:
+                        last = (packet, encode_packet(packet))
+                    to_learners.setdefault(conn, []).append(last[1])
                 case SendSnapshotToLearner(conn, zxid, snap):
                     to_learners.setdefault(conn, []).append(encode_snap_sync(zxid, snap))
                 case SendToLeader(packet):
@@ -601,8 +605,7 @@ class PeerRuntime:
         if handler is None or handler.sid is None or self.metrics is None:
             return
         summary = self.metrics.summary_set("learner_handler_qp_size", str(handler.sid))
-        for size in range(waiting + 1, waiting + added + 1):
-            summary.observe(size)
+        summary.observe_range(waiting + 1, waiting + added + 1)
 
     def _io(self, io: object) -> None:
         match io:
@@ -695,7 +698,9 @@ class PeerRuntime:
 
     def _synced(self, generation: int, zxid: int) -> None:
         if generation == self._log_generation:
-            self._step(LogSynced(self.now(), zxid))
+            # With the ACKs read in the same turn of the loop: their commits go out in
+            # one write per learner.
+            self._post(LogSynced(self.now(), zxid))
 
     def _log_failed(self, generation: int, exc: BaseException) -> None:
         if generation == self._log_generation:
