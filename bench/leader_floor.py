@@ -126,8 +126,8 @@ def main() -> int:
     print(f"  {'total':<24} {sum(per_write.values()):7.1f} us")
     if floor:
         print(
-            f"cores + codecs alone: {floor:.1f} us per write at the leader: a ceiling of "
-            f"{1e6 / floor:,.0f} writes/s for one leader loop"
+            f"cores + codecs alone: {floor:.1f} us per write at the {args.peer}: a ceiling of "
+            f"{1e6 / floor:,.0f} writes/s for its loop"
         )
     for frame, n in top:
         print(f"  {100 * n / loop_samples:5.1f}%  {frame}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zkquorum.core.database import Database
 from zkquorum.core.datatree import (
     CONTAINER_EPHEMERAL_OWNER,
     NO_NODE,
@@ -114,3 +118,59 @@ def test_children_are_kept_as_paths_and_seen_as_names() -> None:
     assert a.children == {"y"}
     assert t.apply(_t(7, OpCode.DELETE, DeleteTxn("/a/y"))) == 0
     assert a.children == set() and a._kids is None  # a leaf again: no set of its own
+
+
+def _walked(t: DataTree) -> tuple[set[str], set[str], dict[int, set[str]]]:
+    """The containers, TTL nodes and ephemerals by a walk of every node."""
+    containers: set[str] = set()
+    ttls: set[str] = set()
+    ephemerals: dict[int, set[str]] = {}
+    for path, node in t.nodes.items():
+        owner = node.stat.ephemeral_owner
+        if owner == CONTAINER_EPHEMERAL_OWNER:
+            containers.add(path)
+        elif is_ttl_owner(owner):
+            ttls.add(path)
+        elif owner:
+            ephemerals.setdefault(owner, set()).add(path)
+    return containers, ttls, ephemerals
+
+
+_PATH = st.sampled_from(["/a", "/b", "/a/x", "/b/y", "/a/x/z"])
+_TXN = st.one_of(
+    st.builds(lambda p, e: (OpCode.CREATE, CreateTxn(p, b"", None, e, -1)), _PATH, st.booleans()),
+    st.builds(lambda p: (OpCode.CREATE_CONTAINER, CreateContainerTxn(p, b"", None, -1)), _PATH),
+    st.builds(lambda p: (OpCode.CREATE_TTL, CreateTTLTxn(p, b"", None, -1, 100)), _PATH),
+    st.builds(lambda p: (OpCode.DELETE, DeleteTxn(p)), _PATH),
+    st.just((OpCode.CLOSE_SESSION, CloseSessionTxn(None))),
+    st.just((OpCode.CREATE_SESSION, CreateSessionTxn(30000))),
+    st.just(("roll back", None)),
+    st.just(("snapshot", None)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_TXN, st.sampled_from([S, S + 1])), max_size=40))
+def test_owner_sets_match_a_walk_through_applies_roll_backs_and_snapshots(
+    steps: list[tuple[tuple[object, TxnRecord | None], int]],
+) -> None:
+    """The sets the container manager and closeSession read (``containers``, ``ttls``,
+    ``ephemerals``) are kept as nodes come and go, not found by a walk: they must equal
+    one after every applied txn, every in-memory roll-back (TRUNC) and every reload."""
+    db = Database(DataTree())
+    zxid = 0
+    for (op, record), session in steps:
+        if op == "roll back":
+            if zxid and db.can_roll_back(zxid - 1):
+                db.roll_back(zxid - 1)
+                zxid -= 1
+        elif op == "snapshot":
+            db.replace_tree(DataTree.from_snapshot(db.tree.to_snapshot(), zxid))
+        else:
+            assert isinstance(op, int)
+            zxid += 1
+            db.apply(_t(zxid, op, record, session))
+        t = db.tree
+        assert (t.containers, t.ttls, t.ephemerals) == _walked(t)
+        candidates = set(t.container_candidates(10**15, 1))
+        assert candidates == {p for p in t.containers | t.ttls if not t.nodes[p]._kids}

@@ -24,10 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from zkquorum.core.datatree import (
-    CONTAINER_EPHEMERAL_OWNER,
     DataTree,
     Node,
-    is_ttl_owner,
 )
 from zkquorum.wire.jute import ACL, StatPersisted
 from zkquorum.wire.quorum import PacketType, QuorumPacket
@@ -122,10 +120,6 @@ def _image(tree: DataTree, path: str) -> _NodeImage:
     return _NodeImage(path, node, node.data, node.acl, node.stat)
 
 
-def _owner_tracked(owner: int) -> bool:
-    return owner != 0 and owner != CONTAINER_EPHEMERAL_OWNER and not is_ttl_owner(owner)
-
-
 def _restore(tree: DataTree, img: _NodeImage) -> None:
     current = tree.nodes.get(img.path)
     parent_path = _parent_of(img.path)
@@ -134,12 +128,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
         del tree.nodes[img.path]
         if parent_path is not None and parent_path in tree.nodes:
             tree.nodes[parent_path].remove_child(img.path)
-        owner = current.stat.ephemeral_owner
-        owned = tree.ephemerals.get(owner)
-        if owned is not None:
-            owned.discard(img.path)
-            if not owned:
-                del tree.ephemerals[owner]
+        tree.untrack_owner(img.path, current.stat.ephemeral_owner)
     if img.node is None or img.stat is None:
         return
     node = img.node
@@ -148,8 +137,7 @@ def _restore(tree: DataTree, img: _NodeImage) -> None:
         tree.nodes[img.path] = node
         if parent_path is not None and parent_path in tree.nodes:
             tree.nodes[parent_path].add_child(img.path)
-    if _owner_tracked(img.stat.ephemeral_owner):
-        tree.ephemerals.setdefault(img.stat.ephemeral_owner, set()).add(img.path)
+    tree.track_owner(img.path, img.stat.ephemeral_owner)
 
 
 class Database:
