@@ -8,6 +8,8 @@ against 40 MiB, and the figures are printed (``pytest -s`` shows them).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -191,8 +193,19 @@ def test_restarted_ensemble_continues_from_its_epoch_files(
     wait_for(
         lambda: all(ens.py(s).epoch_files() == (2, 2) for s in sids), timeout=10, what="epoch 2"
     )
+    # Stopped together: one at a time, the last two could elect each other (epoch 3)
+    # between the stops.  Paused first, each gets SIGTERM while paused, then all resume.
+    procs = {sid: ens.servers[sid].proc for sid in sids}
     for sid in sids:
-        assert ens.servers[sid].stop() == 0, ens.py(sid).log()
+        ens.py(sid).pause()
+    for proc in procs.values():
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGTERM)
+    for sid in sids:
+        ens.py(sid).resume()
+    for sid, proc in procs.items():
+        assert proc is not None
+        assert proc.wait(timeout=30) == 0, ens.py(sid).log()
         assert ens.py(sid).epoch_files() == (2, 2)
 
     # Everyone restarts: the epochs come from the files, so the next one is 3, not 1.
