@@ -265,11 +265,40 @@ def run_target(
         settings=merged,
         jvm_flags={sid: flags for sid in spec.java_sids},
         py_args=(),
+        start=False,
     ) as ens:
+        if spec.leader is not None:
+            # The leader the spec names (the highest sid) starts first and listens on its
+            # election port before the others start: started together on a loaded
+            # machine, two others could elect each other before it is up.
+            first = ens.servers[spec.leader]
+            ens.start([spec.leader])
+            wait_for(
+                lambda: _listening(first.election_port) or not first.running(),
+                timeout=60,
+                what=f"{spec.name}: server {spec.leader}'s election port",
+            )
+            ens.start([sid for sid in ens.servers if sid != spec.leader])
+        else:
+            ens.start()
         running = RunningTarget(spec, ens)
         if wait:
             running.wait_serving()
         yield running
+
+
+def _listening(port: int) -> bool:
+    """Whether something listens on TCP ``port`` (IPv4 or IPv6), from /proc/net."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
 
 
 def hosts_of(running: RunningTarget, sids: Sequence[int]) -> str:
