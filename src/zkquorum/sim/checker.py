@@ -193,7 +193,7 @@ class ZabChecker:
         self.config_before: dict[int, QuorumVerifier] = {}
         """The config each committed reconfig took over from, by its zxid."""
         self.acked: dict[int, set[int]] = {}
-        """Who sent a durable ACK of each zxid, once a reconfig has committed."""
+        """Who sent a durable ACK of each zxid not committed yet."""
 
     def _bad(self, t: float, text: str) -> None:
         self.violations.append(f"t={t:.3f}ms: {text}")
@@ -245,7 +245,7 @@ class ZabChecker:
             case AckSent(t, sid, zxid, durable):
                 if not durable:
                     self._bad(t, f"peer {sid} acked {zxid_hex(zxid)} before it was durable")
-                elif self.config_commits:
+                else:
                     self.acked.setdefault(zxid, set()).add(sid)
             case HistoryRolledBack(t, sid, before, after, why):
                 self._ordered(t, sid, after)
