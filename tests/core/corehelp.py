@@ -158,8 +158,8 @@ class _Phase:
             match m:
                 case SendToLearner(conn, packet):
                     acts.append(Send(packet, conn))
-                case SendSnapshotToLearner(conn, zxid, snap):
-                    acts.append(SendSnapshot(zxid, snap, conn))
+                case SendSnapshotToLearner(conn, zxid, tree):
+                    acts.append(SendSnapshot(zxid, tree.to_snapshot(), conn))
                 case SendToLeader(packet):
                     acts.append(Send(packet))
         now = self._now

@@ -67,7 +67,10 @@ def test_one_java_two_zkquorum_java_wins(mixed: MixedFactory) -> None:
 
 def test_one_java_two_zkquorum_zkquorum_wins(mixed: MixedFactory) -> None:
     # Java 1 < zkquorum 2 < zkquorum 3: zkquorum 3 leads a zkquorum and a Java follower.
-    m = mixed(py_sids=[2, 3], java_sids=[1])
+    # 3 starts first: on a loaded machine, 2 and Java 1 could elect 2 before 3 is up.
+    m = mixed(py_sids=[2, 3], java_sids=[1], start=False)
+    m.start([3])
+    m.start([1, 2])
     _hold(m, leader_in=[3])
 
 

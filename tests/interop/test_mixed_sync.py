@@ -18,13 +18,17 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
 
 from tests.interop.mixed import (
+    FAST,
+    NEW_ELECTION,
     Mixed,
     MixedFactory,
     mixed_fixture,  # noqa: F401  (the ``mixed`` fixture)
     stable_seconds,
 )
+from tests.interop.zkserver import four_letter_word, wait_for
 from zkquorum.runtime.files import load_config
 from zkquorum.runtime.storage import Storage
 
@@ -164,3 +168,40 @@ def test_late_zkquorum_follower_snap_then_diff(mixed: MixedFactory, tmp_path: Pa
         assert_same_tree(m, zk, 3, tmp_path)
     m.assert_java_config_unchanged()
     print("\n".join(m.timings()))
+
+
+def test_late_java_follower_snap_from_a_zkquorum_leader(
+    mixed: MixedFactory, tmp_path: Path
+) -> None:
+    """The mirror image: a zkquorum leader writes the SNAP stream (straight from its live
+    tree's nodes) and a Java follower loads it: the same nodes and stats, served by Java,
+    and the TxnDigests of later writes match on the Java side."""
+    settings = {**FAST, "snapshotSizeFactor": "-1"}  # no sync from the log files: SNAP
+    m = mixed(py_sids=[3], java_sids=[1, 2], start=False, settings=settings)
+    m.start([1])
+    wait_for(lambda: NEW_ELECTION in m.log(1), timeout=30, what="Java server 1's election")
+    m.start([3])
+    first = m.settle(leader_in=[3], sids=[1, 3])
+    all_sids = [1, 2, 3]
+    with m.client([3]) as zk:
+        write_history(zk, "before-join")
+        acl = [make_digest_acl("user", "pw", all=True), make_acl("world", "anyone", read=True)]
+        zk.create("/acl", b"a", acl=acl)
+        for i in range(200):
+            zk.create(f"/bulk-{i}", bytes(i))
+        before = m.wait_zxids_equal([1, 3])
+
+        m.start([2])
+        joined = m.settle(leader_in=[3])
+        assert joined.epoch == first.epoch
+        assert m.sync_modes(3, 2) == ["SNAP"], m.sync_modes(3, 2)
+        assert m.wait_zxids_equal(all_sids) == before
+
+        write_history(zk, "after-join")
+        assert m.wait_zxids_equal(all_sids) == m.zxid(3)
+    with m.client([2]) as java:
+        assert_same_tree(m, java, 3, tmp_path)
+        java.add_auth("digest", "user:pw")  # without ADMIN, 3.8 shows digests as 'x'
+        assert java.get_acls("/acl")[0] == acl
+    mntr = four_letter_word(m.servers[2].host, m.servers[2].client_port, "mntr")
+    assert "zk_digest_mismatches_count\t0" in mntr, mntr

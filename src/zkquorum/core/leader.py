@@ -631,9 +631,7 @@ class Leader:
         log.info("leader %d: syncing sid %s with %s", self.settings.sid, h.sid, plan.mode.name)
         queued = plan.queued
         if plan.mode is SyncMode.SNAP:
-            out.messages.append(
-                SendSnapshotToLearner(h.conn, self.last_zxid, self.db.tree.to_snapshot())
-            )
+            out.messages.append(SendSnapshotToLearner(h.conn, self.last_zxid, self.db.tree))
             queued = self.last_zxid
         for p in plan.packets:
             self._send(out, h, p)

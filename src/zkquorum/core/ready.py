@@ -23,10 +23,10 @@ import enum
 from dataclasses import dataclass, field
 
 from zkquorum.config.verifier import QuorumVerifier
+from zkquorum.core.datatree import DataTree
 from zkquorum.core.election import Decided
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import QuorumPacket
-from zkquorum.wire.snapshot import Snapshot
 from zkquorum.wire.txn import Txn
 
 INF = float("inf")
@@ -84,11 +84,15 @@ class SendToLearner:
 
 @dataclass(frozen=True, slots=True)
 class SendSnapshotToLearner:
-    """The SNAP packet (``zxid``), the snapshot stream and its signature, at once."""
+    """The SNAP packet (``zxid``), the snapshot stream and its signature, at once.
+
+    ``tree`` is the leader's live tree: it must be serialized as it is now, before the
+    core steps another event (``tree.to_snapshot()``, or the runtime's encoder straight
+    from the nodes)."""
 
     conn: int
     zxid: int
-    snapshot: Snapshot
+    tree: DataTree
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,7 @@ from zkquorum.runtime.files import write_dynamic_config, zoo_cfg_properties, zoo
 from zkquorum.runtime.metrics import DetailLevel, MetricsRegistry, observe_requests
 from zkquorum.runtime.quorum_io import LeaderLink, QuorumListener
 from zkquorum.runtime.sasl_login import load_sasl
+from zkquorum.runtime.snapshots import encode_snap_sync_of
 from zkquorum.runtime.storage import Storage, StorageError, StorageSettings
 from zkquorum.runtime.tasks import TaskOwner
 from zkquorum.runtime.tls import QuorumTls
@@ -136,7 +137,7 @@ if TYPE_CHECKING:
 from zkquorum.wire.client import ClientRequest, FourLetterWord
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
-from zkquorum.wire.quorum import QuorumPacket, encode_packet, encode_snap_sync
+from zkquorum.wire.quorum import QuorumPacket, encode_packet
 
 log = logging.getLogger("zkquorum.peer")
 
@@ -380,6 +381,7 @@ class PeerRuntime:
         if self.cm is not None:
             await self.cm.close()
         if self.client_port is not None:
+            self._flush_clients()
             await self.client_port.close()
         if self._txn_log is not None:
             try:
@@ -428,10 +430,7 @@ class PeerRuntime:
 
     def _flush(self) -> None:
         """The packets of the steps just taken, one write per connection."""
-        if self._out_clients:
-            sends, self._out_clients = self._out_clients, []
-            if self.client_port is not None:
-                self.client_port.deliver(sends, ())
+        self._flush_clients()
         if self._out_learners:
             out, self._out_learners = self._out_learners, {}
             if self.listener is not None:
@@ -441,6 +440,14 @@ class PeerRuntime:
             data, self._out_leader = b"".join(self._out_leader), []
             if self._link is not None:
                 self._link.send_bytes(data)
+
+    def _flush_clients(self) -> None:
+        """The client replies held during a pump: written before anything closes a
+        client connection (a phase that ends drops the server), and at the pump's end."""
+        if self._out_clients:
+            sends, self._out_clients = self._out_clients, []
+            if self.client_port is not None:
+                self.client_port.deliver(sends, ())
 
     def _post(self, event: Event) -> None:
         """An event from the quorum port: stepped with every other event that arrives in
@@ -573,8 +580,8 @@ class PeerRuntime:
                     if last[0] is not packet:
                         last = (packet, encode_packet(packet))
                     to_learners.setdefault(conn, []).append(last[1])
-                case SendSnapshotToLearner(conn, zxid, snap):
-                    to_learners.setdefault(conn, []).append(encode_snap_sync(zxid, snap))
+                case SendSnapshotToLearner(conn, zxid, tree):
+                    to_learners.setdefault(conn, []).append(encode_snap_sync_of(zxid, tree))
                 case SendToLeader(packet):
                     to_leader.append(encode_packet(packet))
         for conn, chunks in to_learners.items():
@@ -852,6 +859,7 @@ class PeerRuntime:
                     )
 
     def _drop_server(self) -> None:
+        self._flush_clients()
         self.server = None
         self.read_only_serving = False
         if self._server_wake is not None:
@@ -933,9 +941,7 @@ class PeerRuntime:
             # Replies of the txns a pump applies: one write per connection at its end.
             self._out_clients.extend(out.sends)
         else:
-            if self._out_clients:
-                sends, self._out_clients = self._out_clients, []
-                port.deliver(sends, ())
+            self._flush_clients()
             port.deliver(out.sends, out.closes)
         if (out.latencies or out.namespace_bytes) and self.metrics is not None:
             observe_requests(self.metrics, out.latencies, out.namespace_bytes)

@@ -1109,11 +1109,11 @@ class World:
                                 ck.NewLeaderSent(now, sid, epoch, c.learner, n.lead_config)
                             )
                         self._qsend(c, 1, packet)
-                case SendSnapshotToLearner(cid, zxid, snap):
+                case SendSnapshotToLearner(cid, zxid, tree):
                     c = self.conns.get(cid)
                     if c is not None and c.open[0]:
                         self._qsend(c, 1, QuorumPacket(PacketType.SNAP, zxid))
-                        self._qsend(c, 1, snap)
+                        self._qsend(c, 1, tree.to_snapshot())
                         self._qsend(c, 1, SnapshotSignature())
                 case SendToLeader(packet):
                     if packet.type == PacketType.ACK:
