@@ -58,17 +58,22 @@ def _median_s(fn: object, *args: object) -> float:
     return statistics.median(times)
 
 
+def build_tree(znodes: int) -> DataTree:
+    """``znodes`` persistent nodes of 100 bytes under the root, by applying create txns."""
+    tree = DataTree()
+    for i in range(znodes):
+        rec = CreateTxn(f"/n{i}", b"x" * 100, None, False, -1)
+        tree.apply(Txn(TxnHeader(1, i + 1, i + 1, 1000, OpCode.CREATE), rec))
+    return tree
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--znodes", type=int, default=1_000_000)
     ap.add_argument("--containers", type=int, default=100)
     args = ap.parse_args()
-    tree = DataTree()
-    zxid = 0
-    for i in range(args.znodes):
-        zxid += 1
-        rec = CreateTxn(f"/n{i}", b"x" * 100, None, False, -1)
-        tree.apply(Txn(TxnHeader(1, zxid, zxid, 1000, OpCode.CREATE), rec))
+    tree = build_tree(args.znodes)
+    zxid = args.znodes
     for i in range(args.containers):
         zxid += 1
         rec2 = CreateContainerTxn(f"/c{i}", b"", None, -1)

@@ -12,9 +12,7 @@ loops alternate.
 
 from __future__ import annotations
 
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,22 +23,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.interop.zkserver import free_ports  # noqa: E402
+from tests.judges.targets import open_and_close_session  # noqa: E402
 
 STARTS = 5
 
 
 def _first_session(port: int, deadline: float) -> None:
-    body = struct.pack(">iqiq16s", 0, 0, 30000, 0, b"\0" * 16) + b"\0"
-    frame = struct.pack(">i", len(body)) + body
-    while time.monotonic() < deadline:
+    while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(frame)
-                if s.recv(4):
-                    return
+            open_and_close_session("127.0.0.1", port, timeout=1)
+            return
         except OSError:
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.005)
-    raise TimeoutError("no session within the deadline")
 
 
 def _rss_kib(pid: int) -> int:

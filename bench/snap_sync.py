@@ -19,12 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from containers import build_tree  # noqa: E402
 
 from zkquorum.core.datatree import DataTree  # noqa: E402
 from zkquorum.runtime.snapshots import encode_snap_sync_of  # noqa: E402
 from zkquorum.wire.quorum import QuorumStreamDecoder, encode_snap_sync  # noqa: E402
 from zkquorum.wire.snapshot import Snapshot  # noqa: E402
-from zkquorum.wire.txn import CreateTxn, OpCode, Txn, TxnHeader  # noqa: E402
 
 
 def main() -> int:
@@ -32,10 +34,7 @@ def main() -> int:
     ap.add_argument("--znodes", type=int, default=1_000_000)
     args = ap.parse_args()
     gc.disable()
-    tree = DataTree()
-    for i in range(args.znodes):
-        rec = CreateTxn(f"/n{i}", b"x" * 100, None, False, -1)
-        tree.apply(Txn(TxnHeader(1, i + 1, i + 1, 1000, OpCode.CREATE), rec))
+    tree = build_tree(args.znodes)
     zxid = tree.last_processed_zxid
     t0 = time.perf_counter()
     old = encode_snap_sync(zxid, tree.to_snapshot())

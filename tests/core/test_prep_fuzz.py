@@ -202,9 +202,12 @@ def _root_changes(record: TxnRecord | None) -> set[str]:
     match record:
         case SetDataTxn(path=path) | SetACLTxn(path=path):
             return {"/"} if path == "/" else set()
-        case CreateTxn(path=path) | CreateContainerTxn(path=path) | CreateTTLTxn(path=path):
-            return {""} if path.rfind("/") == 0 else set()
-        case DeleteTxn(path=path):
+        case (
+            CreateTxn(path=path)
+            | CreateContainerTxn(path=path)
+            | CreateTTLTxn(path=path)
+            | DeleteTxn(path=path)
+        ):
             return {""} if path.rfind("/") == 0 else set()
         case CloseSessionTxn(paths_to_delete=paths):
             return {""} if any(p.rfind("/") == 0 for p in paths or ()) else set()

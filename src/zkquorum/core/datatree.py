@@ -479,9 +479,9 @@ class DataTree:
         )
         node = self.nodes[path] = Node(data, acl, stat)
         self._hash(path, node)
-        self._track_owner(path, owner)
+        self.track_owner(path, owner)
 
-    def _track_owner(self, path: str, owner: int) -> None:
+    def track_owner(self, path: str, owner: int) -> None:
         """Keep a node with an owner in the set its kind is found by: the session's
         ephemerals, the containers or the TTL nodes."""
         if owner == 0:
@@ -494,7 +494,7 @@ class DataTree:
             self.ephemerals.setdefault(owner, set()).add(path)
 
     def untrack_owner(self, path: str, owner: int) -> None:
-        """Forget a node removed from the tree (:meth:`_track_owner` undone)."""
+        """Forget a node removed from the tree (:meth:`track_owner` undone)."""
         if owner == 0:
             return
         if owner == CONTAINER_EPHEMERAL_OWNER:
@@ -507,10 +507,6 @@ class DataTree:
                 owned.discard(path)
                 if not owned:
                     del self.ephemerals[owner]
-
-    def track_owner(self, path: str, owner: int) -> None:
-        """Keep a node put back into the tree in its owner's set (:meth:`_track_owner`)."""
-        self._track_owner(path, owner)
 
     def _delete(self, path: str, zxid: int) -> None:
         parent_path, _ = _parent(path)
@@ -670,7 +666,7 @@ class DataTree:
                     nodes["/"] = node
                     parent_path = None
                 if owner != no_owner:
-                    tree._track_owner(path or "/", int.from_bytes(owner, "big", signed=True))
+                    tree.track_owner(path or "/", int.from_bytes(owner, "big", signed=True))
                 count += 1
                 at = pos - 4
         except struct.error:
@@ -720,13 +716,13 @@ class DataTree:
             nodes[path] = node
             owner = sn.stat.ephemeral_owner
             if owner:
-                tree._track_owner(path, owner)
+                tree.track_owner(path, owner)
         for path, node in sorted(late, key=lambda item: (item[0].count("/"), item[0])):
             nodes[path] = node
             parent_path, _ = _parent(path)
             if parent_path in nodes:
                 nodes[parent_path].add_child(path)
-            tree._track_owner(path, node.stat.ephemeral_owner)
+            tree.track_owner(path, node.stat.ephemeral_owner)
         if "/" not in tree.nodes:
             tree.nodes["/"] = Node(b"", None, StatPersisted())
         tree.recompute_digest()

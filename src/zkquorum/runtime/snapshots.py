@@ -227,9 +227,9 @@ def encode_snap_sync_of(zxid: int, tree: DataTree) -> bytes:
     """What a leader writes for a SNAP sync of its live ``tree`` at ``zxid``: the SNAP
     packet, the serialized tree, the signature; the bytes of
     ``encode_snap_sync(zxid, tree.to_snapshot())``, made from the nodes as they are
-    (their stats still packed) without a record per node: 1.6 s against 5.5 s with a
-    million znodes, all of it on the leader's loop.  Consistent because nothing steps
-    the tree until it returns."""
+    (their stats still packed) without a record per node: 1.8 s against 6.2 s with a
+    million znodes, all of it on the leader's loop (``bench/snap_sync.py``).  Consistent
+    because nothing steps the tree until it returns."""
     body = SnapshotEncoder(capture_tree(tree.nodes, tree.sessions, zxid), stream=True)
     return (
         encode_packet(QuorumPacket(PacketType.SNAP, zxid)) + b"".join(body) + SNAP_SIGNATURE_BYTES
