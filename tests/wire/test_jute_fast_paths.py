@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.wire.strategies import packets
 from zkquorum.wire.errors import ProtocolError
 from zkquorum.wire.jute import (
     ACL,
@@ -18,6 +19,13 @@ from zkquorum.wire.jute import (
     read_acl_list,
     read_stat_persisted,
     read_vector,
+)
+from zkquorum.wire.quorum import (
+    PacketType,
+    QuorumPacket,
+    _read_packet,
+    _read_plain_packet,
+    encode_packet,
 )
 from zkquorum.wire.reader import Reader
 
@@ -61,3 +69,22 @@ def test_a_cesu8_surrogate_pair_is_one_character() -> None:
 def test_stat_persisted_round_trips(longs: list[int], ints: list[int]) -> None:
     stat = StatPersisted(*longs[:4], *ints, *longs[4:])
     assert read_stat_persisted(Reader(encode_stat_persisted(stat), error=ProtocolError)) == stat
+
+
+@given(packets, st.binary(max_size=24))
+def test_quorum_packets_read_the_same_either_way(packet: QuorumPacket, tail: bytes) -> None:
+    raw = encode_packet(packet) + tail
+    slow = _read_packet(Reader(raw, error=ProtocolError))
+    fast = _read_plain_packet(bytearray(raw))
+    if packet.authinfo:
+        assert fast is None  # ids are read field by field
+        return
+    assert fast is not None
+    assert fast == (slow, len(raw) - len(tail))
+    assert type(fast[0].type) is type(slow.type)
+
+
+def test_a_partial_or_hostile_packet_is_left_to_the_field_reader() -> None:
+    raw = encode_packet(QuorumPacket(PacketType.ACK, 7))
+    assert _read_plain_packet(bytearray(raw[:-1])) is None
+    assert _read_plain_packet(bytearray(raw[:12] + b"\xff\xff\xff\xfe" + raw[16:])) is None

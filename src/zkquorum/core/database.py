@@ -29,6 +29,7 @@ from zkquorum.core.datatree import (
 )
 from zkquorum.wire.jute import ACL, StatPersisted
 from zkquorum.wire.quorum import PacketType, QuorumPacket
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import (
     CloseSessionTxn,
     CreateContainerTxn,
@@ -57,6 +58,7 @@ txns are smaller than this fraction of the newest snapshot."""
 # -- before-images --------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _NodeImage:
     path: str
@@ -67,6 +69,7 @@ class _NodeImage:
     stat: StatPersisted | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Undo:
     zxid: int
@@ -256,6 +259,7 @@ class SyncMode(enum.Enum):
     SNAP = "snap"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncPlan:
     """``mode`` SNAP: send the tree; otherwise ``packets`` (DIFF or TRUNC first, then
@@ -267,6 +271,7 @@ class SyncPlan:
     queued: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NeedLog:
     """The learner is older than the window: read ``after < zxid <= up_to`` from the

@@ -15,6 +15,7 @@ from zkquorum.core.database import Database
 from zkquorum.wire.election import Notification
 from zkquorum.wire.jute import Id
 from zkquorum.wire.quorum import QuorumMessage, QuorumPacket
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import Txn
 
 
@@ -30,6 +31,7 @@ class StepDownReason(enum.Enum):
 # -- life ---------------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Start:
     """The runtime is up (election port bound): enter LOOKING, or the fixed phase."""
@@ -37,6 +39,7 @@ class Start:
     now: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Tick:
     """``now >= ready.wake_at``: deadlines (election timers, read timeouts, PINGs)."""
@@ -44,6 +47,7 @@ class Tick:
     now: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StepDown:
     """Stop leading; ignored unless LEADING.  ``detail`` is for the log only."""
@@ -53,6 +57,7 @@ class StepDown:
     detail: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Propose:
     """The leader's request pipeline has a txn (its zxid from ``Leader.next_zxid``):
@@ -66,6 +71,7 @@ class Propose:
 # -- the election port ------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class VoteReceived:
     now: float
@@ -73,12 +79,14 @@ class VoteReceived:
     notification: Notification
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ElectionPeerUp:
     now: float
     sid: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ElectionPeerDown:
     now: float
@@ -88,6 +96,7 @@ class ElectionPeerDown:
 # -- the quorum port, leading -------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QuorumPortOpened:
     """The listener(s) of ``OpenQuorumPort`` are bound; the leader starts discovery."""
@@ -95,6 +104,7 @@ class QuorumPortOpened:
     now: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QuorumPortFailed:
     """``OpenQuorumPort`` could not bind: the phase ends."""
@@ -103,6 +113,7 @@ class QuorumPortFailed:
     detail: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LearnerUp:
     """A learner connected to our quorum port; ``conn`` names it until ``LearnerDown``."""
@@ -111,6 +122,7 @@ class LearnerUp:
     conn: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LearnerPacket:
     now: float
@@ -118,6 +130,7 @@ class LearnerPacket:
     packet: QuorumPacket
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LearnerDown:
     """The connection ended (EOF, error, bad bytes, or our own ``CloseLearner``)."""
@@ -130,6 +143,7 @@ class LearnerDown:
 # -- the quorum port, learning ------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderUp:
     """``ConnectToLeader`` succeeded."""
@@ -137,12 +151,14 @@ class LeaderUp:
     now: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderMessage:
     now: float
     message: QuorumMessage
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderDown:
     """The connection to the leader ended (EOF, error, bad bytes)."""
@@ -151,6 +167,7 @@ class LeaderDown:
     detail: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderUnreachable:
     """``ConnectToLeader`` gave up: no address answered in time."""
@@ -161,6 +178,7 @@ class LeaderUnreachable:
 # -- storage ------------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LogSynced:
     """Every txn of ``Ready.append`` up to ``zxid`` is durable (group commit)."""
@@ -169,6 +187,7 @@ class LogSynced:
     zxid: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SnapshotWritten:
     """A ``TakeSnapshot`` is on disk (``zxid``), or could not be written (``ok`` false)."""
@@ -178,6 +197,7 @@ class SnapshotWritten:
     ok: bool = True
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LogRead:
     """The answer to ``ReadLog``: the txns, or None when the files could not serve them."""
@@ -187,6 +207,7 @@ class LogRead:
     txns: Sequence[Txn] | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StorageFailed:
     """A write, fsync, truncation or epoch file failed: the phase ends (3.8 exits)."""
@@ -195,6 +216,7 @@ class StorageFailed:
     detail: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DatabaseReloaded:
     """The answer to ``ReloadDatabase``: the database as the files now say."""
@@ -208,6 +230,7 @@ class DatabaseReloaded:
 # -- the client side --------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientWrite:
     """A client's write, session or sync request for the quorum: the leader prepares it,
@@ -221,6 +244,7 @@ class ClientWrite:
     auth: tuple[Id, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RevalidateSession:
     """A client reconnects with ``session_id``: is it still valid, and may it move here?"""
@@ -230,6 +254,7 @@ class RevalidateSession:
     timeout: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SessionsTouched:
     """Sessions our clients used since the last report (a learner's PING reply table)."""

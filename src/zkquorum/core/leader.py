@@ -335,12 +335,13 @@ class Leader:
         return sorted(sids)
 
     def next_deadline(self) -> float:
-        times = [self._phase_deadline, self._next_wake]
-        times.extend(h.read_deadline for h in self.handlers.values())
+        at = min(self._phase_deadline, self._next_wake, self._next_container_check)
+        for h in self.handlers.values():
+            if h.read_deadline < at:
+                at = h.read_deadline
         if self.sessions is not None:
-            times.append(self.sessions.wake_at - self.settings.wall_offset_ms)
-        times.append(self._next_container_check)
-        return min(times)
+            at = min(at, self.sessions.wake_at - self.settings.wall_offset_ms)
+        return at
 
     def _send(self, out: ReadyBuilder, h: LearnerHandler, packet: QuorumPacket) -> None:
         out.messages.append(SendToLearner(h.conn, packet))

@@ -271,34 +271,31 @@ class PeerCore:
         return self.role in (Role.LEADING, Role.FOLLOWING, Role.OBSERVING)
 
     def next_deadline(self) -> float:
-        times = list(self._timers.values())
+        at = min(self._timers.values(), default=INF)
         if self.leader is not None:
-            times.append(self.leader.next_deadline())
+            at = min(at, self.leader.next_deadline())
         if self.learner is not None:
-            times.append(self.learner.deadline)
-        return min(times, default=INF)
+            at = min(at, self.learner.deadline)
+        return at
 
     # -- the one entry point -------------------------------------------------------------
 
     def step(self, event: Event) -> Ready:
         out = ReadyBuilder()
         now = event.now
+        # The events of every write come first (a match tries its cases in order).
         match event:
-            case Tick():
-                self._on_tick(out, now)
-            case VoteReceived(_, sid, n):
-                if not self._adopt_newer(out, now, sid, n):
-                    self._election(out, fle.NotificationReceived(now, sid, n))
-            case ElectionPeerUp(_, sid):
-                self._election(out, fle.PeerConnected(now, sid))
-            case ElectionPeerDown(_, sid):
-                self._election(out, fle.PeerLost(now, sid))
             case LearnerPacket(_, conn, packet):
                 if self.leader is not None:
                     self.leader.on_learner_packet(out, conn, packet, now)
             case LeaderMessage(_, message):
                 if self.learner is not None:
                     self.learner.on_message(out, message, now)
+            case ClientWrite(_, session_id, cxid, op, body, auth):
+                if self.leader is not None:
+                    self.leader.client_write(out, session_id, cxid, op, body, auth, now)
+                elif self.learner is not None:
+                    self.learner.forward(out, session_id, cxid, op, body, auth)
             case LogSynced(_, zxid):
                 stale = self._stale_synced
                 if stale is not None and zxid <= stale:
@@ -311,6 +308,15 @@ class PeerCore:
                         self.leader.on_log_synced(out, zxid, now)
                     if self.learner is not None:
                         self.learner.on_log_synced(out, zxid, now)
+            case Tick():
+                self._on_tick(out, now)
+            case VoteReceived(_, sid, n):
+                if not self._adopt_newer(out, now, sid, n):
+                    self._election(out, fle.NotificationReceived(now, sid, n))
+            case ElectionPeerUp(_, sid):
+                self._election(out, fle.PeerConnected(now, sid))
+            case ElectionPeerDown(_, sid):
+                self._election(out, fle.PeerLost(now, sid))
             case Propose(_, txn):
                 if self.leader is None:
                     raise RuntimeError("a proposal while not leading")
@@ -349,11 +355,6 @@ class PeerCore:
                     self.leader.on_log_read(out, conn, txns, now)
             case StorageFailed(_, detail):
                 self._storage_failed(out, detail)
-            case ClientWrite(_, session_id, cxid, op, body, auth):
-                if self.leader is not None:
-                    self.leader.client_write(out, session_id, cxid, op, body, auth, now)
-                elif self.learner is not None:
-                    self.learner.forward(out, session_id, cxid, op, body, auth)
             case RevalidateSession(_, session_id, timeout):
                 if self.leader is not None:
                     self.leader.revalidate_local(out, session_id, timeout, now)
@@ -372,12 +373,13 @@ class PeerCore:
                 self._start(out, now)
         self._check_phase(out, now)
         self._follow_config()
-        for h in out.hard_state:
-            if isinstance(h, TruncateLog):
-                if self.log_appended > self.log_synced:
-                    self._stale_synced = self.log_appended
-                self.log_appended = min(self.log_appended, h.zxid)
-                self.log_synced = h.zxid
+        if out.hard_state:
+            for h in out.hard_state:
+                if isinstance(h, TruncateLog):
+                    if self.log_appended > self.log_synced:
+                        self._stale_synced = self.log_appended
+                    self.log_appended = min(self.log_appended, h.zxid)
+                    self.log_synced = h.zxid
         if out.append:
             self.log_appended = max(self.log_appended, max(t.header.zxid for t in out.append))
         return out.build(self.next_deadline())

@@ -103,6 +103,7 @@ from zkquorum.wire.client_records import (
     is_null,
 )
 from zkquorum.wire.jute import ACL, Id, StatPersisted
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
@@ -217,6 +218,7 @@ class Digests(Protocol):
     def tree_digest(self) -> int: ...
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PrepSettings:
     """The JVM flags 3.8's prep depends on."""
@@ -230,6 +232,7 @@ class PrepSettings:
     """``reconfigEnabled``: what a server with no :class:`ReconfigContext` answers."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReconfigContext:
     """What ``pRequest2TxnReconfig`` asks of the leader (``LeaderZooKeeperServer``)."""
@@ -242,6 +245,7 @@ class ReconfigContext:
     """``Leader#isQuorumSynced``: a quorum of the config is connected and synced."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PrepRequest:
     """One request as prep sees it (``Request``).
@@ -282,6 +286,7 @@ class PrepRequest:
         return cls(session_id, cxid, op, record, auth_ids, owner)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PrepResult:
     """A txn to propose (it used the given zxid), or ``None``; and the request's error
@@ -305,6 +310,7 @@ class _Keep(enum.Enum):
 _KEEP: Final = _Keep.KEEP
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ChangeRecord:
     """``ZooKeeperServer.ChangeRecord``: a node as it will be once ``zxid`` is applied.

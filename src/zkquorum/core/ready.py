@@ -20,13 +20,14 @@ order (``docs/architecture.md``):
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from zkquorum.config.verifier import QuorumVerifier
 from zkquorum.core.datatree import DataTree
 from zkquorum.core.election import Decided
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import QuorumPacket
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import Txn
 
 INF = float("inf")
@@ -35,16 +36,19 @@ INF = float("inf")
 # -- hard state ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SaveAcceptedEpoch:
     epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SaveCurrentEpoch:
     epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TruncateLog:
     """Drain the txn log, then cut it after ``zxid`` (``FileTxnLog#truncate``).  The
@@ -53,6 +57,7 @@ class TruncateLog:
     zxid: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SaveConfig:
     """Write a config to disk (``QuorumPeer#setQuorumVerifier`` / ``#setLastSeenQuorumVerifier``
@@ -70,18 +75,21 @@ HardState = SaveAcceptedEpoch | SaveCurrentEpoch | TruncateLog | SaveConfig
 # -- messages -----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendVote:
     to: int
     notification: Notification
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendToLearner:
     conn: int
     packet: QuorumPacket
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendSnapshotToLearner:
     """The SNAP packet (``zxid``), the snapshot stream and its signature, at once.
@@ -95,6 +103,7 @@ class SendSnapshotToLearner:
     tree: DataTree
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendToLeader:
     packet: QuorumPacket
@@ -106,16 +115,19 @@ Message = SendVote | SendToLearner | SendSnapshotToLearner | SendToLeader
 # -- io -----------------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OpenQuorumPort:
     """Bind our quorum address(es); answer ``QuorumPortOpened`` or ``QuorumPortFailed``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseQuorumPort:
     """Stop listening and close every learner connection (no ``LearnerDown`` needed)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnectToLeader:
     """Connect to any quorum address of ``sid`` within ``deadline`` (ms): ``LeaderUp``,
@@ -125,6 +137,7 @@ class ConnectToLeader:
     deadline: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseLeaderConnection:
     pass
@@ -139,6 +152,7 @@ class CloseReason(enum.Enum):
     READ_TIMEOUT = "read timed out"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseLearner:
     conn: int
@@ -146,6 +160,7 @@ class CloseLearner:
     detail: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReadLog:
     """Read the logged txns ``after < zxid <= up_to`` (``Storage.read_txns``) for a
@@ -158,6 +173,7 @@ class ReadLog:
     size_factor: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReloadDatabase:
     """Load the database and epochs from the files again; answer ``DatabaseReloaded``."""
@@ -177,6 +193,7 @@ Io = (
 # -- snapshots ----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TakeSnapshot:
     """Snapshot the database as it is now (its last processed zxid is ``zxid``); answer
@@ -190,6 +207,7 @@ class TakeSnapshot:
 # -- outcomes -----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Leadership:
     """What the peer knows about leadership right now; each change is a new value.
@@ -234,11 +252,13 @@ class PhaseEndReason(enum.Enum):
     RECONFIG = "changes proposed in reconfig"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeadershipChanged:
     value: Leadership
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ElectionDecided:
     decided: Decided
@@ -247,6 +267,7 @@ class ElectionDecided:
     """Set when we lead again right after stepping down (the detail of the step-down)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Established:
     """The phase's epoch is established (leader: a quorum acked NEWLEADER; learner:
@@ -257,6 +278,7 @@ class Established:
     epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PhaseEnded:
     role: ServerState
@@ -264,12 +286,14 @@ class PhaseEnded:
     detail: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SteppedDown:
     epoch: int | None
     detail: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LearnerDropped:
     """The leader closed a learner connection on its own (refused, silent, bad)."""
@@ -278,6 +302,7 @@ class LearnerDropped:
     reason: CloseReason
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConfigMismatchSeen:
     from_sid: int
@@ -285,6 +310,7 @@ class ConfigMismatchSeen:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConfigActivated:
     """A new membership is in force (a reconfig committed, a leader's NEWLEADER config, or
@@ -294,6 +320,7 @@ class ConfigActivated:
     previous: QuorumVerifier
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Looking:
     """A new round of the election starts."""
@@ -302,6 +329,7 @@ class Looking:
     zxid: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Applied:
     """A committed txn was applied to the database in broadcast (the client side answers
@@ -311,6 +339,7 @@ class Applied:
     effects: object
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Revalidated:
     """The answer to ``RevalidateSession``: is the session valid (and now ours)?"""
@@ -319,6 +348,7 @@ class Revalidated:
     valid: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncAnswered:
     """A client ``sync`` forwarded to the leader came back: everything before it is
@@ -333,6 +363,7 @@ class LatencyKind(enum.Enum):
     """From a proposal's txn time to its quorum of ACKs (``Leader#tryToCommit``)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProposalLatency:
     """The leader measured a proposal's latency, in ms of wall time as 3.8 does."""
@@ -359,6 +390,7 @@ Outcome = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Ready:
     hard_state: tuple[HardState, ...] = ()
@@ -381,16 +413,18 @@ class Ready:
         )
 
 
-@dataclass(slots=True)
 class ReadyBuilder:
     """The mutable side of one step: the parts of the core add to it, ``build`` freezes."""
 
-    hard_state: list[HardState] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    io: list[Io] = field(default_factory=list)
-    append: list[Txn] = field(default_factory=list)
-    snapshot: list[TakeSnapshot] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    __slots__ = ("append", "hard_state", "io", "messages", "outcomes", "snapshot")
+
+    def __init__(self) -> None:
+        self.hard_state: list[HardState] = []
+        self.messages: list[Message] = []
+        self.io: list[Io] = []
+        self.append: list[Txn] = []
+        self.snapshot: list[TakeSnapshot] = []
+        self.outcomes: list[Outcome] = []
 
     def build(self, wake_at: float) -> Ready:
         return Ready(

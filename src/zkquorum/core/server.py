@@ -132,6 +132,7 @@ from zkquorum.wire.client_records import (
 )
 from zkquorum.wire.jute import ACL, Id
 from zkquorum.wire.reader import pack_int
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import CreateSessionTxn, OpCode, Txn
 from zkquorum.wire.zxid import zxid_hex
 
@@ -146,6 +147,7 @@ _AWAITING = -1
 # -- settings, events, output --------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     server_id: int = 0
@@ -233,6 +235,7 @@ class ServerSettings:
         return 20 * self.tick_time_ms if m == -1 else m
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientConnected:
     now: float
@@ -240,6 +243,7 @@ class ClientConnected:
     remote_ip: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientMessage:
     now: float
@@ -247,17 +251,20 @@ class ClientMessage:
     message: ConnectRequest | ClientRequest
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientClosed:
     now: float
     conn: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServerTick:
     now: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TxnsDurable:
     """Every txn appended up to ``zxid`` is on disk."""
@@ -266,6 +273,7 @@ class TxnsDurable:
     zxid: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TxnApplied:
     """Quorum: the peer core applied a committed txn; ``effects`` is its ``Effects``."""
@@ -275,6 +283,7 @@ class TxnApplied:
     effects: Effects
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SessionRevalidated:
     now: float
@@ -282,6 +291,7 @@ class SessionRevalidated:
     valid: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncDone:
     """Quorum: the oldest forwarded sync is answered."""
@@ -301,6 +311,7 @@ ServerEvent = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Forward:
     """Quorum: a request for the peer core (``core.events.ClientWrite``)."""

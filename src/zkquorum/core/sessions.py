@@ -26,6 +26,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Generic, TypeVar
 
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.snapshot import Session as TouchedSession
 
 __all__ = [
@@ -174,6 +175,7 @@ class SessionIdGenerator:
         return sid
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SessionTimeouts:
     """The negotiable session timeout range (``ZooKeeperServer#setMin/MaxSessionTimeout``).
@@ -330,6 +332,7 @@ class SessionCheck(enum.Enum):
     MOVED = "moved"  # SessionMovedException: another owner
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Session:
     """One tracked session (``SessionTrackerImpl.SessionImpl``).

@@ -183,8 +183,10 @@ class Summary:
     def observe(self, value: float) -> None:
         self.count += 1
         self.total += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
         self._window.append((self._clock(), value))
 
     def observe_range(self, start: int, stop: int) -> None:
@@ -265,6 +267,9 @@ class MetricsRegistry:
         self._gauges: dict[str, tuple[GaugeFn, Kind, str]] = {}
         self._gauge_sets: dict[str, tuple[GaugeSetFn, str]] = {}
         self._before: list[Callable[[], None]] = []
+        self._summaries: dict[tuple[str, str], Summary] = {}
+        """Summaries by name and key, as made: a request's observations find theirs in
+        one lookup (a member, once made, is never replaced)."""
         for spec in server_metrics:
             family = _Family(spec)
             self._families[spec.name] = family
@@ -298,19 +303,28 @@ class MetricsRegistry:
         return member
 
     def summary(self, name: str, level: DetailLevel = DetailLevel.BASIC) -> Summary:
+        made = self._summaries.get((name, ""))
+        if made is not None:
+            return made
         family = self._family(name, Kind.SUMMARY, level, False)
         member = family.members.get("")
         if member is None:
             member = family.members[""] = Summary(self._clock, self._window_s)
         assert isinstance(member, Summary)
+        self._summaries[name, ""] = member
         return member
 
     def summary_set(self, name: str, key: str, level: DetailLevel = DetailLevel.BASIC) -> Summary:
+        made = self._summaries.get((name, key))
+        if made is not None and key:
+            return made
         family = self._family(name, Kind.SUMMARY, level, True)
         member = family.members.get(key)
         if member is None:
             member = family.members[key] = Summary(self._clock, self._window_s)
         assert isinstance(member, Summary)
+        if key:
+            self._summaries[name, key] = member
         return member
 
     def counter_set(self, name: str, key: str) -> Counter:

@@ -435,6 +435,8 @@ class PeerRuntime:
             out, self._out_learners = self._out_learners, {}
             if self.listener is not None:
                 for conn, chunks in out.items():
+                    if self.metrics is not None:
+                        self._observe_queue(conn, len(chunks))
                     self.listener.send(conn, b"".join(chunks))
         if self._out_leader:
             data, self._out_leader = b"".join(self._out_leader), []
@@ -585,10 +587,7 @@ class PeerRuntime:
                 case SendToLeader(packet):
                     to_leader.append(encode_packet(packet))
         for conn, chunks in to_learners.items():
-            queue = self._out_learners.setdefault(conn, [])
-            if self.metrics is not None:
-                self._observe_queue(conn, len(queue), len(chunks))
-            queue.extend(chunks)
+            self._out_learners.setdefault(conn, []).extend(chunks)
         self._out_leader.extend(to_leader)
         for io in ready.io:
             self._io(io)
@@ -604,15 +603,15 @@ class PeerRuntime:
         if ready.outcomes:
             self._wake_waiters()
 
-    def _observe_queue(self, conn: int, waiting: int, added: int) -> None:
-        """``learner_handler_qp_size``: the learner's queue length as each packet joins
-        it (the packets not yet written, flushed once per turn of the loop)."""
+    def _observe_queue(self, conn: int, queued: int) -> None:
+        """``learner_handler_qp_size``: the learner's queue length as each packet joined
+        it (1 to ``queued``: the packets of one pump, written in one go at its end)."""
         core = self.core
         handler = core.leader.handlers.get(conn) if core and core.leader else None
         if handler is None or handler.sid is None or self.metrics is None:
             return
         summary = self.metrics.summary_set("learner_handler_qp_size", str(handler.sid))
-        summary.observe_range(waiting + 1, waiting + added + 1)
+        summary.observe_range(1, queued + 1)
 
     def _io(self, io: object) -> None:
         match io:

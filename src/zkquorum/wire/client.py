@@ -55,6 +55,7 @@ from zkquorum.wire.client_records import (
     is_valid_request_op,
 )
 from zkquorum.wire.reader import ClosedType, NeedData, NeedDataType, Reader, StreamDecoder
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import OpCode, op_name
 
 DEFAULT_MAX_BUFFER: Final = 0xFFFFF
@@ -97,6 +98,7 @@ _WORDS: Final = frozenset(w.encode("ascii") for w in FOUR_LETTER_WORDS)
 # -- messages ----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FourLetterWord:
     """A four-letter word instead of a first frame: ``word`` as 3.8 names it.
@@ -113,6 +115,7 @@ class FourLetterWord:
     argument: bytes | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MalformedRequest:
     """A request body that does not parse as its op's record (3.8: MARSHALLINGERROR)."""
@@ -121,6 +124,7 @@ class MalformedRequest:
     offset: int | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
     """One request frame after the handshake.
@@ -137,6 +141,7 @@ class ClientRequest:
     record: RequestRecord | MalformedRequest | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientReply:
     """One reply frame as a client reads it.
@@ -363,6 +368,7 @@ def _decode_connect(payload: bytes, record: type[_C], base: int) -> _C:
     return value
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Pending:
     xid: int

@@ -55,6 +55,7 @@ from zkquorum.wire.jute import (
     read_vector,
 )
 from zkquorum.wire.reader import NeedData, Reader, decode_exactly, pack_int, pack_long
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import OpCode
 
 T = TypeVar("T")
@@ -351,6 +352,7 @@ R = TypeVar("R", bound=Record)
 # -- session establishment ---------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnectRequest(Record):
     """The first frame of a client: 44 bytes with a 16-byte password, 45 with ``readOnly``.
@@ -385,6 +387,7 @@ class ConnectRequest(Record):
         return cls(version, last_zxid, timeout, session_id, passwd, read_only)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnectResponse(Record):
     """The server's answer: 36 bytes, 37 with ``readOnly`` (absent for an old client).
@@ -425,6 +428,7 @@ class ConnectResponse(Record):
 # -- headers -----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestHeader(Record):
     """``RequestHeader{int xid; int type}``: the first 8 bytes of every request frame."""
@@ -440,6 +444,7 @@ class RequestHeader(Record):
         return cls(r.int32(), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReplyHeader(Record):
     """``ReplyHeader{int xid; long zxid; int err}``: the first 16 bytes of every reply.
@@ -459,6 +464,7 @@ class ReplyHeader(Record):
         return cls(r.int32(), r.int64(), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MultiHeader(Record):
     """``MultiHeader{int type; boolean done; int err}``: before each op of a multi."""
@@ -482,6 +488,7 @@ MULTI_DONE: Final = MultiHeader(-1, True, -1)
 # -- data records ------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Stat(Record):
     """The client's ``Stat`` (68 bytes), in jute order.
@@ -526,6 +533,7 @@ class Stat(Record):
         return cls(*_STAT.unpack(r.take(68)))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientInfo(Record):
     """``ClientInfo{authScheme, user}``: one entry of a whoAmI reply."""
@@ -541,6 +549,7 @@ class ClientInfo(Record):
         return cls(_text(r, "authScheme"), _text(r, "user"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class WatcherEvent(Record):
     """``WatcherEvent{int type; int state; ustring path}``: a notification's body."""
@@ -561,6 +570,7 @@ class WatcherEvent(Record):
 # -- requests ----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateRequest(Record):
     """create (1), create2 (15), createContainer (19); ``flags`` is a :class:`CreateMode`."""
@@ -584,6 +594,7 @@ class CreateRequest(Record):
         return cls(path, data, acl, r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateTTLRequest(Record):
     """createTTL (21): a CreateRequest with ``long ttl`` (ms) after the flags."""
@@ -610,6 +621,7 @@ class CreateTTLRequest(Record):
         return cls(path, data, acl, flags, r.int64())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteRequest(Record):
     """delete (2); ``version`` -1 matches any."""
@@ -625,6 +637,7 @@ class DeleteRequest(Record):
         return cls(_text(r, "path"), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteContainerRequest(Record):
     """deleteContainer (20): the body is the path's UTF-8 bytes, no length prefix.
@@ -645,6 +658,7 @@ class DeleteContainerRequest(Record):
         return cls(raw.decode("utf-8", "replace"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExistsRequest(Record):
     """exists (3)."""
@@ -660,6 +674,7 @@ class ExistsRequest(Record):
         return cls(_text(r, "path"), read_bool(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetDataRequest(Record):
     """getData (4), and inside multiRead."""
@@ -675,6 +690,7 @@ class GetDataRequest(Record):
         return cls(_text(r, "path"), read_bool(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetDataRequest(Record):
     """setData (5); ``version`` -1 matches any."""
@@ -692,6 +708,7 @@ class SetDataRequest(Record):
         return cls(path, data, r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetACLRequest(Record):
     """getACL (6)."""
@@ -706,6 +723,7 @@ class GetACLRequest(Record):
         return cls(_text(r, "path"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetACLRequest(Record):
     """setACL (7); ``version`` is the expected aversion, -1 matches any."""
@@ -723,6 +741,7 @@ class SetACLRequest(Record):
         return cls(path, acl, r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetChildrenRequest(Record):
     """getChildren (8), and inside multiRead."""
@@ -738,6 +757,7 @@ class GetChildrenRequest(Record):
         return cls(_text(r, "path"), read_bool(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetChildren2Request(Record):
     """getChildren2 (12): the reply adds the parent's Stat."""
@@ -753,6 +773,7 @@ class GetChildren2Request(Record):
         return cls(_text(r, "path"), read_bool(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncRequest(Record):
     """sync (9)."""
@@ -767,6 +788,7 @@ class SyncRequest(Record):
         return cls(_text(r, "path"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CheckVersionRequest(Record):
     """check (13): in practice only inside a multi."""
@@ -782,6 +804,7 @@ class CheckVersionRequest(Record):
         return cls(_text(r, "path"), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReconfigRequest(Record):
     """reconfig (16): incremental (joining/leaving) or bulk (newMembers); nulls allowed."""
@@ -807,6 +830,7 @@ class ReconfigRequest(Record):
         return cls(joining, leaving, members, r.int64())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CheckWatchesRequest(Record):
     """checkWatches (17); ``type`` is a :class:`WatcherType`."""
@@ -822,6 +846,7 @@ class CheckWatchesRequest(Record):
         return cls(_text(r, "path"), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RemoveWatchesRequest(Record):
     """removeWatches (18); ``type`` is a :class:`WatcherType`."""
@@ -837,6 +862,7 @@ class RemoveWatchesRequest(Record):
         return cls(_text(r, "path"), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AuthPacket(Record):
     """auth (100, xid -4): ``type`` is always 0 from the Java client and kazoo."""
@@ -854,6 +880,7 @@ class AuthPacket(Record):
         return cls(atype, _text(r, "scheme"), read_buffer(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetWatches(Record):
     """setWatches (101, xid -8): the watches a reconnecting client had, and its last zxid."""
@@ -879,6 +906,7 @@ class SetWatches(Record):
         return cls(zxid, data, exist, _text_list(r, "childWatches"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetWatches2(Record):
     """setWatches2 (105, xid -8): SetWatches plus the persistent (recursive) watches."""
@@ -912,6 +940,7 @@ class SetWatches2(Record):
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetSASLRequest(Record):
     """sasl (102), client -> server token (records only: zkquorum has no SASL)."""
@@ -926,6 +955,7 @@ class GetSASLRequest(Record):
         return cls(read_buffer(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetEphemeralsRequest(Record):
     """getEphemerals (103): the session's ephemerals under ``prefix_path``."""
@@ -940,6 +970,7 @@ class GetEphemeralsRequest(Record):
         return cls(_text(r, "prefixPath"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetAllChildrenNumberRequest(Record):
     """getAllChildrenNumber (104)."""
@@ -954,6 +985,7 @@ class GetAllChildrenNumberRequest(Record):
         return cls(_text(r, "path"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AddWatchRequest(Record):
     """addWatch (106); ``mode`` is an :class:`AddWatchMode`."""
@@ -969,6 +1001,7 @@ class AddWatchRequest(Record):
         return cls(_text(r, "path"), r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateSessionRequest(Record):
     """createSession (-10): a 4-byte timeout, not a jute record.
@@ -998,6 +1031,7 @@ MultiOpRequest = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Op:
     """One op of a multi or multiRead: its op code and its request record.
@@ -1028,6 +1062,7 @@ _MULTI_READ_OPS: Final = frozenset({OpCode.GET_CHILDREN, OpCode.GET_DATA})
 """``Op.OpKind.READ``; every other op of a multi is ``TRANSACTION``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MultiOperationRecord(Record):
     """multi (14) and multiRead (22): ``(MultiHeader{type, false, -1} request)*`` then
@@ -1070,6 +1105,7 @@ class MultiOperationRecord(Record):
 # -- responses ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateResponse(Record):
     """Reply to create (1): the created path (with a sequential suffix if any)."""
@@ -1084,6 +1120,7 @@ class CreateResponse(Record):
         return cls(_text(r, "path"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Create2Response(Record):
     """Reply to create2 (15), createContainer (19) and createTTL (21)."""
@@ -1099,6 +1136,7 @@ class Create2Response(Record):
         return cls(_text(r, "path"), Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExistsResponse(Record):
     """Reply to exists (3) when the node exists (a missing node is err NONODE, no body)."""
@@ -1113,6 +1151,7 @@ class ExistsResponse(Record):
         return cls(Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetDataResponse(Record):
     """Reply to getData (4), and to reconfig (16) with the new config's text."""
@@ -1129,6 +1168,7 @@ class GetDataResponse(Record):
         return cls(data, Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetDataResponse(Record):
     """Reply to setData (5) (and what ``FinalRequestProcessor`` builds for check)."""
@@ -1143,6 +1183,7 @@ class SetDataResponse(Record):
         return cls(Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetACLResponse(Record):
     """Reply to getACL (6)."""
@@ -1159,6 +1200,7 @@ class GetACLResponse(Record):
         return cls(acl, Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetACLResponse(Record):
     """Reply to setACL (7)."""
@@ -1173,6 +1215,7 @@ class SetACLResponse(Record):
         return cls(Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetChildrenResponse(Record):
     """Reply to getChildren (8): child names, not paths."""
@@ -1187,6 +1230,7 @@ class GetChildrenResponse(Record):
         return cls(_text_list(r, "children"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetChildren2Response(Record):
     """Reply to getChildren2 (12): child names and the parent's Stat."""
@@ -1203,6 +1247,7 @@ class GetChildren2Response(Record):
         return cls(children, Stat.read(r))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncResponse(Record):
     """Reply to sync (9): the request's path."""
@@ -1217,6 +1262,7 @@ class SyncResponse(Record):
         return cls(_text(r, "path"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ErrorResponse(Record):
     """``ErrorResponse{int err}``: addWatch's 4-byte reply body, and a failed multi op."""
@@ -1231,6 +1277,7 @@ class ErrorResponse(Record):
         return cls(r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetEphemeralsResponse(Record):
     """Reply to getEphemerals (103): full paths."""
@@ -1245,6 +1292,7 @@ class GetEphemeralsResponse(Record):
         return cls(_text_list(r, "ephemerals"))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetAllChildrenNumberResponse(Record):
     """Reply to getAllChildrenNumber (104): descendants, the node itself excluded."""
@@ -1259,6 +1307,7 @@ class GetAllChildrenNumberResponse(Record):
         return cls(r.int32())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class WhoAmIResponse(Record):
     """Reply to whoAmI (107): the connection's authenticated ids."""
@@ -1273,6 +1322,7 @@ class WhoAmIResponse(Record):
         return cls(_vector(r, "clientInfo", ClientInfo.read))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetSASLResponse(Record):
     """Reply to sasl (102) (records only: zkquorum has no SASL)."""
@@ -1290,6 +1340,7 @@ class SetSASLResponse(Record):
 # -- multi results -----------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateResult:
     """A create in a multi: type create (1) without a Stat, create2 (15) with one.
@@ -1302,11 +1353,13 @@ class CreateResult:
     stat: Stat | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteResult:
     """A delete in a multi (type 2, no body)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetDataResult:
     """A setData in a multi (type 5)."""
@@ -1314,11 +1367,13 @@ class SetDataResult:
     stat: Stat
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """A check in a multi (type 13, no body)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetChildrenResult:
     """A getChildren in a multiRead (type 8)."""
@@ -1326,6 +1381,7 @@ class GetChildrenResult:
     children: tuple[str, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetDataResult:
     """A getData in a multiRead (type 4)."""
@@ -1334,6 +1390,7 @@ class GetDataResult:
     stat: Stat
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ErrorResult:
     """A failed op (type -1): header err and ErrorResponse both carry ``err``.
@@ -1403,6 +1460,7 @@ def _read_result(r: Reader, header: MultiHeader, at: int) -> OpResult:
     r.fail(f"invalid type {header.type} in a MultiResponse", at)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MultiResponse(Record):
     """Reply to multi (14) and multiRead (22): one result per op, then the terminator.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from zkquorum.wire.reader import Reader, pack_int, pack_long
+from zkquorum.wire.records import fast_init
 
 T = TypeVar("T")
 
@@ -152,6 +153,7 @@ def join(parts: Iterable[bytes]) -> bytes:
 # -- shared records (module org.apache.zookeeper.data) --------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Id:
     """``Id { ustring scheme; ustring id }`` (e.g. ``world:anyone``, ``ip:127.0.0.1``)."""
@@ -160,6 +162,7 @@ class Id:
     id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ACL:
     """``ACL { int perms; Id id }``; perms bits READ=1 WRITE=2 CREATE=4 DELETE=8 ADMIN=16."""
@@ -168,6 +171,7 @@ class ACL:
     id: Id
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StatPersisted:
     """``StatPersisted``: what a snapshot stores of a node's stat, in jute order."""

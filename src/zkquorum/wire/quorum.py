@@ -15,6 +15,7 @@ payload (e.g. a PING touch table that is not a multiple of 12 bytes).
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -41,6 +42,7 @@ from zkquorum.wire.reader import (
     pack_int,
     pack_long,
 )
+from zkquorum.wire.records import fast_init
 from zkquorum.wire.snapshot import (
     SNAP_SIGNATURE,
     SNAP_SIGNATURE_BYTES,
@@ -87,6 +89,7 @@ def packet_type_name(packet_type: int) -> str:
         return f"UNKNOWN{packet_type}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QuorumPacket:
     type: int
@@ -113,6 +116,32 @@ MAX_AUTHINFO: Final = 64
 """Most ``Id`` records accepted in a QuorumPacket's authinfo."""
 
 
+_HEAD: Final = struct.Struct(">iqi")
+"""A packet's type, zxid and data length."""
+
+_COUNT: Final = struct.Struct(">i")
+
+
+def _read_plain_packet(buf: bytearray) -> tuple[QuorumPacket, int] | None:
+    """The packet at the start of ``buf`` and its length when it is whole and carries no
+    authinfo (every packet in broadcast); None for anything else, which
+    :func:`_read_packet` then reads (or rejects) field by field."""
+    if len(buf) < 20:
+        return None
+    ptype, zxid, size = _HEAD.unpack_from(buf)
+    if size < -1 or size > MAX_BUFFER:
+        return None
+    end = 16 + max(size, 0)
+    if len(buf) < end + 4:
+        return None
+    (count,) = _COUNT.unpack_from(buf, end)
+    if count > 0 or count < -1:
+        return None
+    data = None if size == -1 else bytes(buf[16:end])
+    packet = QuorumPacket(_TYPES.get(ptype, ptype), zxid, data, None if count == -1 else ())
+    return packet, end + 4
+
+
 def _read_packet(r: Reader) -> QuorumPacket:
     ptype = r.int32()
     zxid = r.int64()
@@ -127,6 +156,7 @@ def _read_packet(r: Reader) -> QuorumPacket:
 
 
 _KNOWN_TYPES: Final = frozenset(t.value for t in PacketType)
+_TYPES: Final[dict[int, int]] = {t.value: t for t in PacketType}
 
 
 def decode_packet(data: bytes) -> QuorumPacket:
@@ -146,6 +176,7 @@ def encode_snap_sync(zxid: int, snapshot: Snapshot) -> bytes:
 # -- payloads ----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LearnerInfo:
     """FOLLOWERINFO / OBSERVERINFO payload (20 bytes)."""
@@ -155,6 +186,7 @@ class LearnerInfo:
     config_version: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestHeader:
     """REQUEST payload: ``long sessionId, int cxid, int type`` then the request record."""
@@ -337,6 +369,12 @@ class QuorumStreamDecoder(StreamDecoder[QuorumMessage]):
         buf = self._buf
         if len(buf) < self._need or not buf:
             return self._starved()
+        if self._snap is None and not self._want_signature:
+            plain = _read_plain_packet(buf)
+            if plain is not None and (plain[0].type != PacketType.SNAP or not self._snapshots):
+                self._need = 0
+                self._commit(plain[1])
+                return plain[0]
         r = self._reader()
         committed = 0
         try:

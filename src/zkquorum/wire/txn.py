@@ -33,6 +33,7 @@ from zkquorum.wire.jute import (
     read_vector,
 )
 from zkquorum.wire.reader import NeedData, Reader, pack_int, pack_long
+from zkquorum.wire.records import fast_init
 
 
 class OpCode(enum.IntEnum):
@@ -107,6 +108,7 @@ def op_name(op: int) -> str:
     return _JAVA_NAMES.get(code, code.name.lower())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TxnHeader:
     client_id: int
@@ -116,12 +118,14 @@ class TxnHeader:
     type: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TxnDigest:
     version: int
     tree_digest: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateTxn:
     """create and create2 (``ephemeral`` is the old flag; sequential is in the path)."""
@@ -133,6 +137,7 @@ class CreateTxn:
     parent_cversion: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateTTLTxn:
     path: str
@@ -142,6 +147,7 @@ class CreateTTLTxn:
     ttl: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateContainerTxn:
     path: str
@@ -150,6 +156,7 @@ class CreateContainerTxn:
     parent_cversion: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteTxn:
     """delete and deleteContainer."""
@@ -157,6 +164,7 @@ class DeleteTxn:
     path: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetDataTxn:
     """setData, and reconfig (whose data is the new config text)."""
@@ -166,12 +174,14 @@ class SetDataTxn:
     version: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CheckVersionTxn:
     path: str
     version: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetACLTxn:
     path: str
@@ -179,21 +189,25 @@ class SetACLTxn:
     version: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateSessionTxn:
     timeout: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseSessionTxn:
     paths_to_delete: tuple[str, ...] | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ErrorTxn:
     err: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     """A record this codec does not interpret: its bytes, unchanged."""
@@ -201,6 +215,7 @@ class RawRecord:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MultiOp:
     """One ``Txn {int type; buffer data}`` of a MultiTxn, ``data`` decoded by type.
@@ -212,6 +227,7 @@ class MultiOp:
     record: TxnRecord | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MultiTxn:
     ops: tuple[MultiOp, ...] | None
@@ -233,6 +249,7 @@ TxnRecord = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Txn:
     """A whole serialized txn.  ``record`` is ``None`` only for an empty body."""
