@@ -90,7 +90,8 @@ class MajorityVerifier:
         return 1
 
     def contains_quorum(self, sids: Iterable[int]) -> bool:
-        return len({s for s in sids if s in self.voting_members}) > self.half
+        voters = self.voting_members
+        return len({s for s in sids if s in voters}) > len(voters) // 2
 
     def to_zk_string(self) -> str:
         return "\n".join([*_member_lines(self.servers), f"version={self.version:x}"])

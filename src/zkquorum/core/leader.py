@@ -298,11 +298,14 @@ class Leader:
         sids = set(sids)
         return self.settings.sid in sids and self.verifier.contains_quorum(sids)
 
-    def _all_quorums(self, verifiers: Iterable[QuorumVerifier], sids: Iterable[int]) -> bool:
+    def _all_quorums(self, verifiers: Sequence[QuorumVerifier], sids: Iterable[int]) -> bool:
         """A quorum of each config; our own ack among them wherever we vote (our log
         holds the txn)."""
-        sids = set(sids)
         me = self.settings.sid
+        if len(verifiers) == 1 and isinstance(sids, set):
+            v = verifiers[0]
+            return v.contains_quorum(sids) and (me in sids or me not in v.voting_members)
+        sids = set(sids)
         for v in verifiers:
             if not v.contains_quorum(sids):
                 return False
@@ -841,7 +844,11 @@ class Leader:
         every = self.settings.ack_logging_frequency
         if every > 0 and zxid % every == 0:
             self._latency(out, LatencyKind.ACK, sid, p.txn, now)
-        if any(sid in v.voting_members for v in p.verifiers):
+        verifiers = p.verifiers
+        if len(verifiers) == 1:
+            if sid in verifiers[0].voting_members:
+                p.acks.add(sid)
+        elif any(sid in v.voting_members for v in verifiers):
             p.acks.add(sid)
         while self.allowed_to_commit and self._try_to_commit(out, zxid, now):
             zxid += 1

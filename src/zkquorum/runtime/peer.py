@@ -91,6 +91,7 @@ from zkquorum.core.ready import (
     LeadershipChanged,
     LearnerDropped,
     Looking,
+    Message,
     OpenQuorumPort,
     PhaseEnded,
     ProposalLatency,
@@ -494,6 +495,9 @@ class PeerRuntime:
             self._arm(self.core.next_deadline())
 
     def _execute(self, ready: Ready) -> None:
+        if not ready.hard_state:
+            self._rest(ready)
+            return
         if any(isinstance(h, TruncateLog) for h in ready.hard_state):
             # The log must be drained before it is cut: finish this Ready in a task and
             # hold every later event until then.
@@ -568,27 +572,8 @@ class PeerRuntime:
     def _rest(self, ready: Ready) -> None:
         # Written once the pump has stepped every queued event: one socket write per
         # connection, its packets in order (see _flush).
-        to_learners: dict[int, list[bytes]] = {}
-        to_leader: list[bytes] = []
-        last: tuple[QuorumPacket | None, bytes] = (None, b"")
-        for m in ready.messages:
-            match m:
-                case SendVote(to, notification):
-                    self._emit_vote("send", to, notification)
-                    if self.cm is not None:
-                        self.cm.send(to, notification)
-                case SendToLearner(conn, packet):
-                    # A proposal or commit goes to every learner in a row: encoded once.
-                    if last[0] is not packet:
-                        last = (packet, encode_packet(packet))
-                    to_learners.setdefault(conn, []).append(last[1])
-                case SendSnapshotToLearner(conn, zxid, tree):
-                    to_learners.setdefault(conn, []).append(encode_snap_sync_of(zxid, tree))
-                case SendToLeader(packet):
-                    to_leader.append(encode_packet(packet))
-        for conn, chunks in to_learners.items():
-            self._out_learners.setdefault(conn, []).extend(chunks)
-        self._out_leader.extend(to_leader)
+        if ready.messages:
+            self._messages(ready.messages)
         for io in ready.io:
             self._io(io)
         if ready.append and self._txn_log is not None:
@@ -602,6 +587,25 @@ class PeerRuntime:
             self._outcome(outcome)
         if ready.outcomes:
             self._wake_waiters()
+
+    def _messages(self, messages: tuple[Message, ...]) -> None:
+        to_learners = self._out_learners
+        last: tuple[QuorumPacket | None, bytes] = (None, b"")
+        for m in messages:
+            match m:
+                case SendToLearner(conn, packet):
+                    # A proposal or commit goes to every learner in a row: encoded once.
+                    if last[0] is not packet:
+                        last = (packet, encode_packet(packet))
+                    to_learners.setdefault(conn, []).append(last[1])
+                case SendToLeader(packet):
+                    self._out_leader.append(encode_packet(packet))
+                case SendVote(to, notification):
+                    self._emit_vote("send", to, notification)
+                    if self.cm is not None:
+                        self.cm.send(to, notification)
+                case SendSnapshotToLearner(conn, zxid, tree):
+                    to_learners.setdefault(conn, []).append(encode_snap_sync_of(zxid, tree))
 
     def _observe_queue(self, conn: int, queued: int) -> None:
         """``learner_handler_qp_size``: the learner's queue length as each packet joined
