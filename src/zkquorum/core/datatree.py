@@ -404,7 +404,18 @@ class DataTree:
                 node = self._node(path)
                 self._unhash(path, node)
                 node.data = data
-                node.stat = _with(node.stat, mtime=h.time, mzxid=h.zxid, version=version)
+                st = node.stat
+                node.stat = StatPersisted(
+                    st.czxid,
+                    h.zxid,
+                    st.ctime,
+                    h.time,
+                    version,
+                    st.cversion,
+                    st.aversion,
+                    st.ephemeral_owner,
+                    st.pzxid,
+                )
                 self._hash(path, node)
             case SetACLTxn(path, acl, version):
                 node = self._node(path)
@@ -455,7 +466,18 @@ class DataTree:
             parent_cversion = parent.stat.cversion + 1
         if parent_cversion > parent.stat.cversion:
             self._unhash(parent_path, parent)
-            parent.stat = _with(parent.stat, cversion=parent_cversion, pzxid=zxid)
+            st = parent.stat
+            parent.stat = StatPersisted(
+                st.czxid,
+                st.mzxid,
+                st.ctime,
+                st.mtime,
+                st.version,
+                parent_cversion,
+                st.aversion,
+                st.ephemeral_owner,
+                zxid,
+            )
             self._hash(parent_path, parent)
 
     def _create(
