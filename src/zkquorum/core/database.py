@@ -179,12 +179,17 @@ class Database:
         the error code, 0 = OK."""
         tree = self.tree
         h = txn.header
-        seen: set[str] = set()
-        images = []
-        for path in _paths_of(tree, h.client_id, txn.record, h.type):
-            if path not in seen:
-                seen.add(path)
-                images.append(_image(tree, path))
+        record = txn.record
+        images: list[_NodeImage] | tuple[_NodeImage, ...]
+        if type(record) is SetDataTxn:
+            images = (_image(tree, record.path),)  # most writes: one node, no parent
+        else:
+            seen: set[str] = set()
+            images = []
+            for path in _paths_of(tree, h.client_id, record, h.type):
+                if path not in seen:
+                    seen.add(path)
+                    images.append(_image(tree, path))
         session: tuple[int, int | None] | None = None
         if h.type in (OpCode.CREATE_SESSION, OpCode.CLOSE_SESSION):
             session = (h.client_id, tree.sessions.get(h.client_id))

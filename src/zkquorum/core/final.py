@@ -9,7 +9,7 @@ Requests become txns in :mod:`zkquorum.core.prep`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from zkquorum.core.datatree import CONTAINER_EPHEMERAL_OWNER, DataTree, Node, is_ttl_owner
 from zkquorum.wire.client_records import (
@@ -74,21 +74,26 @@ def client_stat(node: Node) -> Stat:
     )
 
 
-@dataclass(slots=True)
 class Effects:
     """``ProcessTxnResult`` plus the watch events to fire."""
 
-    err: int = 0
-    path: str | None = None
-    subs: list[SubResult] = field(default_factory=list)
-    events: list[tuple[EventType, str]] = field(default_factory=list)
-    stat: Stat | None = None
-    """The node right after the txn (``ProcessTxnResult.stat``), when it exists."""
-    writes: list[tuple[str, int]] = field(default_factory=list)
-    """(path, data bytes) of each node created, changed or deleted, for 3.8's
-    ``write_per_namespace`` (``DataTree#updateWriteStat``)."""
-    config: bytes | None = None
-    """A reconfig's new config text: its reply's data."""
+    __slots__ = ("config", "err", "events", "path", "stat", "subs", "writes")
+
+    def __init__(self) -> None:
+        self.err = 0
+        self.path: str | None = None
+        self.subs: list[SubResult] = []
+        self.events: list[tuple[EventType, str]] = []
+        self.stat: Stat | None = None
+        """The node right after the txn (``ProcessTxnResult.stat``), when it exists."""
+        self.writes: list[tuple[str, int]] = []
+        """(path, data bytes) of each node created, changed or deleted, for 3.8's
+        ``write_per_namespace`` (``DataTree#updateWriteStat``)."""
+        self.config: bytes | None = None
+        """A reconfig's new config text: its reply's data."""
+
+    def __repr__(self) -> str:
+        return f"Effects(err={self.err}, path={self.path!r}, events={self.events!r})"
 
 
 def _record_effects(op: int, rec: TxnRecord | None, tree: DataTree, fx: Effects) -> str | None:

@@ -450,7 +450,8 @@ class Leader:
         elif h.state is HandlerState.WAIT_ACK:
             self._on_newleader_ack(out, h, p, now)
         else:
-            self._set_state(h, HandlerState.BROADCAST, now)
+            h.state = HandlerState.BROADCAST  # _set_state's, for the packet of every write
+            h.read_deadline = now + self.settings.sync_limit * self.settings.tick_time_ms
             self._on_broadcast(out, h, p, now)
 
     # -- discovery ---------------------------------------------------------------------

@@ -323,25 +323,40 @@ class Forward:
     auth: tuple[Id, ...]
 
 
-@dataclass(slots=True)
 class ServerOut:
-    sends: list[tuple[int, bytes]] = field(default_factory=list)
-    """Bytes per connection, in the order they must be written."""
-    closes: list[int] = field(default_factory=list)
-    """Connections to close once their bytes above are written."""
-    append: list[Txn] = field(default_factory=list)
-    wake_at: float = INF
-    forward: list[Forward] = field(default_factory=list)
-    revalidate: list[tuple[int, int]] = field(default_factory=list)
-    """Quorum: (session id, timeout) of clients that reconnect with a session."""
-    touches: list[tuple[int, int]] = field(default_factory=list)
-    """Quorum: sessions our clients used, for the leader's session tracker."""
-    latencies: list[tuple[bool, float]] = field(default_factory=list)
-    """(a write?, ms) of each request answered: 3.8's ``updatelatency`` for writes and
-    new sessions, ``readlatency`` for the rest."""
-    namespace_bytes: list[tuple[bool, str, int]] = field(default_factory=list)
-    """(a write?, top-level namespace, bytes) of each node read or written, as 3.8's
-    ``DataTree`` counts them for ``read_per_namespace`` and ``write_per_namespace``."""
+    """What one step of the server asks for."""
+
+    __slots__ = (
+        "append",
+        "closes",
+        "forward",
+        "latencies",
+        "namespace_bytes",
+        "revalidate",
+        "sends",
+        "touches",
+        "wake_at",
+    )
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[int, bytes]] = []
+        """Bytes per connection, in the order they must be written."""
+        self.closes: list[int] = []
+        """Connections to close once their bytes above are written."""
+        self.append: list[Txn] = []
+        self.wake_at: float = INF
+        self.forward: list[Forward] = []
+        self.revalidate: list[tuple[int, int]] = []
+        """Quorum: (session id, timeout) of clients that reconnect with a session."""
+        self.touches: list[tuple[int, int]] = []
+        """Quorum: sessions our clients used, for the leader's session tracker."""
+        self.latencies: list[tuple[bool, float]] = []
+        """(a write?, ms) of each request answered: 3.8's ``updatelatency`` for writes
+        and new sessions, ``readlatency`` for the rest."""
+        self.namespace_bytes: list[tuple[bool, str, int]] = []
+        """(a write?, top-level namespace, bytes) of each node read or written, as
+        3.8's ``DataTree`` counts them for ``read_per_namespace`` and
+        ``write_per_namespace``."""
 
 
 @dataclass(slots=True)
@@ -584,11 +599,6 @@ class ServerCore:
         out = ServerOut()
         self._now = event.now
         match event:
-            case ClientConnected(now, conn, ip):
-                ident = Id("ip", ip)
-                self.conns[conn] = Connection(
-                    conn, ip, auth=[ident], auth_ordered=(ident,), connected_at=now
-                )
             case ClientMessage(now, conn, message):
                 c = self.conns.get(conn)
                 if c is not None and c.state is not ConnState.CLOSING:
@@ -598,6 +608,13 @@ class ServerCore:
                         self._connect(out, c, message, now)
                     else:
                         self._request(out, c, message, now)
+            case TxnApplied(now, txn, effects):
+                self._applied(out, txn, effects, now)
+            case ClientConnected(now, conn, ip):
+                ident = Id("ip", ip)
+                self.conns[conn] = Connection(
+                    conn, ip, auth=[ident], auth_ordered=(ident,), connected_at=now
+                )
             case ClientClosed(_, conn):
                 self._closed(conn)
             case ServerTick(now) if not self.settings.quorum:
@@ -607,8 +624,6 @@ class ServerCore:
                     self._delete_containers(out, now)
             case TxnsDurable(now, zxid):
                 self._durable(out, zxid, now)
-            case TxnApplied(now, txn, effects):
-                self._applied(out, txn, effects, now)
             case SessionRevalidated(_, session_id, valid):
                 self._revalidated(out, session_id, valid)
             case SyncDone():
