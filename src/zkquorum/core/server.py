@@ -1127,8 +1127,11 @@ class ServerCore:
         return tuple(out)
 
     def _fire(self, out: ServerOut, event_type: EventType, path: str) -> None:
+        watchers = self.watches.trigger(path, event_type)
+        if not watchers:
+            return
         node = self.db.tree.get(path)
-        for conn in self.watches.trigger(path, event_type):
+        for conn in watchers:
             c = self.conns.get(conn)
             if c is None or c.state is ConnState.CLOSING:
                 continue

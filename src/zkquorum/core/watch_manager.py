@@ -78,9 +78,10 @@ class WatchManager:
             for w in self.child.pop(path, ()):
                 self._by_watcher[w].discard((1, path))
                 out[w] = None
-        for w in self.persistent.get(path, ()):
-            out[w] = None
-        if event is not EventType.NODE_CHILDREN_CHANGED:
+        if self.persistent:
+            for w in self.persistent.get(path, ()):
+                out[w] = None
+        if self.recursive and event is not EventType.NODE_CHILDREN_CHANGED:
             for p in _ancestors(path):
                 for w in self.recursive.get(p, ()):
                     out[w] = None

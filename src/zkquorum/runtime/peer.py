@@ -743,6 +743,10 @@ class PeerRuntime:
 
     def _outcome(self, outcome: object) -> None:
         match outcome:
+            case Applied() | Revalidated() | SyncAnswered():  # Applied: one per write
+                event = seat.server_event(outcome, self.now())
+                if self.server is not None and event is not None:
+                    self._server_step(event)
             case LeadershipChanged(value):
                 self._set_leadership(value)
             case Looking(round_, zxid):
@@ -769,10 +773,6 @@ class PeerRuntime:
                     via=d.via.value,
                     took_ms=int(took),
                 )
-            case Applied() | Revalidated() | SyncAnswered():
-                event = seat.server_event(outcome, self.now())
-                if self.server is not None and event is not None:
-                    self._server_step(event)
             case Established(role, leader, epoch):
                 core = self.core
                 if self.read_only_serving:
@@ -950,6 +950,8 @@ class PeerRuntime:
             observe_requests(self.metrics, out.latencies, out.namespace_bytes)
         if self.read_only_serving:
             self._arm_server(out.wake_at)
+        if not (out.touches or out.revalidate or out.forward):
+            return
         for core_event in seat.core_events(out, self.now()):
             # Stepped with whatever else arrives in this turn of the loop (the requests
             # of every client connection read in it): their proposals go out in one write
