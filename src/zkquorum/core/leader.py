@@ -84,6 +84,7 @@ from zkquorum.wire.quorum import (
     ZAB_PROTOCOL_VERSION,
     PacketType,
     QuorumPacket,
+    RequestHeader,
     decode_int_payload,
     decode_learner_info,
     decode_ping_sessions,
@@ -980,10 +981,10 @@ class Leader:
             self.submit(out, request, now)
 
     def _on_request(
-        self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, now: float
+        self, out: ReadyBuilder, h: LearnerHandler, p: QuorumPacket, r: RequestHeader, now: float
     ) -> None:
-        """A learner forwards a client's write or session request (``Leader.REQUEST``)."""
-        r = decode_request(p.data)
+        """A learner forwards a client's write or session request (``Leader.REQUEST``),
+        ``r`` its decoded header."""
         request = PrepRequest.decode(
             r.session_id, r.cxid, r.type, r.request, tuple(p.authinfo or ()), owner=h.conn
         )
@@ -1057,7 +1058,7 @@ class Leader:
             if request.type == OpCode.SYNC:
                 self._on_sync_request(out, h)
                 return
-            self._on_request(out, h, p, now)
+            self._on_request(out, h, p, request, now)
             return
         log.warning(
             "leader %d: unexpected %s from sid %s", self.settings.sid, packet_type_name(t), h.sid

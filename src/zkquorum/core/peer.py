@@ -280,7 +280,10 @@ class PeerCore:
 
     # -- the one entry point -------------------------------------------------------------
 
-    def step(self, event: Event) -> Ready:
+    def step(self, event: Event, *, deadline: bool = True) -> Ready:
+        """Take ``event``; what to carry out.  ``deadline=False`` leaves the Ready's
+        ``wake_at`` at ``inf``: for a caller that steps several events in a row and then
+        asks :meth:`next_deadline` once."""
         out = ReadyBuilder()
         now = event.now
         # The events of every write come first (a match tries its cases in order).
@@ -382,7 +385,7 @@ class PeerCore:
                     self.log_synced = h.zxid
         if out.append:
             self.log_appended = max(self.log_appended, max(t.header.zxid for t in out.append))
-        return out.build(self.next_deadline())
+        return out.build(self.next_deadline() if deadline else INF)
 
     def _follow_config(self) -> None:
         """A config put in force this step: the election counts by it, and

@@ -422,7 +422,7 @@ class PeerRuntime:
         self._stepping = True
         try:
             while self._inbox and not self._blocked and not self._closed:
-                ready = core.step(self._inbox.popleft())
+                ready = core.step(self._inbox.popleft(), deadline=False)  # armed below
                 self._execute(ready)
         finally:
             self._stepping = False
@@ -590,14 +590,21 @@ class PeerRuntime:
 
     def _messages(self, messages: tuple[Message, ...]) -> None:
         to_learners = self._out_learners
-        last: tuple[QuorumPacket | None, bytes] = (None, b"")
+        last: QuorumPacket | None = None
+        encoded = b""
         for m in messages:
+            if type(m) is SendToLearner:
+                # A proposal or commit goes to every learner in a row: encoded once.
+                if m.packet is not last:
+                    last = m.packet
+                    encoded = encode_packet(last)
+                queue = to_learners.get(m.conn)
+                if queue is None:
+                    to_learners[m.conn] = [encoded]
+                else:
+                    queue.append(encoded)
+                continue
             match m:
-                case SendToLearner(conn, packet):
-                    # A proposal or commit goes to every learner in a row: encoded once.
-                    if last[0] is not packet:
-                        last = (packet, encode_packet(packet))
-                    to_learners.setdefault(conn, []).append(last[1])
                 case SendToLeader(packet):
                     self._out_leader.append(encode_packet(packet))
                 case SendVote(to, notification):
