@@ -800,6 +800,10 @@ class Leader:
                 f"proposal 0x{zxid_hex(zxid)} is not the next zxid 0x{zxid_hex(self.next_zxid())}"
             )
         self.last_proposed = zxid
+        data = encode_txn(txn)
+        if txn.raw is None:
+            # Encoded once: the log's thread writes these bytes too.
+            txn = Txn(txn.header, txn.record, txn.digest, txn.trailing, data)
         proposal = Proposal(txn)
         if txn.header.type == OpCode.RECONFIG and isinstance(txn.record, SetDataTxn):
             proposal.config = config_from_text((txn.record.data or b"").decode())
@@ -809,7 +813,7 @@ class Leader:
         self.outstanding[zxid] = proposal
         self.counts.proposals += 1
         out.append.append(txn)
-        packet = QuorumPacket(PacketType.PROPOSAL, zxid, encode_txn(txn))
+        packet = QuorumPacket(PacketType.PROPOSAL, zxid, data)
         for h in self.handlers.values():
             if h.forwarding and not h.observer and h.state is not HandlerState.CLOSED:
                 self._send(out, h, packet)

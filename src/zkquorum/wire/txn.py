@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from zkquorum.wire.errors import QuorumProtocolError
@@ -258,6 +258,10 @@ class Txn:
     record: TxnRecord | None
     digest: TxnDigest | None = None
     trailing: bytes = b""
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """The txn's bytes when they are known (read from a packet or a log, or encoded
+    once): :func:`encode_txn` returns them instead of encoding the fields again.  Not
+    part of equality; a txn made with other fields must not carry them."""
 
 
 # -- records by type ---------------------------------------------------------------------
@@ -382,6 +386,8 @@ def _decode_body(op: int, body: bytes, readers: _Readers) -> TxnRecord:
 
 def decode_txn(data: bytes) -> Txn:
     """Decode a PROPOSAL / INFORM payload.  Only a header shorter than 32 bytes fails."""
+    if type(data) is not bytes:
+        data = bytes(data)
     r = Reader(data, QuorumProtocolError)
     try:
         header = TxnHeader(r.int64(), r.int32(), r.int64(), r.int64(), r.int32())
@@ -390,7 +396,7 @@ def decode_txn(data: bytes) -> Txn:
             f"txn of {len(data)} bytes is shorter than its 32-byte header", len(data)
         ) from None
     if r.remaining == 0:
-        return Txn(header, None)
+        return Txn(header, None, raw=data)
     start = r.pos
     record: TxnRecord
     reader = _READERS.get(header.type)
@@ -399,11 +405,11 @@ def decode_txn(data: bytes) -> Txn:
             raise NeedData(0)
         record = reader(r)
     except (NeedData, QuorumProtocolError):
-        return Txn(header, RawRecord(data[start:]))
+        return Txn(header, RawRecord(data[start:]), raw=data)
     digest = None
     if r.remaining >= 12:
         digest = TxnDigest(r.int32(), r.int64())
-    return Txn(header, record, digest, data[r.pos :])
+    return Txn(header, record, digest, data[r.pos :], data)
 
 
 # -- encoding ----------------------------------------------------------------------------
@@ -467,6 +473,8 @@ def _encode_multi_op(op: MultiOp) -> bytes:
 
 
 def encode_txn(txn: Txn) -> bytes:
+    if txn.raw is not None:
+        return txn.raw
     h = txn.header
     parts = [
         pack_long(h.client_id),
