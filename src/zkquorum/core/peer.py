@@ -299,6 +299,11 @@ class PeerCore:
                     self.leader.client_write(out, session_id, cxid, op, body, auth, now)
                 elif self.learner is not None:
                     self.learner.forward(out, session_id, cxid, op, body, auth)
+            case SessionsTouched(_, touches):
+                if self.leader is not None:
+                    self.leader.touch_local(touches, now)
+                elif self.learner is not None:
+                    self.learner.touched.update(touches)
             case LogSynced(_, zxid):
                 stale = self._stale_synced
                 if stale is not None and zxid <= stale:
@@ -363,11 +368,6 @@ class PeerCore:
                     self.leader.revalidate_local(out, session_id, timeout, now)
                 elif self.learner is not None:
                     self.learner.revalidate(out, session_id, timeout)
-            case SessionsTouched(_, touches):
-                if self.leader is not None:
-                    self.leader.touch_local(touches, now)
-                elif self.learner is not None:
-                    self.learner.touched.update(touches)
             case StepDown(_, reason, detail):
                 self._step_down(out, now, f"{reason.value}: {detail}" if detail else reason.value)
             case DatabaseReloaded(_, db, accepted, current):

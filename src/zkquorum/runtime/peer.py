@@ -64,6 +64,7 @@ from zkquorum.core.events import (
     LogSynced,
     QuorumPortFailed,
     QuorumPortOpened,
+    SessionsTouched,
     SnapshotWritten,
     Start,
     StepDown,
@@ -266,6 +267,10 @@ class PeerRuntime:
         self.core: PeerCore | None = None
         self._tasks = TaskOwner(f"zkquorum-{self.my_id}", on_crash=self._crashed)
         self._inbox: collections.deque[Event] = collections.deque()
+        self._touches: dict[int, int] = {}
+        """Sessions our clients used, gathered over the server steps of a turn of the
+        loop: stepped as one ``SessionsTouched`` where :attr:`_touch_mark` is queued."""
+        self._touch_mark = SessionsTouched(0.0, ())
         self._stepping = False
         self._blocked = False
         self._post_scheduled = False
@@ -422,7 +427,11 @@ class PeerRuntime:
         self._stepping = True
         try:
             while self._inbox and not self._blocked and not self._closed:
-                ready = core.step(self._inbox.popleft(), deadline=False)  # armed below
+                event = self._inbox.popleft()
+                if event is self._touch_mark:
+                    event = SessionsTouched(self.now(), tuple(self._touches.items()))
+                    self._touches.clear()
+                ready = core.step(event, deadline=False)  # armed below
                 self._execute(ready)
         finally:
             self._stepping = False
@@ -585,7 +594,7 @@ class PeerRuntime:
                 task.add_done_callback(self._sync_snapshots.discard)
         for outcome in ready.outcomes:
             self._outcome(outcome)
-        if ready.outcomes:
+        if ready.outcomes and self._waiters:
             self._wake_waiters()
 
     def _messages(self, messages: tuple[Message, ...]) -> None:
@@ -754,6 +763,14 @@ class PeerRuntime:
                 event = seat.server_event(outcome, self.now())
                 if self.server is not None and event is not None:
                     self._server_step(event)
+            case ProposalLatency(kind, sid, ms):
+                if self.metrics is not None:
+                    if sid is None:
+                        self.metrics.summary(kind.value, DetailLevel.ADVANCED).observe(ms)
+                    else:
+                        self.metrics.summary_set(
+                            kind.value, str(sid), DetailLevel.ADVANCED
+                        ).observe(ms)
             case LeadershipChanged(value):
                 self._set_leadership(value)
             case Looking(round_, zxid):
@@ -798,14 +815,6 @@ class PeerRuntime:
                 self._emit("phase-over", state=role.name, reason=detail)
             case SteppedDown(epoch, detail):
                 self._emit("step-down", epoch=epoch, reason=detail)
-            case ProposalLatency(kind, sid, ms):
-                if self.metrics is not None:
-                    if sid is None:
-                        self.metrics.summary(kind.value, DetailLevel.ADVANCED).observe(ms)
-                    else:
-                        self.metrics.summary_set(
-                            kind.value, str(sid), DetailLevel.ADVANCED
-                        ).observe(ms)
             case LearnerDropped():
                 pass
             case ConfigMismatchSeen():
@@ -957,7 +966,13 @@ class PeerRuntime:
             observe_requests(self.metrics, out.latencies, out.namespace_bytes)
         if self.read_only_serving:
             self._arm_server(out.wake_at)
-        if not (out.touches or out.revalidate or out.forward):
+        if out.touches:
+            # One SessionsTouched for every request read in this turn of the loop.
+            if not self._touches:
+                self._post(self._touch_mark)
+            self._touches.update(out.touches)
+            out.touches = []
+        if not (out.revalidate or out.forward):
             return
         for core_event in seat.core_events(out, self.now()):
             # Stepped with whatever else arrives in this turn of the loop (the requests

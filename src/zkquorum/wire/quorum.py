@@ -102,6 +102,14 @@ QuorumMessage = QuorumPacket | Snapshot | SnapshotSignature
 
 
 def encode_packet(p: QuorumPacket) -> bytes:
+    if not p.authinfo:
+        # Every packet in broadcast: no ids (null or empty), so no per-field encoders.
+        count = -1 if p.authinfo is None else 0
+        data = p.data
+        if data is None:
+            return _PLAIN_EMPTY.pack(int(p.type), p.zxid, -1, count)
+        if len(data) <= MAX_BUFFER:
+            return b"".join((_HEAD.pack(int(p.type), p.zxid, len(data)), data, _COUNT.pack(count)))
     return b"".join(
         (
             pack_int(int(p.type)),
@@ -120,6 +128,8 @@ _HEAD: Final = struct.Struct(">iqi")
 """A packet's type, zxid and data length."""
 
 _COUNT: Final = struct.Struct(">i")
+_PLAIN_EMPTY: Final = struct.Struct(">iqii")
+"""A packet without data or ids: type, zxid, -1 (null data), the id count."""
 
 
 def _read_plain_packet(buf: bytearray) -> tuple[QuorumPacket, int] | None:
