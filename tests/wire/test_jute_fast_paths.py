@@ -76,9 +76,6 @@ def test_quorum_packets_read_the_same_either_way(packet: QuorumPacket, tail: byt
     raw = encode_packet(packet) + tail
     slow = _read_packet(Reader(raw, error=ProtocolError))
     fast = _read_plain_packet(bytearray(raw))
-    if packet.authinfo:
-        assert fast is None  # ids are read field by field
-        return
     assert fast is not None
     assert fast == (slow, len(raw) - len(tail))
     assert type(fast[0].type) is type(slow.type)
@@ -88,3 +85,11 @@ def test_a_partial_or_hostile_packet_is_left_to_the_field_reader() -> None:
     raw = encode_packet(QuorumPacket(PacketType.ACK, 7))
     assert _read_plain_packet(bytearray(raw[:-1])) is None
     assert _read_plain_packet(bytearray(raw[:12] + b"\xff\xff\xff\xfe" + raw[16:])) is None
+    with_ids = encode_packet(QuorumPacket(PacketType.REQUEST, -1, b"r", (Id("ip", "1.2.3.4"),)))
+    for cut in range(len(with_ids)):
+        assert _read_plain_packet(bytearray(with_ids[:cut])) is None
+    hostile = bytearray(with_ids)
+    hostile[17:21] = b"\x00\x00\x00\x41"  # 65 ids declared (the bound is 64)
+    assert _read_plain_packet(hostile) is None
+    bad_utf8 = with_ids.replace(b"1.2.3.4", b"1.2.3\xff4")
+    assert _read_plain_packet(bytearray(bad_utf8)) is None

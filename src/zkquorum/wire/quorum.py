@@ -24,6 +24,7 @@ from zkquorum.wire.errors import QuorumProtocolError
 from zkquorum.wire.jute import (
     MAX_BUFFER,
     Id,
+    decode_ustring_bytes,
     encode_buffer,
     encode_id,
     encode_vector,
@@ -133,8 +134,8 @@ _PLAIN_EMPTY: Final = struct.Struct(">iqii")
 
 
 def _read_plain_packet(buf: bytearray) -> tuple[QuorumPacket, int] | None:
-    """The packet at the start of ``buf`` and its length when it is whole and carries no
-    authinfo (every packet in broadcast); None for anything else, which
+    """The packet at the start of ``buf`` and its length when it is whole and well
+    formed (every packet in broadcast); None for anything else, which
     :func:`_read_packet` then reads (or rejects) field by field."""
     if len(buf) < 20:
         return None
@@ -145,11 +146,41 @@ def _read_plain_packet(buf: bytearray) -> tuple[QuorumPacket, int] | None:
     if len(buf) < end + 4:
         return None
     (count,) = _COUNT.unpack_from(buf, end)
-    if count > 0 or count < -1:
+    pos = end + 4
+    authinfo: tuple[Id, ...] | None = None
+    if count > 0:
+        # A learner's REQUEST carries its client's ids (``ip:...`` at least).
+        if count > MAX_AUTHINFO:
+            return None
+        ids = []
+        for _ in range(count):
+            scheme, pos = _plain_text(buf, pos)
+            ident, pos = _plain_text(buf, pos)
+            if scheme is None or ident is None:
+                return None
+            ids.append(Id(scheme, ident))
+        authinfo = tuple(ids)
+    elif count == 0:
+        authinfo = ()
+    elif count != -1:
         return None
     data = None if size == -1 else bytes(buf[16:end])
-    packet = QuorumPacket(_TYPES.get(ptype, ptype), zxid, data, None if count == -1 else ())
-    return packet, end + 4
+    return QuorumPacket(_TYPES.get(ptype, ptype), zxid, data, authinfo), pos
+
+
+def _plain_text(buf: bytearray, pos: int) -> tuple[str | None, int]:
+    """A non-null ustring at ``pos`` and the position after it; None where the field
+    reader would say more (short, null, too long, not UTF-8)."""
+    if len(buf) < pos + 4:
+        return None, pos
+    (n,) = _COUNT.unpack_from(buf, pos)
+    start = pos + 4
+    if n < 0 or n > MAX_BUFFER or len(buf) < start + n:
+        return None, pos
+    try:
+        return decode_ustring_bytes(bytes(buf[start : start + n])), start + n
+    except UnicodeDecodeError:
+        return None, pos
 
 
 def _read_packet(r: Reader) -> QuorumPacket:
