@@ -54,6 +54,7 @@ sessions (off by default) do not exist.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 from collections import deque
@@ -445,6 +446,7 @@ class OutstandingChanges:
 # --------------------------------------------------------------------------- path rules
 
 
+@functools.lru_cache(maxsize=4096)
 def validate_path(path: str | None) -> bool:
     """``PathUtils.validatePath``: absolute, no empty, ``.`` or ``..`` segments, no
     trailing ``/``, none of the characters 3.8 refuses.
