@@ -14,6 +14,7 @@ byte after the header, never an error; bytes left after the digest are kept in
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -388,13 +389,12 @@ def decode_txn(data: bytes) -> Txn:
     """Decode a PROPOSAL / INFORM payload.  Only a header shorter than 32 bytes fails."""
     if type(data) is not bytes:
         data = bytes(data)
-    r = Reader(data, QuorumProtocolError)
-    try:
-        header = TxnHeader(r.int64(), r.int32(), r.int64(), r.int64(), r.int32())
-    except NeedData:
+    if len(data) < _HEADER.size:
         raise QuorumProtocolError(
             f"txn of {len(data)} bytes is shorter than its 32-byte header", len(data)
-        ) from None
+        )
+    header = TxnHeader(*_HEADER.unpack_from(data))
+    r = Reader(data, QuorumProtocolError, pos=_HEADER.size)
     if r.remaining == 0:
         return Txn(header, None, raw=data)
     start = r.pos
@@ -408,8 +408,14 @@ def decode_txn(data: bytes) -> Txn:
         return Txn(header, RawRecord(data[start:]), raw=data)
     digest = None
     if r.remaining >= 12:
-        digest = TxnDigest(r.int32(), r.int64())
+        digest = TxnDigest(*_DIGEST.unpack_from(data, r.pos))
+        r.pos += 12
     return Txn(header, record, digest, data[r.pos :], data)
+
+
+_HEADER: Final = struct.Struct(">qiqqi")
+"""``TxnHeader``: clientId, cxid, zxid, time, type."""
+_DIGEST: Final = struct.Struct(">iq")
 
 
 # -- encoding ----------------------------------------------------------------------------
