@@ -384,7 +384,11 @@ class PeerCore:
                     self.log_appended = min(self.log_appended, h.zxid)
                     self.log_synced = h.zxid
         if out.append:
-            self.log_appended = max(self.log_appended, max(t.header.zxid for t in out.append))
+            top = self.log_appended
+            for txn in out.append:
+                if txn.header.zxid > top:
+                    top = txn.header.zxid
+            self.log_appended = top
         return out.build(self.next_deadline() if deadline else INF)
 
     def _follow_config(self) -> None:

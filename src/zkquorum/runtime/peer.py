@@ -140,6 +140,7 @@ from zkquorum.wire.client import ClientRequest, FourLetterWord
 from zkquorum.wire.client_records import ConnectRequest
 from zkquorum.wire.election import Notification, ServerState
 from zkquorum.wire.quorum import QuorumPacket, encode_packet
+from zkquorum.wire.txn import Txn
 
 log = logging.getLogger("zkquorum.peer")
 
@@ -277,6 +278,9 @@ class PeerRuntime:
         self._out_learners: dict[int, list[bytes]] = {}
         self._out_leader: list[bytes] = []
         self._out_clients: list[tuple[int, bytes]] = []
+        self._appends: list[Txn] = []
+        """The txns of a pump's steps, handed to the log's thread in one go at its end
+        (or before anything that waits on the log)."""
         self._wake: asyncio.TimerHandle | None = None
         self._wake_at = INF
         self._txn_log: TxnLog | None = None
@@ -440,6 +444,7 @@ class PeerRuntime:
 
     def _flush(self) -> None:
         """The packets of the steps just taken, one write per connection."""
+        self._push_appends()
         self._flush_clients()
         if self._out_learners:
             out, self._out_learners = self._out_learners, {}
@@ -452,6 +457,12 @@ class PeerRuntime:
             data, self._out_leader = b"".join(self._out_leader), []
             if self._link is not None:
                 self._link.send_bytes(data)
+
+    def _push_appends(self) -> None:
+        if self._appends:
+            txns, self._appends = self._appends, []
+            if self._txn_log is not None:
+                self._txn_log.append(txns)
 
     def _flush_clients(self) -> None:
         """The client replies held during a pump: written before anything closes a
@@ -507,6 +518,7 @@ class PeerRuntime:
         if not ready.hard_state:
             self._rest(ready)
             return
+        self._push_appends()  # the log gets the earlier steps' txns before it is drained
         if any(isinstance(h, TruncateLog) for h in ready.hard_state):
             # The log must be drained before it is cut: finish this Ready in a task and
             # hold every later event until then.
@@ -526,6 +538,7 @@ class PeerRuntime:
                     return
             if self._hard_state(ready):
                 self._rest(ready)
+                self._push_appends()
         finally:
             self._blocked = False
             if not self._closed:
@@ -586,7 +599,7 @@ class PeerRuntime:
         for io in ready.io:
             self._io(io)
         if ready.append and self._txn_log is not None:
-            self._txn_log.append(ready.append)
+            self._appends.extend(ready.append)
         for request in ready.snapshot:
             task = self._tasks.spawn(self._snapshot(request), "snapshot")
             if request.sync and task is not None:
