@@ -22,6 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from zkquorum.core.datatree import (
     DataTree,
@@ -116,6 +117,9 @@ def _paths_of(tree: DataTree, client_id: int, rec: TxnRecord | None, op: int) ->
             return
 
 
+_SESSION_OPS: Final = frozenset((OpCode.CREATE_SESSION, OpCode.CLOSE_SESSION))
+
+
 def _image(tree: DataTree, path: str) -> _NodeImage:
     node = tree.nodes.get(path)
     if node is None:
@@ -191,7 +195,7 @@ class Database:
                     seen.add(path)
                     images.append(_image(tree, path))
         session: tuple[int, int | None] | None = None
-        if h.type in (OpCode.CREATE_SESSION, OpCode.CLOSE_SESSION):
+        if h.type in _SESSION_OPS:
             session = (h.client_id, tree.sessions.get(h.client_id))
         before = tree.last_processed_zxid
         err = tree.apply(txn, on_sub)

@@ -197,15 +197,19 @@ class LearnerHandler:
     inbox: deque[QuorumPacket] = field(default_factory=deque)
 
 
-@dataclass(slots=True)
 class Proposal:
-    txn: Txn
-    verifiers: tuple[QuorumVerifier, ...] = ()
-    """Whose quorums must ack it: the config in force, and the proposed one while a
-    reconfig is in progress."""
-    acks: set[int] = field(default_factory=set)
-    config: QuorumVerifier | None = None
-    """A reconfig's new config."""
+    """A txn proposed and not yet committed (one per write: a plain slotted class)."""
+
+    __slots__ = ("acks", "config", "txn", "verifiers")
+
+    def __init__(self, txn: Txn, verifiers: tuple[QuorumVerifier, ...] = ()) -> None:
+        self.txn = txn
+        self.verifiers = verifiers
+        """Whose quorums must ack it: the config in force, and the proposed one while a
+        reconfig is in progress."""
+        self.acks: set[int] = set()
+        self.config: QuorumVerifier | None = None
+        """A reconfig's new config."""
 
 
 class Leader:
@@ -818,7 +822,7 @@ class Leader:
             proposal.config = config_from_text((txn.record.data or b"").decode())
             if proposal.config is not None:
                 self.m.see(out, proposal.config)
-        proposal.verifiers = self.m.verifiers()
+        proposal.verifiers = self.m.verifiers()  # after see(): the proposed one included
         self.outstanding[zxid] = proposal
         self.counts.proposals += 1
         out.append.append(txn)
