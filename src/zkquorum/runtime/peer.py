@@ -979,8 +979,9 @@ class PeerRuntime:
             observe_requests(self.metrics, out.latencies, out.namespace_bytes)
         if self.read_only_serving:
             self._arm_server(out.wake_at)
-        if out.touches:
-            # One SessionsTouched for every request read in this turn of the loop.
+        if out.touches and not self._closed and self.core is not None:
+            # One SessionsTouched for every request read in this turn of the loop (queued
+            # where the first one was: _touches is empty exactly when no mark is queued).
             if not self._touches:
                 self._post(self._touch_mark)
             self._touches.update(out.touches)
