@@ -812,8 +812,8 @@ class Leader:
             raise ValueError(
                 f"proposal 0x{zxid_hex(zxid)} is not the next zxid 0x{zxid_hex(self.next_zxid())}"
             )
+        data = encode_txn(txn)  # first: a txn that cannot be encoded changes nothing
         self.last_proposed = zxid
-        data = encode_txn(txn)
         if txn.raw is None:
             # Encoded once: the log's thread writes these bytes too.
             txn = Txn(txn.header, txn.record, txn.digest, txn.trailing, data)
