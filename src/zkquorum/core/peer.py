@@ -374,7 +374,9 @@ class PeerCore:
                 self._reloaded(out, now, db, accepted, current)
             case Start():
                 self._start(out, now)
-        self._check_phase(out, now)
+        sub: Leader | Learner | None = self.leader or self.learner
+        if sub is not None and (sub.failure is not None or not self._announced):
+            self._check_phase(out, now)  # (nothing to do once announced and still sound)
         self._follow_config()
         if out.hard_state:
             for h in out.hard_state:
