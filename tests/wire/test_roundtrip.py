@@ -74,6 +74,7 @@ def test_txn(t: tx.Txn) -> None:
     decoded = tx.decode_txn(raw)
     assert decoded == t
     assert decoded.raw == raw  # kept: re-encoding it (a log append, a DIFF) costs nothing
+    assert tx.encode_txn(decoded) is decoded.raw
     assert tx.encode_txn(dataclasses.replace(decoded, raw=None)) == raw
     assert q.decode_inform_and_activate(q.encode_inform_and_activate(7, t)) == (7, t)
 

@@ -27,12 +27,18 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
-from dataclasses import replace
 from typing import Final
 
 from zkquorum.core.digest import as_long, crc_of, node_digest
 from zkquorum.wire.errors import QuorumProtocolError
-from zkquorum.wire.jute import ACL, MAX_BUFFER, Id, StatPersisted, decode_ustring_bytes
+from zkquorum.wire.jute import (
+    ACL,
+    MAX_BUFFER,
+    Id,
+    StatPersisted,
+    decode_ustring_bytes,
+    restat,
+)
 from zkquorum.wire.reader import NeedData, Reader
 from zkquorum.wire.snapshot import Snapshot, TreeNode, build_snapshot, read_snapshot_head
 from zkquorum.wire.txn import (
@@ -329,9 +335,9 @@ class DataTree:
         node = self.nodes[CONFIG_PATH]
         node.data = config_text.encode("utf-8")
         node.acl = READ_ACL_UNSAFE
-        node.stat = _with(node.stat, version=-1, aversion=-1)
+        node.stat = restat(node.stat, version=-1, aversion=-1)
         if mzxid is not None:
-            node.stat = _with(node.stat, mzxid=mzxid)
+            node.stat = restat(node.stat, mzxid=mzxid)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -404,24 +410,13 @@ class DataTree:
                 node = self._node(path)
                 self._unhash(path, node)
                 node.data = data
-                st = node.stat
-                node.stat = StatPersisted(
-                    st.czxid,
-                    h.zxid,
-                    st.ctime,
-                    h.time,
-                    version,
-                    st.cversion,
-                    st.aversion,
-                    st.ephemeral_owner,
-                    st.pzxid,
-                )
+                node.stat = restat(node.stat, mtime=h.time, mzxid=h.zxid, version=version)
                 self._hash(path, node)
             case SetACLTxn(path, acl, version):
                 node = self._node(path)
                 self._unhash(path, node)
                 node.acl = acl
-                node.stat = _with(node.stat, aversion=version)
+                node.stat = restat(node.stat, aversion=version)
                 self._hash(path, node)
             case CloseSessionTxn(paths):
                 self._kill_session(h.client_id, h.zxid, paths)
@@ -466,18 +461,7 @@ class DataTree:
             parent_cversion = parent.stat.cversion + 1
         if parent_cversion > parent.stat.cversion:
             self._unhash(parent_path, parent)
-            st = parent.stat
-            parent.stat = StatPersisted(
-                st.czxid,
-                st.mzxid,
-                st.ctime,
-                st.mtime,
-                st.version,
-                parent_cversion,
-                st.aversion,
-                st.ephemeral_owner,
-                zxid,
-            )
+            parent.stat = restat(parent.stat, cversion=parent_cversion, pzxid=zxid)
             self._hash(parent_path, parent)
 
     def _create(
@@ -537,7 +521,7 @@ class DataTree:
         parent.remove_child(path)
         if zxid > parent.stat.pzxid:
             self._unhash(parent_path, parent)
-            parent.stat = _with(parent.stat, pzxid=zxid)
+            parent.stat = restat(parent.stat, pzxid=zxid)
             self._hash(parent_path, parent)
         self._unhash(path, node)
         del self.nodes[path]
@@ -756,7 +740,3 @@ def _decode_path(raw: bytes, at: int) -> str:
         return decode_ustring_bytes(raw)
     except UnicodeDecodeError as exc:
         raise QuorumProtocolError(f"ustring is not UTF-8: {exc.reason}", at + exc.start) from None
-
-
-def _with(stat: StatPersisted, **changes: int) -> StatPersisted:
-    return replace(stat, **changes)

@@ -435,11 +435,10 @@ class Leader:
         if h is None or h.state is HandlerState.CLOSED or self.phase is LeaderPhase.STOPPED:
             return
         if h.state is HandlerState.BROADCAST and not h.inbox:
-            # The packets of every write (ACK, REQUEST): what _pump and _handle would do.
+            # The packets of every write (ACK, REQUEST): _pump's turn without its queue.
             h.tick_of_next_ack_deadline = self.tick + self.settings.sync_limit
-            h.read_deadline = now + self.settings.sync_limit * self.settings.tick_time_ms
             try:
-                self._on_broadcast(out, h, packet, now)
+                self._handle(out, h, packet, now)
             except QuorumProtocolError as exc:
                 self._close(out, h, CloseReason.PROTOCOL, f"bad packet: {exc}")
             return

@@ -103,7 +103,7 @@ from zkquorum.wire.client_records import (
     decode_request_body,
     is_null,
 )
-from zkquorum.wire.jute import ACL, Id, StatPersisted
+from zkquorum.wire.jute import ACL, Id, StatPersisted, restat
 from zkquorum.wire.records import fast_init
 from zkquorum.wire.txn import (
     CheckVersionTxn,
@@ -353,30 +353,6 @@ class ChangeRecord:
             self.node_digest,
             self.tree_digest,
         )
-
-
-def _restat(
-    s: StatPersisted,
-    *,
-    mzxid: int | None = None,
-    mtime: int | None = None,
-    version: int | None = None,
-    cversion: int | None = None,
-    aversion: int | None = None,
-    pzxid: int | None = None,
-) -> StatPersisted:
-    """``s`` with some fields changed (the copy ``DataTree.copyStatPersisted`` makes)."""
-    return StatPersisted(
-        s.czxid,
-        s.mzxid if mzxid is None else mzxid,
-        s.ctime,
-        s.mtime if mtime is None else mtime,
-        s.version if version is None else version,
-        s.cversion if cversion is None else cversion,
-        s.aversion if aversion is None else aversion,
-        s.ephemeral_owner,
-        s.pzxid if pzxid is None else pzxid,
-    )
 
 
 class OutstandingChanges:
@@ -832,7 +808,7 @@ class Prep:
         )
         parent_prev = ctx.previous_digest(parent_path)
         new_parent = parent.duplicate(
-            zxid, _restat(parent.stat, cversion=new_cversion, pzxid=zxid), child_delta=1
+            zxid, restat(parent.stat, cversion=new_cversion, pzxid=zxid), child_delta=1
         )
         ctx.changes.add(ctx.with_digest(new_parent, previous=parent_prev))
         node = ctx.with_digest(ChangeRecord(zxid, path, stat, 0, new_acl, data), previous=0)
@@ -870,7 +846,7 @@ class Prep:
         zxid = header.zxid
         parent_prev = ctx.previous_digest(parent_path)
         assert parent.stat is not None
-        new_parent = parent.duplicate(zxid, _restat(parent.stat, pzxid=zxid), child_delta=-1)
+        new_parent = parent.duplicate(zxid, restat(parent.stat, pzxid=zxid), child_delta=-1)
         ctx.changes.add(ctx.with_digest(new_parent, previous=parent_prev))
         node_prev = ctx.previous_digest(path)
         gone = ctx.with_digest(
@@ -891,7 +867,7 @@ class Prep:
         version = _check_and_inc_version(node.stat.version, body.version)
         zxid = header.zxid
         prev = node.node_digest
-        stat = _restat(node.stat, version=version, mtime=header.time, mzxid=zxid)
+        stat = restat(node.stat, version=version, mtime=header.time, mzxid=zxid)
         updated = node.duplicate(zxid, stat, data=body.data)
         updated = ctx.with_digest(updated, previous=prev)
         ctx.changes.add(updated)
@@ -947,7 +923,7 @@ class Prep:
         ctx.check_acl(Perms.WRITE, node.acl, request)
         assert node.stat is not None
         data = qv.to_zk_string().encode()
-        stat = _restat(node.stat, version=-1, mtime=header.time, mzxid=header.zxid)
+        stat = restat(node.stat, version=-1, mtime=header.time, mzxid=header.zxid)
         # The config node is outside the digest: the tree digest does not move.
         updated = node.duplicate(header.zxid, stat, data=data)
         ctx.changes.add(updated)
@@ -968,7 +944,7 @@ class Prep:
         assert node.stat is not None
         version = _check_and_inc_version(node.stat.aversion, body.version)
         prev = node.node_digest
-        updated = node.duplicate(header.zxid, _restat(node.stat, aversion=version), acl=new_acl)
+        updated = node.duplicate(header.zxid, restat(node.stat, aversion=version), acl=new_acl)
         updated = ctx.with_digest(updated, previous=prev)
         ctx.changes.add(updated)
         return SetACLTxn(path, new_acl, version), _digest_of(updated)
@@ -998,7 +974,7 @@ class Prep:
                 parent = ctx.record_for_path(parent_path)
                 prev = parent.node_digest
                 assert parent.stat is not None
-                new_parent = parent.duplicate(zxid, _restat(parent.stat, pzxid=zxid))
+                new_parent = parent.duplicate(zxid, restat(parent.stat, pzxid=zxid))
                 ctx.changes.add(ctx.with_digest(new_parent, previous=prev))
             node_prev = ctx.previous_digest(path)
             gone = ChangeRecord(zxid, path, None, 0, None)

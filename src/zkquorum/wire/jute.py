@@ -187,6 +187,31 @@ class StatPersisted:
     pzxid: int = 0
 
 
+def restat(
+    s: StatPersisted,
+    *,
+    mzxid: int | None = None,
+    mtime: int | None = None,
+    version: int | None = None,
+    cversion: int | None = None,
+    aversion: int | None = None,
+    pzxid: int | None = None,
+) -> StatPersisted:
+    """``s`` with some fields changed (the copy ``DataTree.copyStatPersisted`` makes),
+    built directly: ``dataclasses.replace`` costs several times as much."""
+    return StatPersisted(
+        s.czxid,
+        s.mzxid if mzxid is None else mzxid,
+        s.ctime,
+        s.mtime if mtime is None else mtime,
+        s.version if version is None else version,
+        s.cversion if cversion is None else cversion,
+        s.aversion if aversion is None else aversion,
+        s.ephemeral_owner,
+        s.pzxid if pzxid is None else pzxid,
+    )
+
+
 def read_id(r: Reader) -> Id:
     return Id(read_string(r, "Id.scheme"), read_string(r, "Id.id"))
 
